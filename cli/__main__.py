@@ -1,0 +1,5 @@
+import sys
+
+from realsim.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""realsim.recon (public API documented here as it lands)."""

@@ -1,0 +1,1 @@
+"""realsim.render (public API documented here as it lands)."""

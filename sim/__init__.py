@@ -1,0 +1,1 @@
+"""realsim.sim (public API documented here as it lands)."""

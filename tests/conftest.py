@@ -1,0 +1,29 @@
+"""Shared fixtures: real data through REALSIM_DATA (default ../shared/data beside the repo), skipped loudly when absent."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("REALSIM_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def realsim_data() -> Path:
+    root = data_root()
+    if not root.is_dir():
+        pytest.skip(f"real data not found at {root}: set REALSIM_DATA to the shared data folder")
+    return root
+
+
+def need_data(rel: str) -> Path:
+    """Path to a shared dataset, or skip the test saying which folder is missing."""
+    p = data_root() / rel
+    if not p.exists():
+        pytest.skip(f"real data {p} absent: set REALSIM_DATA to the shared data folder")
+    return p
