@@ -1,0 +1,1 @@
+"""realsim.sim.motion: controllable human-motion diffusion (data, model, training, sampling, controller)."""
