@@ -5,9 +5,12 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
 . .venv/bin/activate
-python -m pip install -q --upgrade pip
-python -m pip install -q "torch==2.13.0"
-python -m pip install -q -c .ci/constraints.txt -e ".[dev]"
+log=$(mktemp)
+run() { "$@" >>"$log" 2>&1 || { cat "$log" | grep -v "is ignored" | tail -40; echo "install step failed: $*" >&2; exit 1; }; }
+run python -m pip install -q --upgrade pip
+run python -m pip install -q "torch==2.13.0"
+run python -m pip install -q -c .ci/constraints.txt -e ".[dev]"
+rm -f "$log"
 python - <<'PY'
 import torch, sys
 assert torch.__version__.startswith("2.13.0"), f"wrong torch {torch.__version__}"
