@@ -21,3 +21,17 @@ __all__ = [
     "InputError", "RealsimError", "ProgressFn", "report",
     "SceneInfo", "WorldInfo", "load_scene_info", "load_tensors", "save_scene_info", "save_tensors",
 ]
+
+# Gaussian splat files [render team]: GaussianCloud (means, quats wxyz, linear scales, opacities, sh [N,K,3]);
+# write_ply / read_ply (standard 3DGS PLY); write_splat / read_splat (antimatter15 .splat, 32 bytes per Gaussian).
+from .ply import GaussianCloud, read_ply, write_ply  # noqa: E402
+from .splat import read_splat, write_splat  # noqa: E402
+
+__all__ += ["GaussianCloud", "read_ply", "write_ply", "read_splat", "write_splat"]
+
+# Motion capture [motion team]: BVH (read_bvh/parse_bvh -> BVH with local_transforms(); write_bvh) and Skeleton
+# (names, parents, offsets in metres; fk(local_rot, root_pos) -> global_rot, positions; coco17()).
+from .bvh import BVH, parse_bvh, read_bvh, write_bvh  # noqa: E402
+from .skeleton import Skeleton  # noqa: E402
+
+__all__ += ["BVH", "parse_bvh", "read_bvh", "write_bvh", "Skeleton"]

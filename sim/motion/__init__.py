@@ -1,1 +1,26 @@
-"""realsim.sim.motion: controllable human-motion diffusion (data, model, training, sampling, controller)."""
+"""realsim.sim.motion: controllable human-motion diffusion (data, model, training, sampling, controller).
+
+Public API:
+    MotionController, AgentPose         -- batched 30 Hz agents (INTERFACES §5): from_default(n, styles, ground_height),
+                                           reset(xy, heading), step(future_xy) -> AgentPose (world +Z up, metres)
+    MotionMatchingController            -- nearest-neighbour motion-matching baseline with the same API
+    MotionModel, MotionModelConfig      -- the diffusion model (load/save .safetensors, sample)
+    default_weights_path                -- shipped weights (assets/weights/motion_default.safetensors)
+    TrainConfig, PRESETS, train         -- training (resumable)
+    build_dataset, clip_from_bvh, clip_features, features_to_poses, canonical_skeleton  -- data + features
+    make_path, rollout, sample_to_files -- commanded paths, rollouts, BVH + stick-figure MP4
+    path_metrics, foot_metrics          -- tracking / skating / penetration metrics
+"""
+from .baseline import MotionMatchingController
+from .controller import AgentPose, MotionController
+from .data import build_dataset, canonical_skeleton, clip_features, clip_from_bvh, features_to_poses
+from .metrics import foot_metrics, path_metrics
+from .model import MotionModel, MotionModelConfig, default_weights_path
+from .sample import make_path, rollout, sample_to_files
+from .train import PRESETS, TrainConfig, train
+
+__all__ = [
+    "MotionController", "AgentPose", "MotionMatchingController", "MotionModel", "MotionModelConfig",
+    "default_weights_path", "TrainConfig", "PRESETS", "train", "build_dataset", "canonical_skeleton", "clip_features",
+    "clip_from_bvh", "features_to_poses", "make_path", "rollout", "sample_to_files", "path_metrics", "foot_metrics",
+]

@@ -1,0 +1,103 @@
+"""`realsim train WORKDIR -o SCENE`: train Scaffold-GS (or the 3DGS baseline) on posed images and write a scene bundle."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from realsim.assets.errors import InputError
+
+
+def _pos_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {v}")
+    return v
+
+
+def _pos_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return v
+
+
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by `train` and `reconstruct`."""
+    p.add_argument("--model", choices=["scaffold", "3dgs"], default="scaffold", help="scene model (default scaffold)")
+    p.add_argument("--preset", choices=["cpu-fast", "cpu", "gpu"], default="cpu",
+                   help="resolution and iterations: cpu-fast (256 px wide, 500 it), cpu (504 px, 1800 it), gpu (1600 px, 30k it)")
+    p.add_argument("--iterations", type=_pos_int, help="training iterations (overrides the preset; schedules follow)")
+    p.add_argument("--downscale", type=_pos_float, help="divide image size by this (overrides the preset's width)")
+    p.add_argument("--backend", choices=["auto", "torch", "cpu", "cuda", "gsplat"], default="auto", help="rasterizer backend")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--holdout-every", type=int, help="re-split: every Nth view (by name) held out (default: the WORKDIR's split)")
+    p.add_argument("--checkpoint-every", type=_pos_int, help="iterations between checkpoints (default from the preset)")
+    p.add_argument("--max-minutes", type=_pos_float, help="stop training after this wall time and write the bundle")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of this output")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train Scaffold-GS / 3DGS on a poses WORKDIR",
+                       description="Train a scene model on posed images (a `realsim poses` WORKDIR, an LLFF folder with "
+                                   "poses_bounds.npy, or a COLMAP folder) and write the scene bundle SCENE.")
+    p.add_argument("workdir", type=Path, help="poses WORKDIR (or LLFF / COLMAP folder)")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="SCENE", help="scene bundle folder to write")
+    add_train_options(p)
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace):
+    from realsim.recon.trainer import preset_config
+
+    cfg = preset_config(args.preset, args.model, args.iterations)
+    cfg.seed = int(args.seed)
+    cfg.backend = args.backend
+    if args.downscale is not None:
+        cfg.downscale = float(args.downscale)
+    if args.holdout_every is not None:
+        if args.holdout_every < 0:
+            raise InputError(f"--holdout-every must be >= 0, got {args.holdout_every}")
+        cfg.holdout_every = int(args.holdout_every)
+    if args.checkpoint_every is not None:
+        cfg.checkpoint_every = int(args.checkpoint_every)
+    if args.max_minutes is not None:
+        cfg.max_seconds = float(args.max_minutes) * 60.0
+    return cfg
+
+
+def train_and_report(source: Path, args: argparse.Namespace) -> int:
+    from realsim.cli.progress import RichProgress
+    from realsim.recon.trainer import train
+
+    from realsim.recon.dataset import load_camera_source
+
+    cfg = config_from_args(args)
+    if not args.resume:
+        load_camera_source(source)  # bad input fails here, before any progress output
+    with RichProgress(not args.quiet) as prog:
+        res = train(source, args.output, cfg, progress=prog, resume=args.resume, overwrite=args.overwrite)
+    m = res.metrics
+    summary = {"scene": str(res.out), "model": cfg.model, "iterations": res.iterations, "train_seconds": round(res.seconds, 1),
+               "test_views": m.get("n_views"), "psnr": m.get("psnr"), "ssim": m.get("ssim"),
+               "anchors": m.get("anchors"), "gaussians": m.get("gaussians", m.get("gaussians_per_view"))}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        q = f"held-out PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f} on {m['n_views']} views" if m.get("n_views") else "no held-out views"
+        print(f"{cfg.model}: {res.iterations} iterations in {res.seconds:.0f} s, {q} -> {res.out}")
+    sys.stdout.flush()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return train_and_report(args.workdir, args)

@@ -1,0 +1,245 @@
+"""Training inputs: posed images + SfM points from a poses WORKDIR (cameras.json), an LLFF folder or a COLMAP model.
+
+Accepted layouts (first match wins):
+  * WORKDIR / scene bundle: cameras.json (+ images/, sparse/0/points3D.bin)              -- `realsim poses` output
+  * LLFF: poses_bounds.npy + images*/ (+ sparse/0/points3D.bin, the COLMAP points the poses came from)
+  * COLMAP: sparse/0 (or sparse/) with cameras/images/points3D + images/                  -- read with pycolmap
+"""
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from realsim.assets.cameras import CameraFrame, CameraSet, holdout_split, load_cameras
+from realsim.assets.errors import InputError
+
+log = logging.getLogger("realsim.recon.dataset")
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".JPG", ".JPEG", ".PNG")
+
+
+# ---------------------------------------------------------------- COLMAP binary readers (no images.bin needed)
+def read_points3d_bin(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """COLMAP points3D.bin -> (xyz [P,3] float32, rgb [P,3] uint8). Tracks are skipped."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        (n,) = struct.unpack_from("<Q", data, 0)
+        off = 8
+        xyz = np.empty((n, 3), np.float64)
+        rgb = np.empty((n, 3), np.uint8)
+        for i in range(n):
+            # point3D_id u64, xyz 3xf64, rgb 3xu8, error f64, track_length u64, then track (image_id i32, point2D_idx i32) * len
+            _, x, y, z, r, g, b, _, tl = struct.unpack_from("<Q3d3BdQ", data, off)
+            xyz[i] = (x, y, z)
+            rgb[i] = (r, g, b)
+            off += 8 + 24 + 3 + 8 + 8 + 8 * tl
+    except (OSError, struct.error) as e:
+        raise InputError(f"cannot read COLMAP points {path}: {e}") from None
+    return xyz.astype(np.float32), rgb
+
+
+def read_points3d(sparse_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """SfM points of a COLMAP model folder (binary or text)."""
+    d = Path(sparse_dir)
+    if (d / "points3D.bin").is_file():
+        return read_points3d_bin(d / "points3D.bin")
+    if (d / "points3D.txt").is_file():
+        rows = [ln.split() for ln in (d / "points3D.txt").read_text().splitlines() if ln and not ln.startswith("#")]
+        xyz = np.array([[float(v) for v in r[1:4]] for r in rows], np.float32).reshape(-1, 3)
+        rgb = np.array([[int(v) for v in r[4:7]] for r in rows], np.uint8).reshape(-1, 3)
+        return xyz, rgb
+    raise InputError(f"no COLMAP points3D.bin/.txt in {d}")
+
+
+def find_sparse(root: Path) -> Path | None:
+    for cand in (root / "sparse" / "0", root / "sparse"):
+        if (cand / "points3D.bin").is_file() or (cand / "points3D.txt").is_file():
+            return cand
+    return None
+
+
+def load_points(root: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """SfM points for a WORKDIR / bundle / LLFF / COLMAP folder, world frame (xyz [P,3] float32, rgb [P,3] uint8)."""
+    root = Path(root)
+    sp = find_sparse(root)
+    if sp is None:
+        raise InputError(f"{root} has no SfM points (expected sparse/0/points3D.bin)")
+    return read_points3d(sp)
+
+
+# ---------------------------------------------------------------- camera sources
+def _llff_cameras(root: Path) -> CameraSet:
+    """LLFF poses_bounds.npy ([N,17]: 3x5 c2w|hwf with columns down,right,back) -> OpenCV viewmats, K for the image folder."""
+    pb = np.load(root / "poses_bounds.npy", allow_pickle=False)
+    if pb.ndim != 2 or pb.shape[1] != 17:
+        raise InputError(f"{root / 'poses_bounds.npy'} is not an LLFF poses_bounds array (shape {pb.shape})")
+    poses = pb[:, :15].reshape(-1, 3, 5)
+    img_dir = None
+    for name in ("images", "images_4", "images_8", "images_2"):
+        d = root / name
+        if d.is_dir() and sorted(p for p in d.iterdir() if p.suffix in IMAGE_EXTS):
+            img_dir = d
+            break
+    if img_dir is None:
+        raise InputError(f"LLFF folder {root} has no images*/ folder")
+    files = sorted(p.name for p in img_dir.iterdir() if p.suffix in IMAGE_EXTS)
+    if len(files) != len(poses):
+        raise InputError(f"{img_dir} has {len(files)} images but poses_bounds.npy has {len(poses)} poses")
+    from PIL import Image
+
+    with Image.open(img_dir / files[0]) as im:
+        w, h = im.size
+    splits = holdout_split(files, 8)
+    frames = []
+    for name, P, split in zip(files, poses, splits):
+        H0, W0, f0 = P[:, 4]
+        s = w / W0
+        K = np.array([[f0 * s, 0, w / 2.0], [0, f0 * s, h / 2.0], [0, 0, 1]], np.float64)
+        c2w = np.eye(4)
+        # LLFF columns [down, right, back] -> OpenCV [right, down, forward]
+        c2w[:3, 0] = P[:, 1]
+        c2w[:3, 1] = P[:, 0]
+        c2w[:3, 2] = -P[:, 2]
+        c2w[:3, 3] = P[:, 3]
+        frames.append(CameraFrame(name, K, np.linalg.inv(c2w), w, h, split, 1))
+    return CameraSet(frames, os.path.relpath(img_dir, root))
+
+
+def _colmap_cameras(sparse: Path, root: Path) -> CameraSet:
+    """A full COLMAP model (pinhole or simple radial treated as pinhole) read with pycolmap."""
+    import pycolmap
+
+    try:
+        rec = pycolmap.Reconstruction(str(sparse))
+    except Exception as e:
+        raise InputError(f"cannot read COLMAP model {sparse}: {e}") from None
+    img_dir = root / "images"
+    if not img_dir.is_dir():
+        raise InputError(f"{root} has a COLMAP model but no images/ folder")
+    names = sorted(im.name for im in rec.images.values())
+    splits = dict(zip(names, holdout_split(names, 8)))
+    frames = []
+    for im in rec.images.values():
+        cam = rec.cameras[im.camera_id]
+        K = np.asarray(cam.calibration_matrix(), np.float64)
+        V = np.eye(4)
+        V[:3, :4] = np.asarray(im.cam_from_world().matrix(), np.float64)
+        frames.append(CameraFrame(im.name, K, V, int(cam.width), int(cam.height), splits[im.name], int(im.camera_id)))
+    frames.sort(key=lambda f: f.name)
+    return CameraSet(frames, "images")
+
+
+def load_camera_source(root: str | os.PathLike) -> tuple[CameraSet, Path]:
+    """Cameras of any accepted layout and the folder their images_dir is relative to."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root} is not a folder (expected a `realsim poses` WORKDIR, an LLFF or a COLMAP folder)")
+    if (root / "cameras.json").is_file():
+        return load_cameras(root / "cameras.json"), root
+    if (root / "poses_bounds.npy").is_file():
+        return _llff_cameras(root), root
+    sp = find_sparse(root)
+    if sp is not None and ((sp / "images.bin").is_file() or (sp / "images.txt").is_file()):
+        return _colmap_cameras(sp, root), root
+    raise InputError(f"{root}: no cameras.json, poses_bounds.npy or COLMAP sparse model found")
+
+
+# ---------------------------------------------------------------- images
+def load_image(path: Path, width: int, height: int) -> torch.Tensor:
+    """RGB float32 [H,W,3] in [0,1], resized (area filter) to width x height."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if im.size != (width, height):
+                fx, fy = im.size[0] / width, im.size[1] / height
+                if abs(fx - round(fx)) < 1e-6 and abs(fy - round(fy)) < 1e-6 and round(fx) == round(fy) and round(fx) > 1:
+                    im = im.reduce(int(round(fx)))
+                else:
+                    im = im.resize((width, height), Image.Resampling.BOX if fx > 1 else Image.Resampling.BICUBIC)
+            arr = np.asarray(im, dtype=np.float32) / 255.0
+    except OSError as e:
+        raise InputError(f"cannot read image {path}: {e}") from None
+    return torch.from_numpy(arr.copy())
+
+
+@dataclass
+class View:
+    """One training/eval image at the training resolution."""
+
+    name: str
+    image: torch.Tensor  # [H,W,3] float32
+    viewmat: torch.Tensor  # [4,4] float32 world-to-camera (OpenCV)
+    K: torch.Tensor  # [3,3] float32
+    width: int
+    height: int
+
+
+@dataclass
+class Dataset:
+    """Posed images at one resolution, split into train/test, plus SfM points (world frame)."""
+
+    root: Path
+    cameras: CameraSet
+    train: list[View]
+    test: list[View]
+    points: np.ndarray  # [P,3] float32
+    colors: np.ndarray  # [P,3] uint8
+    downscale: float
+    scene_extent: float = field(default=1.0)  # radius of the camera centres around their mean (3DGS's cameras_extent)
+
+
+def resolve_downscale(frames: list[CameraFrame], downscale: float | None, max_width: int | None) -> float:
+    """Downscale factor: explicit, or the smallest integer bringing the widest image to <= max_width."""
+    if downscale is not None:
+        if downscale <= 0:
+            raise InputError(f"--downscale must be positive, got {downscale}")
+        return float(downscale)
+    if max_width:
+        w = max(f.width for f in frames)
+        d = 1
+        while w / d > max_width + 1e-6:
+            d += 1
+        return float(d)
+    return 1.0
+
+
+def load_dataset(root: str | os.PathLike, downscale: float | None = None, max_width: int | None = None,
+                 holdout_every: int | None = None) -> Dataset:
+    """Load posed images (at width/downscale) and SfM points; holdout_every re-splits every n-th view by name as test."""
+    cams, base = load_camera_source(root)
+    if len(cams.frames) < 2:
+        raise InputError(f"{root}: need at least 2 posed images, found {len(cams.frames)}")
+    if holdout_every is not None:
+        names = [f.name for f in cams.frames]
+        for f, s in zip(cams.frames, holdout_split(names, holdout_every)):
+            f.split = s
+    ds = resolve_downscale(cams.frames, downscale, max_width)
+    img_dir = base / cams.images_dir
+    train, test = [], []
+    for f in sorted(cams.frames, key=lambda f: f.name):
+        w, h = max(1, int(round(f.width / ds))), max(1, int(round(f.height / ds)))
+        K = f.K.copy()
+        K[0] *= w / f.width
+        K[1] *= h / f.height
+        p = img_dir / f.name
+        if not p.is_file():
+            raise InputError(f"image {p} listed in the cameras but missing")
+        v = View(f.name, load_image(p, w, h), torch.tensor(f.viewmat, dtype=torch.float32), torch.tensor(K, dtype=torch.float32), w, h)
+        (test if f.split == "test" else train).append(v)
+    if not train:
+        raise InputError(f"{root}: no training views (all held out)")
+    xyz, rgb = load_points(base)
+    if len(xyz) < 10:
+        raise InputError(f"{root}: only {len(xyz)} SfM points; need at least 10 to initialise a model")
+    centres = np.stack([np.linalg.inv(f.viewmat)[:3, 3] for f in cams.frames])
+    extent = float(np.linalg.norm(centres - centres.mean(0), axis=1).max()) * 1.1
+    return Dataset(Path(root), cams, train, test, xyz, rgb, ds, max(extent, 1e-6))

@@ -1,0 +1,325 @@
+"""Densification strategies, kept apart from the models (as gsplat's DefaultStrategy/MCMCStrategy):
+`ScaffoldStrategy` grows anchors where neural Gaussians see large screen-space gradients and prunes anchors whose
+Gaussians stay transparent; `ADCStrategy` is 3DGS's adaptive density control (clone, split, prune, opacity reset).
+
+Both keep their statistics in a dict of tensors (saved in checkpoints) and edit the model's per-element parameters
+together with the Adam moments of the optimiser that owns each one.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+Optimizers = dict[str, torch.optim.Optimizer]
+
+
+def update_param(model: nn.Module, optimizers: Optimizers, name: str,
+                 fn: Callable[[torch.Tensor, str], torch.Tensor]) -> None:
+    """Replace model.<name> by fn(old, "param") and its Adam moments by fn(moment, "state")."""
+    old = getattr(model, name)
+    new = nn.Parameter(fn(old.data, "param"), requires_grad=old.requires_grad)
+    setattr(model, name, new)
+    opt = optimizers.get(name)
+    if opt is None:
+        return
+    for group in opt.param_groups:
+        group["params"] = [new if p is old else p for p in group["params"]]
+    st = opt.state.pop(old, None)
+    if st:
+        opt.state[new] = {k: (fn(v, "state") if k in ("exp_avg", "exp_avg_sq") else v) for k, v in st.items()}
+
+
+def _names(model: nn.Module) -> list[str]:
+    names = list(model.dynamic_params().keys())
+    if hasattr(model, "anchors"):
+        names = ["anchors"] + names
+    return names
+
+
+def keep_elements(model: nn.Module, optimizers: Optimizers, keep: torch.Tensor) -> None:
+    """Keep the elements (anchors / Gaussians) where keep [N] is True, in every per-element tensor."""
+    for name in _names(model):
+        update_param(model, optimizers, name, lambda t, _k: t[keep])
+
+
+def append_elements(model: nn.Module, optimizers: Optimizers, new: dict[str, torch.Tensor]) -> None:
+    """Append new elements (values per parameter name); their Adam moments start at zero."""
+    for name in _names(model):
+        v = new[name].to(getattr(model, name))
+
+        def fn(t: torch.Tensor, kind: str, v: torch.Tensor = v) -> torch.Tensor:
+            return torch.cat([t, v if kind == "param" else torch.zeros_like(v)], 0)
+
+        update_param(model, optimizers, name, fn)
+
+
+def _screen_grad_norm(meta: dict[str, Any], width: int, height: int) -> torch.Tensor | None:
+    """|d loss / d means2d| in normalised device units (pixels x W/2, H/2), as the 0.0002 thresholds expect: [N]."""
+    m2d = meta.get("means2d")
+    if m2d is None or m2d.grad is None:
+        return None
+    g = m2d.grad.detach()[0].clone()  # [N,2]
+    g[:, 0] *= width / 2.0
+    g[:, 1] *= height / 2.0
+    return g.norm(dim=-1)
+
+
+@dataclass
+class ScaffoldStrategy:
+    """Anchor growing (multi-level voxels, thresholds grad_threshold * 2^level) and opacity-based pruning."""
+
+    start_stat: int = 500
+    update_from: int = 1500
+    update_interval: int = 100
+    update_until: int = 15000
+    grad_threshold: float = 0.0002
+    min_opacity: float = 0.005
+    success_threshold: float = 0.8
+    update_depth: int = 3
+    level_factor: int = 4  # each finer level divides the voxel size by this
+    max_anchors: int = 0  # 0 = no cap (a cap keeps CPU runs within budget)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def initialize_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        M, k = model.n_anchors, model.config.n_offsets
+        return {"opacity_accum": torch.zeros(M), "anchor_denom": torch.zeros(M),
+                "offset_grad_accum": torch.zeros(M * k), "offset_denom": torch.zeros(M * k)}
+
+    def step_pre_backward(self, meta: dict[str, Any]) -> None:
+        m2d = meta.get("means2d")
+        if m2d is not None and m2d.requires_grad:
+            m2d.retain_grad()
+
+    def step_post_backward(self, model: nn.Module, optimizers: Optimizers, state: dict[str, torch.Tensor], step: int,
+                           info: dict[str, torch.Tensor], meta: dict[str, Any], width: int, height: int,
+                           generator: torch.Generator | None = None) -> dict[str, int]:
+        """Accumulate statistics; grow and prune on schedule. Returns counts of what changed."""
+        if step >= self.update_until or step < self.start_stat:
+            return {}
+        k = model.config.n_offsets
+        with torch.no_grad():
+            idx = info["anchor_idx"]
+            op = info["opacity_all"].reshape(-1, k).clamp_min(0).sum(1)
+            state["opacity_accum"].index_add_(0, idx, op)
+            state["anchor_denom"].index_add_(0, idx, torch.ones_like(op))
+            gn = _screen_grad_norm(meta, width, height)
+            if gn is not None:
+                radii = meta["radii"][0]
+                vis = (radii > 0).all(-1) if radii.dim() == 2 else radii > 0
+                slot = info["slot"][vis]
+                state["offset_grad_accum"].index_add_(0, slot, gn[vis])
+                state["offset_denom"].index_add_(0, slot, torch.ones_like(gn[vis]))
+        if step > self.update_from and step % self.update_interval == 0:
+            return self._adjust(model, optimizers, state, generator)
+        return {}
+
+    # ------------------------------------------------------------------ growing / pruning
+    def _adjust(self, model: nn.Module, optimizers: Optimizers, state: dict[str, torch.Tensor],
+                generator: torch.Generator | None) -> dict[str, int]:
+        k = model.config.n_offsets
+        with torch.no_grad():
+            denom = state["offset_denom"]
+            grads = state["offset_grad_accum"] / denom.clamp_min(1)
+            enough = denom > self.update_interval * self.success_threshold * 0.5
+            n_before = model.n_anchors
+            grown = self._grow(model, optimizers, grads, enough, generator)
+            n_new = model.n_anchors - n_before
+            # candidates that were considered are reset; new anchors start with empty statistics
+            reset = enough.clone()
+            state["offset_grad_accum"][reset] = 0
+            state["offset_denom"][reset] = 0
+            for key, size in (("offset_grad_accum", n_new * k), ("offset_denom", n_new * k),
+                              ("opacity_accum", n_new), ("anchor_denom", n_new)):
+                state[key] = torch.cat([state[key], torch.zeros(size)])
+            # prune anchors observed long enough whose Gaussians stayed (almost) transparent
+            checked = state["anchor_denom"] > self.update_interval * self.success_threshold
+            prune = checked & (state["opacity_accum"] < self.min_opacity * state["anchor_denom"])
+            state["opacity_accum"][checked] = 0
+            state["anchor_denom"][checked] = 0
+            n_pruned = int(prune.sum())
+            if n_pruned and n_pruned < model.n_anchors:
+                keep = ~prune
+                keep_elements(model, optimizers, keep)
+                keep_k = keep[:, None].expand(-1, k).reshape(-1)
+                for key in ("offset_grad_accum", "offset_denom"):
+                    state[key] = state[key][keep_k]
+                for key in ("opacity_accum", "anchor_denom"):
+                    state[key] = state[key][keep]
+            else:
+                n_pruned = 0
+        return {"grown": grown, "pruned": n_pruned}
+
+    def _grow(self, model: nn.Module, optimizers: Optimizers, grads: torch.Tensor, enough: torch.Tensor,
+              generator: torch.Generator | None) -> int:
+        c, k = model.config, model.config.n_offsets
+        M = model.n_anchors
+        s = torch.exp(model.scaling)
+        pos = (model.anchors[:, None, :] + model.offsets * s[:, None, :3]).reshape(-1, 3)  # [M*k,3]
+        parent = torch.arange(M)[:, None].expand(M, k).reshape(-1)
+        total = 0
+        new_vals: dict[str, list[torch.Tensor]] = {n: [] for n in ("anchors", "offsets", "anchor_feat", "scaling")}
+        existing = model.anchors.detach()
+        for level in range(self.update_depth):
+            size = c.voxel_size / (self.level_factor ** level)
+            thr = self.grad_threshold * (2 ** level)
+            cand = enough & (grads >= thr)
+            if level > 0:  # random elimination keeps the finer levels from exploding
+                r = torch.rand(cand.shape, generator=generator)
+                cand = cand & (r < 0.5 ** level)
+            if not cand.any():
+                continue
+            q = torch.round(pos[cand] / size).to(torch.int64)
+            pq = parent[cand]
+            occupied = torch.round(existing / size).to(torch.int64)
+            lo = torch.minimum(q.amin(0), occupied.amin(0))
+            span = torch.maximum(q.amax(0), occupied.amax(0)) - lo + 1
+            key = lambda v: ((v - lo)[:, 0] * span[1] + (v - lo)[:, 1]) * span[2] + (v - lo)[:, 2]  # noqa: E731
+            kq = key(q)
+            fresh = ~torch.isin(kq, key(occupied))
+            if not fresh.any():
+                continue
+            ukeys, inv = torch.unique(kq[fresh], return_inverse=True)
+            n = int(ukeys.shape[0])
+            if self.max_anchors and existing.shape[0] + n > self.max_anchors:
+                n_allowed = max(self.max_anchors - existing.shape[0], 0)
+                if n_allowed == 0:
+                    break
+                order = torch.randperm(n, generator=generator)[:n_allowed]
+                allowed = torch.zeros(n, dtype=torch.bool)
+                allowed[order] = True
+                sel = allowed[inv]
+                remap = torch.full((n,), -1, dtype=torch.int64)
+                remap[allowed] = torch.arange(n_allowed)
+                inv, n = remap[inv[sel]], n_allowed
+                qf, pf = q[fresh][sel], pq[fresh][sel]
+            else:
+                qf, pf = q[fresh], pq[fresh]
+            centres = torch.zeros(n, 3, dtype=torch.int64).index_copy_(0, inv, qf).to(existing.dtype) * size
+            feat = torch.zeros(n, c.feat_dim).index_add_(0, inv, model.anchor_feat[pf])
+            cnt = torch.zeros(n).index_add_(0, inv, torch.ones(len(pf)))
+            new_vals["anchors"].append(centres)
+            new_vals["anchor_feat"].append(feat / cnt[:, None])
+            new_vals["scaling"].append(torch.full((n, 6), float(torch.log(torch.tensor(size)))))
+            new_vals["offsets"].append(torch.zeros(n, k, 3))
+            existing = torch.cat([existing, centres], 0)
+            total += n
+        if total:
+            append_elements(model, optimizers, {kk: torch.cat(v, 0) for kk, v in new_vals.items()})
+        return total
+
+
+@dataclass
+class ADCStrategy:
+    """3DGS adaptive density control: clone small / split large Gaussians with high view-space gradient, prune
+    transparent or huge ones, reset opacities periodically."""
+
+    refine_start: int = 500
+    refine_stop: int = 15000
+    refine_every: int = 100
+    reset_every: int = 3000
+    grow_grad2d: float = 0.0002
+    grow_scale3d: float = 0.01  # x scene extent: clone below, split above
+    prune_opa: float = 0.005
+    prune_scale3d: float = 0.1  # x scene extent
+    max_gaussians: int = 0  # 0 = no cap
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def initialize_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        n = model.n_gaussians
+        return {"grad2d": torch.zeros(n), "count": torch.zeros(n)}
+
+    def step_pre_backward(self, meta: dict[str, Any]) -> None:
+        m2d = meta.get("means2d")
+        if m2d is not None and m2d.requires_grad:
+            m2d.retain_grad()
+
+    def step_post_backward(self, model: nn.Module, optimizers: Optimizers, state: dict[str, torch.Tensor], step: int,
+                           info: dict[str, torch.Tensor], meta: dict[str, Any], width: int, height: int,
+                           generator: torch.Generator | None = None, extent: float = 1.0) -> dict[str, int]:
+        if step >= self.refine_stop:
+            return {}
+        with torch.no_grad():
+            gn = _screen_grad_norm(meta, width, height)
+            if gn is not None:
+                radii = meta["radii"][0]
+                vis = (radii > 0).all(-1) if radii.dim() == 2 else radii > 0
+                state["grad2d"][vis] += gn[vis]
+                state["count"][vis] += 1
+            out: dict[str, int] = {}
+            if step > self.refine_start and step % self.refine_every == 0:
+                out = self._refine(model, optimizers, state, step, generator, extent)
+            if step > 0 and step % self.reset_every == 0:
+                thr = float(torch.logit(torch.tensor(self.prune_opa * 2.0)))
+
+                def fn(t: torch.Tensor, kind: str) -> torch.Tensor:
+                    return t.clamp_max(thr) if kind == "param" else torch.zeros_like(t)
+
+                update_param(model, optimizers, "opacities", fn)
+        return out
+
+    def _refine(self, model: nn.Module, optimizers: Optimizers, state: dict[str, torch.Tensor], step: int,
+                generator: torch.Generator | None, extent: float) -> dict[str, int]:
+        avg = state["grad2d"] / state["count"].clamp_min(1)
+        high = avg > self.grow_grad2d
+        smax = torch.exp(model.scales).amax(1)
+        small = smax <= self.grow_scale3d * extent
+        clone, split = high & small, high & ~small
+        if self.max_gaussians:
+            room = max(self.max_gaussians - model.n_gaussians, 0)
+            if int(clone.sum()) + int(split.sum()) > room:
+                # keep the highest-gradient candidates within the cap
+                cand = (clone | split).nonzero().squeeze(1)
+                top = cand[torch.argsort(avg[cand], descending=True)[:room]]
+                m = torch.zeros_like(high)
+                m[top] = True
+                clone, split = clone & m, split & m
+        n_clone, n_split = int(clone.sum()), int(split.sum())
+        P = dict(model.dynamic_params())
+        new: dict[str, torch.Tensor] = {kk: v.data[clone] for kk, v in P.items()}
+        if n_split:
+            sc = torch.exp(model.scales.data[split])  # [S,3]
+            q = torch.nn.functional.normalize(model.quats.data[split], dim=1)
+            R = _quat_to_rotmat(q)
+            samples = torch.randn(2, n_split, 3, generator=generator) * sc[None]
+            pos = (torch.einsum("sij,nsj->nsi", R, samples) + model.means.data[split][None]).reshape(-1, 3)
+            sp = {kk: v.data[split].repeat(2, *([1] * (v.dim() - 1))) for kk, v in P.items()}
+            sp["means"] = pos
+            sp["scales"] = torch.log(sc / 1.6).repeat(2, 1)
+            new = {kk: torch.cat([new[kk], sp[kk]], 0) for kk in new}
+        n0 = model.n_gaussians
+        if n_clone + n_split:
+            append_elements(model, optimizers, new)
+            z = torch.zeros(n_clone + 2 * n_split)
+            state["grad2d"] = torch.cat([state["grad2d"], z])
+            state["count"] = torch.cat([state["count"], z.clone()])
+        remove = torch.zeros(model.n_gaussians, dtype=torch.bool)
+        remove[:n0] = split
+        remove |= torch.sigmoid(model.opacities.data) < self.prune_opa
+        if step > self.reset_every:
+            remove |= torch.exp(model.scales.data).amax(1) > self.prune_scale3d * extent
+        n_pruned = int(remove.sum())
+        if n_pruned and n_pruned < model.n_gaussians:
+            keep = ~remove
+            keep_elements(model, optimizers, keep)
+            state["grad2d"] = state["grad2d"][keep]
+            state["count"] = state["count"][keep]
+        state["grad2d"].zero_()
+        state["count"].zero_()
+        return {"cloned": n_clone, "split": n_split, "pruned": n_pruned}
+
+
+def _quat_to_rotmat(q: torch.Tensor) -> torch.Tensor:
+    """Unit quaternions (w,x,y,z) [N,4] -> rotation matrices [N,3,3]."""
+    w, x, y, z = q.unbind(-1)
+    return torch.stack([
+        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+    ], -1).reshape(-1, 3, 3)

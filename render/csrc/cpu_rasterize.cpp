@@ -1,0 +1,493 @@
+// C++ CPU tile intersection (per-tile depth sort), front-to-back rasterization and its backward pass.
+// Tiles are processed in parallel on torch's thread pool. Inside a tile the loop is Gaussian-outer / pixel-inner over the
+// Gaussian's box clipped to the tile, with per-pixel state (transmittance in double) kept in small local arrays. The
+// backward writes one gradient row per intersection (no races, deterministic) and sums them per Gaussian afterwards.
+#include <cstring>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "cpu_common.h"
+#include "ops.h"
+
+namespace realsim {
+namespace {
+
+struct TileGrid {
+    int64_t C, tiles_w, tiles_h, tile_size, width, height;
+    int64_t per_cam() const { return tiles_w * tiles_h; }
+};
+
+template <typename T>
+inline void tile_range(T mx, T my, int32_t rx, int32_t ry, const TileGrid& g, int64_t& x0, int64_t& x1, int64_t& y0,
+                       int64_t& y1) {
+    const T ts = T(g.tile_size);
+    x0 = std::min<int64_t>(std::max<int64_t>(0, static_cast<int64_t>(std::floor((mx - rx) / ts))), g.tiles_w);
+    x1 = std::min<int64_t>(std::max<int64_t>(0, static_cast<int64_t>(std::ceil((mx + rx) / ts))), g.tiles_w);
+    y0 = std::min<int64_t>(std::max<int64_t>(0, static_cast<int64_t>(std::floor((my - ry) / ts))), g.tiles_h);
+    y1 = std::min<int64_t>(std::max<int64_t>(0, static_cast<int64_t>(std::ceil((my + ry) / ts))), g.tiles_h);
+}
+
+// Pixels [px0, px1] x [py0, py1] (inclusive) of the tile whose centres lie in the Gaussian's box |p + 0.5 - m| <= r.
+template <typename T>
+inline bool pixel_box(T mx, T my, int32_t rx, int32_t ry, int64_t tx0, int64_t ty0, int64_t tx1, int64_t ty1,
+                      int64_t& px0, int64_t& px1, int64_t& py0, int64_t& py1) {
+    px0 = std::max<int64_t>(tx0, static_cast<int64_t>(std::ceil(double(mx) - rx - 0.5)));
+    px1 = std::min<int64_t>(tx1 - 1, static_cast<int64_t>(std::floor(double(mx) + rx - 0.5)));
+    py0 = std::max<int64_t>(ty0, static_cast<int64_t>(std::ceil(double(my) - ry - 0.5)));
+    py1 = std::min<int64_t>(ty1 - 1, static_cast<int64_t>(std::floor(double(my) + ry - 0.5)));
+    return px0 <= px1 && py0 <= py1;
+}
+
+// exp for float: Cephes-style polynomial (max relative error 8e-8 on [-87, 0], checked against double exp), branch
+// free so the row loop below vectorises; inputs are clamped to [-87, 0]. double keeps std::exp (tests, gradcheck).
+inline float fast_exp(float x) {
+    x = std::min(std::max(x, -87.0f), 0.0f);
+    const float fx = std::floor(x * 1.44269504088896341f + 0.5f);
+    float r = x - fx * 0.693359375f;
+    r = r - fx * -2.12194440e-4f;
+    const float z = r * r;
+    float y = 1.9875691500E-4f;
+    y = y * r + 1.3981999507E-3f;
+    y = y * r + 8.3334519073E-3f;
+    y = y * r + 4.1665795894E-2f;
+    y = y * r + 1.6666665459E-1f;
+    y = y * r + 5.0000001201E-1f;
+    y = y * z + r + 1.0f;
+    const int32_t bits = (static_cast<int32_t>(fx) + 127) << 23;
+    float scale;
+    std::memcpy(&scale, &bits, 4);
+    return y * scale;
+}
+inline double fast_exp(double x) { return std::exp(x); }
+
+constexpr int64_t kMaxTile = 32;
+
+// alpha (0 where the pixel is skipped: sigma < 0 or alpha < 1/255) and exp(-sigma) for n pixels x0.. of one row.
+// Shared by forward and backward so both see bit-identical alphas.
+template <typename T>
+inline void row_alphas(T mx, T dy, T ca, T cb, T cc, T o, int64_t x0, int64_t n, T* __restrict alpha,
+                       T* __restrict vis) {
+    const T fx0 = T(x0) + T(0.5);
+    const T hdy = cc * dy * dy;
+    for (int32_t j = 0; j < int32_t(n); ++j) {
+        const T dx = mx - (fx0 + T(j));
+        const T sigma = T(0.5) * (ca * dx * dx + hdy) + cb * dx * dy;
+        const T v = fast_exp(-sigma);
+        T a = std::min(T(kAlphaMax), o * v);
+        a = sigma >= T(0) ? a : T(0);
+        a = a >= T(kAlphaMin) ? a : T(0);
+        alpha[j] = a;
+        vis[j] = v;
+    }
+}
+
+// Narrows the pixel columns [x0, x1] of one row (pixel-centre offset dy = my - y - 0.5) to where sigma <= smax can hold
+// (the ellipse's chord, widened to whole pixels and a small margin: the exact alpha test still decides every pixel).
+template <typename T>
+inline bool row_span(T mx, T dy, T ca, T cb, T cc, double smax, int64_t& x0, int64_t& x1) {
+    const double a = ca, bdy = double(cb) * double(dy);
+    const double disc = bdy * bdy - a * (double(cc) * double(dy) * double(dy) - 2.0 * smax);
+    if (disc < 0) return false;
+    const double r = std::sqrt(disc);
+    const double lo = std::floor(double(mx) - 0.5 - (-bdy + r) / a), hi = std::ceil(double(mx) - 0.5 - (-bdy - r) / a);
+    x0 = std::max<int64_t>(x0, static_cast<int64_t>(std::max(lo, double(x0))));
+    x1 = std::min<int64_t>(x1, static_cast<int64_t>(std::min(hi, double(x1))));
+    return x0 <= x1;
+}
+
+// Largest sigma at which alpha = o exp(-sigma) can still reach 1/255, plus a margin for rounding.
+template <typename T>
+inline double sigma_max(T o) {
+    return std::log(255.0 * double(o)) + 1e-3;
+}
+
+template <typename T>
+void isect_kernel(const T* means2d, const int32_t* radii, const T* depths, int64_t N, const TileGrid& g,
+                  int32_t* tiles_per_gauss, std::vector<int64_t>& tile_start, std::vector<int32_t>& flat) {
+    const int64_t CN = g.C * N, n_tiles = g.C * g.per_cam();
+    at::parallel_for(0, CN, 4096, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+            if (radii[i * 2] <= 0 || radii[i * 2 + 1] <= 0) {
+                tiles_per_gauss[i] = 0;
+                continue;
+            }
+            int64_t x0, x1, y0, y1;
+            tile_range(means2d[i * 2], means2d[i * 2 + 1], radii[i * 2], radii[i * 2 + 1], g, x0, x1, y0, y1);
+            tiles_per_gauss[i] = static_cast<int32_t>((x1 - x0) * (y1 - y0));
+        }
+    });
+    // Counting sort by (camera, tile): Gaussians enter each tile's bucket in index order.
+    std::vector<int64_t> count(n_tiles + 1, 0);
+    for (int64_t i = 0; i < CN; ++i) {
+        if (tiles_per_gauss[i] == 0) continue;
+        const int64_t c = i / N;
+        int64_t x0, x1, y0, y1;
+        tile_range(means2d[i * 2], means2d[i * 2 + 1], radii[i * 2], radii[i * 2 + 1], g, x0, x1, y0, y1);
+        for (int64_t ty = y0; ty < y1; ++ty)
+            for (int64_t tx = x0; tx < x1; ++tx) ++count[c * g.per_cam() + ty * g.tiles_w + tx + 1];
+    }
+    for (int64_t t = 0; t < n_tiles; ++t) count[t + 1] += count[t];
+    tile_start = count;
+    flat.assign(count[n_tiles], 0);
+    std::vector<int64_t> cursor(count.begin(), count.end() - 1);
+    for (int64_t i = 0; i < CN; ++i) {
+        if (tiles_per_gauss[i] == 0) continue;
+        const int64_t c = i / N;
+        int64_t x0, x1, y0, y1;
+        tile_range(means2d[i * 2], means2d[i * 2 + 1], radii[i * 2], radii[i * 2 + 1], g, x0, x1, y0, y1);
+        for (int64_t ty = y0; ty < y1; ++ty)
+            for (int64_t tx = x0; tx < x1; ++tx) flat[cursor[c * g.per_cam() + ty * g.tiles_w + tx]++] = int32_t(i);
+    }
+    // Per-tile depth sort, ties by Gaussian index. The depth is read through the flat index of a contiguous [C,N] array.
+    dynamic_for(n_tiles, [&](int64_t t) {
+        const int64_t s = tile_start[t], e = tile_start[t + 1];
+        if (e - s < 2) return;
+        std::vector<std::pair<T, int32_t>> keyed(e - s);
+        for (int64_t k = s; k < e; ++k) keyed[k - s] = {depths[flat[k]], flat[k]};
+        std::sort(keyed.begin(), keyed.end());
+        for (int64_t k = s; k < e; ++k) flat[k] = keyed[k - s].second;
+    });
+}
+
+// Calls f(std::integral_constant<int, D>) for the common channel counts (loops unroll), else with 0 (runtime D).
+template <typename F>
+void with_channels(int64_t D, F&& f) {
+    switch (D) {
+        case 1: f(std::integral_constant<int, 1>{}); break;
+        case 3: f(std::integral_constant<int, 3>{}); break;
+        case 4: f(std::integral_constant<int, 4>{}); break;
+        default: f(std::integral_constant<int, 0>{});
+    }
+}
+
+template <typename T, int DC>
+void rasterize_fwd_kernel(const T* means2d, const T* conics, const T* colors, const T* opac, const T* bgs,
+                          const int32_t* radii, const int32_t* offsets, const int32_t* flat, int64_t n_isects,
+                          int64_t D_in, const TileGrid& g, T* out_colors, T* out_alphas, int32_t* last_ids) {
+    const int64_t D = DC > 0 ? DC : D_in;
+    const int64_t n_tiles = g.C * g.per_cam(), ts = g.tile_size, W = g.width, H = g.height;
+    dynamic_for(n_tiles, [&](int64_t tile) {
+        const int64_t c = tile / g.per_cam(), tyx = tile % g.per_cam();
+        const int64_t tx0 = (tyx % g.tiles_w) * ts, ty0 = (tyx / g.tiles_w) * ts;
+        const int64_t tx1 = std::min(tx0 + ts, W), ty1 = std::min(ty0 + ts, H);
+        const int64_t tw = tx1 - tx0, npix = tw * (ty1 - ty0);
+        thread_local std::vector<double> Tr_v, acc_v;
+        thread_local std::vector<int32_t> last_v;
+        thread_local std::vector<uint8_t> done_v;
+        Tr_v.assign(npix, 1.0);
+        acc_v.assign(npix * D, 0.0);
+        last_v.assign(npix, -1);
+        done_v.assign(npix, 0);
+        double* Tr = Tr_v.data();
+        double* acc = acc_v.data();
+        int32_t* last = last_v.data();
+        uint8_t* done = done_v.data();
+        int64_t alive = npix;
+        const int64_t s = offsets[tile], e = tile + 1 < n_tiles ? offsets[tile + 1] : n_isects;
+        for (int64_t i = s; i < e && alive > 0; ++i) {
+            const int64_t gi = flat[i];
+            const T mx = means2d[gi * 2], my = means2d[gi * 2 + 1];
+            int64_t px0, px1, py0, py1;
+            if (!pixel_box(mx, my, radii[gi * 2], radii[gi * 2 + 1], tx0, ty0, tx1, ty1, px0, px1, py0, py1)) continue;
+            const T ca = conics[gi * 3], cb = conics[gi * 3 + 1], cc = conics[gi * 3 + 2], o = opac[gi];
+            const double smax = sigma_max(o);
+            const T* col = colors + gi * D;
+            for (int64_t py = py0; py <= py1; ++py) {
+                const T dy = my - (T(py) + T(0.5));
+                int64_t x0 = px0, x1 = px1;
+                if (!row_span(mx, dy, ca, cb, cc, smax, x0, x1)) continue;
+                const int64_t krow = (py - ty0) * tw - tx0 + x0, n = x1 - x0 + 1;
+                T al[kMaxTile], vs[kMaxTile];
+                row_alphas(mx, dy, ca, cb, cc, o, x0, n, al, vs);
+                for (int64_t j = 0; j < n; ++j) {
+                    const T alpha = al[j];
+                    const int64_t k = krow + j;
+                    if (alpha == T(0) || done[k]) continue;
+                    const double next_T = Tr[k] * (1.0 - double(alpha));
+                    if (next_T <= kTMin) {
+                        done[k] = 1;
+                        --alive;
+                        continue;
+                    }
+                    const double w = double(alpha) * Tr[k];
+                    double* a = acc + k * D;
+                    for (int64_t ch = 0; ch < D; ++ch) a[ch] += w * double(col[ch]);
+                    Tr[k] = next_T;
+                    last[k] = int32_t(i);
+                }
+            }
+        }
+        const T* bg = bgs ? bgs + c * D : nullptr;
+        for (int64_t py = ty0; py < ty1; ++py)
+            for (int64_t px = tx0; px < tx1; ++px) {
+                const int64_t k = (py - ty0) * tw + (px - tx0), pix = (c * H + py) * W + px;
+                for (int64_t ch = 0; ch < D; ++ch)
+                    out_colors[pix * D + ch] = T(acc[k * D + ch] + (bg ? Tr[k] * double(bg[ch]) : 0.0));
+                out_alphas[pix] = T(1.0 - Tr[k]);
+                last_ids[pix] = last[k];
+            }
+    });
+}
+
+// Gradient row layout per intersection: mean2d x, y; conic a, b, c; opacity; |mean2d| x, y; colours [D].
+constexpr int64_t kRowFixed = 8;
+
+template <typename T, int DC>
+void rasterize_bwd_kernel(const T* means2d, const T* conics, const T* colors, const T* opac, const T* bgs,
+                          const int32_t* radii, const int32_t* offsets, const int32_t* flat, int64_t n_isects,
+                          int64_t D_in, const TileGrid& g, const T* alphas, const int32_t* last_ids, const T* v_colors,
+                          const T* v_alphas, std::vector<T>& rows) {
+    const int64_t D = DC > 0 ? DC : D_in;
+    const int64_t n_tiles = g.C * g.per_cam(), ts = g.tile_size, W = g.width, H = g.height;
+    const int64_t R = kRowFixed + D;
+    dynamic_for(n_tiles, [&](int64_t tile) {
+        const int64_t c = tile / g.per_cam(), tyx = tile % g.per_cam();
+        const int64_t tx0 = (tyx % g.tiles_w) * ts, ty0 = (tyx / g.tiles_w) * ts;
+        const int64_t tx1 = std::min(tx0 + ts, W), ty1 = std::min(ty0 + ts, H);
+        const int64_t tw = tx1 - tx0, npix = tw * (ty1 - ty0);
+        const int64_t s = offsets[tile], e = tile + 1 < n_tiles ? offsets[tile + 1] : n_isects;
+        if (e <= s) return;
+        thread_local std::vector<double> Tcur_v, Tfin_v, buf_v, vC_v, vA_v, gcol_v;
+        thread_local std::vector<int32_t> last_v;
+        Tcur_v.resize(npix);
+        Tfin_v.resize(npix);
+        vA_v.resize(npix);
+        last_v.resize(npix);
+        buf_v.assign(npix * D, 0.0);
+        vC_v.resize(npix * D);
+        gcol_v.resize(D);
+        double *Tcur = Tcur_v.data(), *Tfin = Tfin_v.data(), *buf = buf_v.data(), *vC = vC_v.data();
+        double *vA = vA_v.data(), *g_col = gcol_v.data();
+        int32_t* last = last_v.data();
+        const T* bg = bgs ? bgs + c * D : nullptr;
+        int32_t max_last = -1;
+        for (int64_t py = ty0; py < ty1; ++py)
+            for (int64_t px = tx0; px < tx1; ++px) {
+                const int64_t k = (py - ty0) * tw + (px - tx0), pix = (c * H + py) * W + px;
+                Tfin[k] = Tcur[k] = 1.0 - double(alphas[pix]);
+                last[k] = last_ids[pix];
+                max_last = std::max(max_last, last[k]);
+                double bgdot = 0;
+                for (int64_t ch = 0; ch < D; ++ch) {
+                    vC[k * D + ch] = double(v_colors[pix * D + ch]);
+                    if (bg) bgdot += double(bg[ch]) * vC[k * D + ch];
+                }
+                // alpha-dependent terms that only involve T_final: d(alpha_out) and the background's share.
+                vA[k] = double(v_alphas[pix]) - bgdot;
+            }
+        for (int64_t i = std::min<int64_t>(e - 1, max_last); i >= s; --i) {
+            const int64_t gi = flat[i];
+            const T mx = means2d[gi * 2], my = means2d[gi * 2 + 1];
+            int64_t px0, px1, py0, py1;
+            T* row = rows.data() + i * R;
+            if (!pixel_box(mx, my, radii[gi * 2], radii[gi * 2 + 1], tx0, ty0, tx1, ty1, px0, px1, py0, py1)) continue;
+            const T ca = conics[gi * 3], cb = conics[gi * 3 + 1], cc = conics[gi * 3 + 2], o = opac[gi];
+            const T* col = colors + gi * D;
+            const double smax = sigma_max(o);
+            double g_mx = 0, g_my = 0, g_a = 0, g_b = 0, g_c = 0, g_o = 0, abs_x = 0, abs_y = 0;
+            for (int64_t ch = 0; ch < D; ++ch) g_col[ch] = 0;
+            for (int64_t py = py0; py <= py1; ++py) {
+                const T dy = my - (T(py) + T(0.5));
+                int64_t x0 = px0, x1 = px1;
+                if (!row_span(mx, dy, ca, cb, cc, smax, x0, x1)) continue;
+                const int64_t krow = (py - ty0) * tw - tx0 + x0, n = x1 - x0 + 1;
+                T al[kMaxTile], vs[kMaxTile];
+                row_alphas(mx, dy, ca, cb, cc, o, x0, n, al, vs);
+                for (int64_t j = 0; j < n; ++j) {
+                    const T alpha = al[j], vis = vs[j];
+                    const int64_t k = krow + j;
+                    if (alpha == T(0) || i > last[k]) continue;
+                    const T dx = mx - (T(x0 + j) + T(0.5));
+                    const double ra = 1.0 / (1.0 - double(alpha));
+                    const double Tk = Tcur[k] * ra;  // transmittance in front of this Gaussian
+                    Tcur[k] = Tk;
+                    const double w = double(alpha) * Tk;
+                    double v_alpha = Tfin[k] * ra * vA[k];
+                    double* b = buf + k * D;
+                    const double* vc = vC + k * D;
+                    for (int64_t ch = 0; ch < D; ++ch) {
+                        g_col[ch] += w * vc[ch];
+                        v_alpha += (double(col[ch]) * Tk - b[ch] * ra) * vc[ch];
+                        b[ch] += w * double(col[ch]);
+                    }
+                    if (double(o) * double(vis) <= kAlphaMax) {
+                        const double v_sigma = -double(o) * double(vis) * v_alpha;
+                        const double ddx = dx, ddy = dy;
+                        g_a += 0.5 * ddx * ddx * v_sigma;
+                        g_b += ddx * ddy * v_sigma;
+                        g_c += 0.5 * ddy * ddy * v_sigma;
+                        const double gx = v_sigma * (double(ca) * ddx + double(cb) * ddy);
+                        const double gy = v_sigma * (double(cb) * ddx + double(cc) * ddy);
+                        g_mx += gx;
+                        g_my += gy;
+                        abs_x += std::abs(gx);
+                        abs_y += std::abs(gy);
+                        g_o += double(vis) * v_alpha;
+                    }
+                }
+            }
+            row[0] = T(g_mx), row[1] = T(g_my), row[2] = T(g_a), row[3] = T(g_b), row[4] = T(g_c), row[5] = T(g_o);
+            row[6] = T(abs_x), row[7] = T(abs_y);
+            for (int64_t ch = 0; ch < D; ++ch) row[kRowFixed + ch] = T(g_col[ch]);
+        }
+    });
+}
+
+TileGrid make_grid(const Tensor& means2d, int64_t width, int64_t height, int64_t tile_size) {
+    TORCH_CHECK(tile_size > 0 && tile_size <= kMaxTile && width > 0 && height > 0, "bad image or tile size (tile_size <= 32)");
+    TileGrid g;
+    g.C = means2d.size(0);
+    g.tile_size = tile_size;
+    g.width = width;
+    g.height = height;
+    g.tiles_w = (width + tile_size - 1) / tile_size;
+    g.tiles_h = (height + tile_size - 1) / tile_size;
+    return g;
+}
+
+}  // namespace
+
+std::tuple<Tensor, Tensor, Tensor, Tensor> isect_tiles(const Tensor& means2d, const Tensor& radii, const Tensor& depths,
+                                                       int64_t tile_size, int64_t tiles_w, int64_t tiles_h) {
+    check_cpu(means2d, "means2d");
+    check_cpu(radii, "radii");
+    check_cpu(depths, "depths");
+    TORCH_CHECK(depths.scalar_type() == means2d.scalar_type(), "depths must have the dtype of means2d");
+    TORCH_CHECK(radii.scalar_type() == at::kInt, "radii must be int32");
+    const int64_t C = means2d.size(0), N = means2d.size(1);
+    TileGrid g = make_grid(means2d, tiles_w * tile_size, tiles_h * tile_size, tile_size);
+    g.tiles_w = tiles_w;
+    g.tiles_h = tiles_h;
+    Tensor tiles_per_gauss = at::empty({C, N}, radii.options());
+    std::vector<int64_t> tile_start;
+    std::vector<int32_t> flat;
+    AT_DISPATCH_FLOATING_TYPES(means2d.scalar_type(), "isect_tiles", [&] {
+        isect_kernel<scalar_t>(means2d.data_ptr<scalar_t>(), radii.data_ptr<int32_t>(), depths.data_ptr<scalar_t>(), N,
+                               g, tiles_per_gauss.data_ptr<int32_t>(), tile_start, flat);
+    });
+    const int64_t n_isects = static_cast<int64_t>(flat.size()), n_tiles = C * g.per_cam();
+    TORCH_CHECK(n_isects < (int64_t(1) << 31), "too many tile intersections for int32 indices");
+    Tensor flatten_ids = at::empty({n_isects}, radii.options());
+    Tensor isect_ids = at::empty({n_isects}, radii.options().dtype(at::kLong));
+    Tensor offsets = at::empty({C, tiles_h, tiles_w}, radii.options());
+    if (n_isects) std::memcpy(flatten_ids.data_ptr<int32_t>(), flat.data(), sizeof(int32_t) * n_isects);
+    int32_t* off = offsets.data_ptr<int32_t>();
+    for (int64_t t = 0; t < n_tiles; ++t) off[t] = static_cast<int32_t>(tile_start[t]);
+    int64_t tile_bits = 1;
+    while ((int64_t(1) << tile_bits) <= g.per_cam()) ++tile_bits;
+    int64_t* ids = isect_ids.data_ptr<int64_t>();
+    Tensor depth32 = depths.to(at::kFloat).contiguous();
+    const float* dz = depth32.data_ptr<float>();
+    at::parallel_for(0, n_tiles, 64, [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+            const int64_t cam = t / g.per_cam(), tid = t % g.per_cam();
+            for (int64_t k = tile_start[t]; k < tile_start[t + 1]; ++k) {
+                uint32_t bits;
+                std::memcpy(&bits, &dz[flat[k]], 4);
+                ids[k] = (cam << (32 + tile_bits)) | (tid << 32) | int64_t(bits);
+            }
+        }
+    });
+    return {tiles_per_gauss, isect_ids, flatten_ids, offsets};
+}
+
+static void check_raster_inputs(const Tensor& means2d, const Tensor& conics, const Tensor& colors,
+                                const Tensor& opacities, const std::optional<Tensor>& backgrounds, const Tensor& radii,
+                                const Tensor& offsets, const Tensor& flat) {
+    for (auto& [t, name] : {std::pair{&means2d, "means2d"}, {&conics, "conics"}, {&colors, "colors"},
+                            {&opacities, "opacities"}}) {
+        check_cpu(*t, name);
+        TORCH_CHECK(t->scalar_type() == means2d.scalar_type(), name, " must have the dtype of means2d");
+    }
+    TORCH_CHECK(colors.dim() == 3 && colors.size(0) == means2d.size(0) && colors.size(1) == means2d.size(1),
+                "colors must be [C,N,D]");
+    if (backgrounds) {
+        check_cpu(*backgrounds, "backgrounds");
+        TORCH_CHECK(backgrounds->scalar_type() == means2d.scalar_type(), "backgrounds must have the dtype of means2d");
+        TORCH_CHECK(backgrounds->numel() == colors.size(0) * colors.size(2), "backgrounds must be [C,D]");
+    }
+    check_cpu(radii, "radii");
+    check_cpu(offsets, "isect_offsets");
+    check_cpu(flat, "flatten_ids");
+}
+
+std::tuple<Tensor, Tensor, Tensor> rasterize_fwd(const Tensor& means2d, const Tensor& conics, const Tensor& colors,
+                                                 const Tensor& opacities, const std::optional<Tensor>& backgrounds,
+                                                 const Tensor& radii, int64_t width, int64_t height,
+                                                 int64_t tile_size, const Tensor& isect_offsets,
+                                                 const Tensor& flatten_ids) {
+    check_raster_inputs(means2d, conics, colors, opacities, backgrounds, radii, isect_offsets, flatten_ids);
+    const TileGrid g = make_grid(means2d, width, height, tile_size);
+    TORCH_CHECK(isect_offsets.numel() == g.C * g.per_cam(), "isect_offsets must be [C,tiles_h,tiles_w]");
+    const int64_t D = colors.size(2);
+    auto opts = means2d.options();
+    Tensor rc = at::empty({g.C, height, width, D}, opts), ra = at::empty({g.C, height, width, 1}, opts);
+    Tensor last = at::empty({g.C, height, width}, radii.options());
+    AT_DISPATCH_FLOATING_TYPES(means2d.scalar_type(), "rasterize_fwd", [&] {
+        with_channels(D, [&](auto dc) {
+        rasterize_fwd_kernel<scalar_t, decltype(dc)::value>(means2d.data_ptr<scalar_t>(), conics.data_ptr<scalar_t>(),
+                                       colors.data_ptr<scalar_t>(), opacities.data_ptr<scalar_t>(),
+                                       backgrounds ? backgrounds->data_ptr<scalar_t>() : nullptr,
+                                       radii.data_ptr<int32_t>(), isect_offsets.data_ptr<int32_t>(),
+                                       flatten_ids.data_ptr<int32_t>(), flatten_ids.numel(), D, g,
+                                       rc.data_ptr<scalar_t>(), ra.data_ptr<scalar_t>(), last.data_ptr<int32_t>());
+        });
+    });
+    return {rc, ra, last};
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> rasterize_bwd(
+    const Tensor& means2d, const Tensor& conics, const Tensor& colors, const Tensor& opacities,
+    const std::optional<Tensor>& backgrounds, const Tensor& radii, int64_t width, int64_t height, int64_t tile_size,
+    const Tensor& isect_offsets, const Tensor& flatten_ids, const Tensor& render_alphas, const Tensor& last_ids,
+    const Tensor& v_render_colors, const Tensor& v_render_alphas, bool absgrad) {
+    check_raster_inputs(means2d, conics, colors, opacities, backgrounds, radii, isect_offsets, flatten_ids);
+    for (auto& [t, name] : {std::pair{&render_alphas, "render_alphas"}, {&v_render_colors, "v_render_colors"},
+                            {&v_render_alphas, "v_render_alphas"}}) {
+        check_cpu(*t, name);
+        TORCH_CHECK(t->scalar_type() == means2d.scalar_type(), name, " must have the dtype of means2d");
+    }
+    check_cpu(last_ids, "last_ids");
+    const TileGrid g = make_grid(means2d, width, height, tile_size);
+    const int64_t D = colors.size(2), N = means2d.size(1), n_isects = flatten_ids.numel();
+    Tensor v_means2d = at::zeros_like(means2d), v_conics = at::zeros_like(conics);
+    Tensor v_colors = at::zeros_like(colors), v_opac = at::zeros_like(opacities);
+    Tensor v_abs = absgrad ? at::zeros_like(means2d) : Tensor();
+    AT_DISPATCH_FLOATING_TYPES(means2d.scalar_type(), "rasterize_bwd", [&] {
+        const int64_t R = kRowFixed + D;
+        std::vector<scalar_t> rows(static_cast<size_t>(n_isects * R), scalar_t(0));
+        with_channels(D, [&](auto dc) {
+        rasterize_bwd_kernel<scalar_t, decltype(dc)::value>(
+            means2d.data_ptr<scalar_t>(), conics.data_ptr<scalar_t>(), colors.data_ptr<scalar_t>(),
+            opacities.data_ptr<scalar_t>(), backgrounds ? backgrounds->data_ptr<scalar_t>() : nullptr,
+            radii.data_ptr<int32_t>(), isect_offsets.data_ptr<int32_t>(), flatten_ids.data_ptr<int32_t>(), n_isects,
+            D, g, render_alphas.data_ptr<scalar_t>(), last_ids.data_ptr<int32_t>(), v_render_colors.data_ptr<scalar_t>(),
+            v_render_alphas.data_ptr<scalar_t>(), rows);
+        });
+        // Sum the per-intersection rows into their Gaussians.
+        const int32_t* flat = flatten_ids.data_ptr<int32_t>();
+        scalar_t *vm = v_means2d.data_ptr<scalar_t>(), *vc = v_conics.data_ptr<scalar_t>();
+        scalar_t *vcol = v_colors.data_ptr<scalar_t>(), *vo = v_opac.data_ptr<scalar_t>();
+        scalar_t* va = absgrad ? v_abs.data_ptr<scalar_t>() : nullptr;
+        (void)N;
+        for (int64_t i = 0; i < n_isects; ++i) {
+            const scalar_t* r = rows.data() + i * R;
+            const int64_t gi = flat[i];
+            vm[gi * 2] += r[0];
+            vm[gi * 2 + 1] += r[1];
+            vc[gi * 3] += r[2];
+            vc[gi * 3 + 1] += r[3];
+            vc[gi * 3 + 2] += r[4];
+            vo[gi] += r[5];
+            if (va) {
+                va[gi * 2] += r[6];
+                va[gi * 2 + 1] += r[7];
+            }
+            for (int64_t ch = 0; ch < D; ++ch) vcol[gi * D + ch] += r[kRowFixed + ch];
+        }
+    });
+    return {v_means2d, v_conics, v_colors, v_opac, v_abs};
+}
+
+}  // namespace realsim

@@ -1,0 +1,97 @@
+// Plain C++ entry points of realsim's CUDA kernels (raw device pointers, no torch/ATen types), so the .cu files compile
+// stand-alone with nvcc; cuda_bindings.cpp wraps them into the ops of ops.h. The algorithm is exactly render/ref.py and
+// the comment block of ops.h. Layouts are row-major and contiguous; C cameras, N Gaussians, D channels.
+// Every kernel template is instantiated for T = float and T = double.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cuda_runtime_api.h>
+
+namespace realsim_cuda {
+
+// Constants of the algorithm (render/ref.py: ALPHA_MIN, ALPHA_MAX, T_MIN, EXTEND_MAX).
+constexpr double kAlphaMin = 1.0 / 255.0;  // contributions with alpha below this are skipped
+constexpr double kAlphaMax = 0.999;        // alpha is clamped to this
+constexpr double kTransmittanceMin = 1e-4; // a pixel stops before a Gaussian that would bring T to <= this
+constexpr double kExtendMax = 3.33;        // screen extent in standard deviations, at most
+
+// Projection of 3D Gaussians into every camera (EWA splatting with a clamped perspective Jacobian).
+// means [N,3], quats [N,4] (w,x,y,z, any norm), scales [N,3] linear, opacities [N], viewmats [C,4,4], Ks [C,3,3].
+// Outputs: radii [C,N,2] int32 (0 = culled), means2d [C,N,2], depths [C,N], conics [C,N,3] (a,b,c of cov2d^-1),
+// compensations [C,N] (ones unless antialiased).
+template <typename T>
+void project_forward(const T* means, const T* quats, const T* scales, const T* opacities, const T* viewmats,
+                     const T* Ks, int C, int N, int width, int height, T eps2d, T near_plane, T far_plane,
+                     bool antialiased, int32_t* radii, T* means2d, T* depths, T* conics, T* compensations,
+                     cudaStream_t stream);
+
+// Vector-Jacobian product of project_forward; culled entries contribute nothing. v_* inputs [C,N,...] must be valid
+// (zeros allowed; v_compensations may be null). Grads are ACCUMULATED into v_means [N,3], v_quats [N,4], v_scales [N,3].
+template <typename T>
+void project_backward(const T* means, const T* quats, const T* scales, const T* viewmats, const T* Ks, int C, int N,
+                      int width, int height, T eps2d, bool antialiased, const int32_t* radii, const T* conics,
+                      const T* compensations, const T* v_means2d, const T* v_depths, const T* v_conics,
+                      const T* v_compensations, T* v_means, T* v_quats, T* v_scales, cudaStream_t stream);
+
+// Tile intersection, step 1: tiles each (camera, Gaussian) touches, x in [floor((mx-rx)/ts), ceil((mx+rx)/ts)) clamped
+// to [0, tiles_w) (same for y). tiles_per_gauss [C*N] int32.
+template <typename T>
+void isect_count(const int32_t* radii, const T* means2d, int C, int N, int tile_size, int tiles_w, int tiles_h,
+                 int32_t* tiles_per_gauss, cudaStream_t stream);
+
+// Inclusive prefix sum of tiles_per_gauss [n] into cum_tiles [n] int64. cub's workspace convention: call with
+// temp == nullptr to get *temp_bytes, then again with a buffer of that size.
+void isect_scan(const int32_t* tiles_per_gauss, int64_t* cum_tiles, int64_t n, void* temp, size_t* temp_bytes,
+                cudaStream_t stream);
+
+// Tile intersection, step 2: one (key, value) per intersection, written in Gaussian-index order;
+// key = (camera << (32 + tile_bits)) | (tile << 32) | float32 bits of depth, value = camera * N + gaussian.
+template <typename T>
+void isect_emit(const int32_t* radii, const T* means2d, const T* depths, const int64_t* cum_tiles, int C, int N,
+                int tile_size, int tiles_w, int tiles_h, int tile_bits, int64_t* keys, int32_t* vals,
+                cudaStream_t stream);
+
+// Stable LSD radix sort (cub) of (key, value) pairs over bits [0, end_bit): ascending camera, tile, depth; ties keep the
+// emission (Gaussian index) order. Same workspace convention as isect_scan.
+void isect_sort(const int64_t* keys_in, const int32_t* vals_in, int64_t* keys_out, int32_t* vals_out, int64_t n,
+                int end_bit, void* temp, size_t* temp_bytes, cudaStream_t stream);
+
+// First index of every tile in the sorted list: offsets [C*tiles_h*tiles_w] int32 (a tile ends where the next starts,
+// the last at n_isects).
+void isect_offsets(const int64_t* sorted_keys, int64_t n_isects, int C, int n_tiles, int tile_bits, int32_t* offsets,
+                   cudaStream_t stream);
+
+// Channel counts the rasterizer is compiled for; the binding zero-pads colours to the next one (at most 64).
+bool rasterize_supports_channels(int D);
+
+// Front-to-back alpha blending of the depth-sorted Gaussians of every tile (one block per tile, one thread per pixel).
+// means2d [C,N,2], conics [C,N,3], colors [C,N,D], opacities [C,N] (effective), backgrounds [C,D] or null,
+// radii [C,N,2], offsets [C,th,tw], flatten_ids [n_isects]. Outputs render_colors [C,H,W,D], render_alphas [C,H,W],
+// last_ids [C,H,W] int32 (index into flatten_ids of the last blended Gaussian, -1 if none).
+template <typename T>
+void rasterize_forward(const T* means2d, const T* conics, const T* colors, const T* opacities, const T* backgrounds,
+                       const int32_t* radii, const int32_t* offsets, const int32_t* flatten_ids, int C, int D,
+                       int width, int height, int tile_size, int tiles_w, int tiles_h, int64_t n_isects,
+                       T* render_colors, T* render_alphas, int32_t* last_ids, cudaStream_t stream);
+
+// Backward of rasterize_forward, back to front from each pixel's last Gaussian (T recovered by dividing by 1 - alpha).
+// v_render_colors [C,H,W,D], v_render_alphas [C,H,W]. Grads ACCUMULATED into v_means2d [C,N,2], v_conics [C,N,3],
+// v_colors [C,N,D], v_opacities [C,N], and v_means2d_abs [C,N,2] when not null (sum over pixels of |dL/dmeans2d|).
+template <typename T>
+void rasterize_backward(const T* means2d, const T* conics, const T* colors, const T* opacities, const T* backgrounds,
+                        const int32_t* radii, const int32_t* offsets, const int32_t* flatten_ids, int C, int D,
+                        int width, int height, int tile_size, int tiles_w, int tiles_h, int64_t n_isects,
+                        const T* render_alphas, const int32_t* last_ids, const T* v_render_colors,
+                        const T* v_render_alphas, T* v_means2d, T* v_conics, T* v_colors, T* v_opacities,
+                        T* v_means2d_abs, cudaStream_t stream);
+
+// Scaffold-GS anchor prefilter: mask[m] = 1 iff the sphere (anchors[m], radii[m]) meets the camera frustum
+// {z >= near, -pad <= u <= width+pad, -pad <= v <= height+pad} (exact distance test of prefilter_common.h).
+// anchors [M,3], radii [M], viewmat [4,4] and mask [M] on the device; K [3,3] on the HOST (the frustum is built there).
+void anchor_prefilter(const float* anchors, const float* radii, int64_t M, const float* viewmat, const float* K,
+                      int width, int height, float near_plane, float pad, bool* mask, cudaStream_t stream);
+
+// Last CUDA error as text after a launch ("" when none); the binding turns it into an exception.
+const char* last_error();
+
+}  // namespace realsim_cuda

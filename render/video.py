@@ -1,0 +1,245 @@
+"""Video and image streams of the 3D-guided video bundle: H.264 MP4 through PyAV (written to a temp name, renamed when
+complete), colour-mapped depth, lossless 16-bit depth PNGs, normals from depth.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from realsim.assets.errors import InputError, RealsimError
+
+log = logging.getLogger("realsim.render.video")
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def to_uint8(img: Any) -> np.ndarray:
+    """[H,W,C] float in [0,1] (clipped) or uint8 -> uint8 [H,W,3] (a single channel is repeated)."""
+    a = _to_numpy(img)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.dtype != np.uint8:
+        a = np.clip(np.nan_to_num(a.astype(np.float32), nan=0.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    if a.shape[2] != 3:
+        raise ValueError(f"expected an [H,W,3] or [H,W,1] image, got {a.shape}")
+    return np.ascontiguousarray(a)
+
+
+class VideoWriter:
+    """H.264 MP4 (yuv420p) via PyAV; frames go to a hidden temp file renamed onto `path` only on a clean exit.
+
+    Use as a context manager: `with VideoWriter(p, 30, 640, 480) as w: w.write(frame)`.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float, width: int, height: int, crf: int = 18,
+                 preset: str = "medium") -> None:
+        if width <= 0 or height <= 0 or width % 2 or height % 2:
+            raise InputError(f"video size {width}x{height} must be positive and even (H.264 yuv420p)")
+        if not fps > 0:
+            raise InputError(f"video fps must be positive (got {fps})")
+        self.path = Path(path)
+        self.fps = fps
+        self.width = int(width)
+        self.height = int(height)
+        self.crf = crf
+        self.preset = preset
+        self.n_frames = 0
+        self._container: Any = None
+        self._stream: Any = None
+        self._tmp: Path | None = None
+
+    def __enter__(self) -> "VideoWriter":
+        import av
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp.mp4", dir=self.path.parent)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._container = av.open(str(self._tmp), mode="w", format="mp4")
+        rate = Fraction(self.fps).limit_denominator(1001)
+        self._stream = self._container.add_stream("libx264", rate=rate)
+        self._stream.width = self.width
+        self._stream.height = self.height
+        self._stream.pix_fmt = "yuv420p"
+        self._stream.options = {"crf": str(self.crf), "preset": self.preset}
+        return self
+
+    def write(self, frame: Any) -> None:
+        """Append one frame: [H,W,3] float32 in [0,1] or uint8 ([H,W,1] is shown as grey)."""
+        import av
+
+        if self._stream is None:
+            raise RuntimeError("VideoWriter.write outside its `with` block")
+        img = to_uint8(frame)
+        if img.shape[:2] != (self.height, self.width):
+            raise ValueError(f"frame size {img.shape[1]}x{img.shape[0]} != video size {self.width}x{self.height}")
+        vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+        for packet in self._stream.encode(vf):
+            self._container.mux(packet)
+        self.n_frames += 1
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        assert self._tmp is not None
+        try:
+            if exc_type is None:
+                for packet in self._stream.encode():  # flush delayed frames
+                    self._container.mux(packet)
+            self._container.close()
+            if exc_type is None:
+                if self.n_frames == 0:
+                    raise RealsimError(f"no frames were written to {self.path}")
+                os.replace(self._tmp, self.path)
+        finally:
+            if self._tmp.exists():
+                self._tmp.unlink()
+            self._container = self._stream = None
+
+
+def read_video(path: str | os.PathLike) -> tuple[np.ndarray, float]:
+    """Decode an MP4 into uint8 frames [T,H,W,3] and its frame rate (for tests and tools)."""
+    import av
+
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        fps = float(s.average_rate) if s.average_rate else float("nan")
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(s)]
+    return np.stack(frames), fps
+
+
+# ----------------------------------------------------------------------------------------------------- depth
+def _lut(cmap: str) -> np.ndarray:
+    from matplotlib import colormaps
+
+    if cmap not in _LUTS:
+        _LUTS[cmap] = (colormaps[cmap](np.linspace(0, 1, 256))[:, :3] * 255 + 0.5).astype(np.uint8)  # [256,3]
+    return _LUTS[cmap]
+
+
+_LUTS: dict[str, np.ndarray] = {}
+
+
+def colorize_depth(depth: Any, vmin: float, vmax: float, cmap: str = "turbo") -> np.ndarray:
+    """Depth [H,W,1] -> uint8 [H,W,3] with a fixed range (near = first colour of `cmap`); depth <= 0 (no surface) is black."""
+    d = _to_numpy(depth).astype(np.float32)
+    d = d.reshape(d.shape[:2])
+    valid = np.isfinite(d) & (d > 0)
+    span = max(float(vmax) - float(vmin), 1e-12)
+    t = (np.nan_to_num(d) - np.float32(vmin)) * np.float32(255.0 / span)
+    idx = np.clip(np.rint(t), 0, 255).astype(np.uint8)
+    out = _lut(cmap)[idx]
+    out[~valid] = 0
+    return out
+
+
+DEPTH_PNG_MAX = 65535
+
+
+def save_depth_png16(path: str | os.PathLike, depth: Any, scale: float) -> int:
+    """Lossless-ish metric depth: uint16 PNG with value = round(depth / scale) (depth = value * scale; 0 = no surface).
+
+    Returns how many pixels were beyond the representable range (clipped to 65535).
+    """
+    from PIL import Image
+
+    if not scale > 0:
+        raise ValueError(f"depth scale must be positive (got {scale})")
+    d = _to_numpy(depth).astype(np.float64)
+    d = d.reshape(d.shape[:2])
+    d = np.where(np.isfinite(d) & (d > 0), d, 0.0)
+    q = np.round(d / scale)
+    over = int((q > DEPTH_PNG_MAX).sum())
+    q = np.clip(q, 0, DEPTH_PNG_MAX).astype(np.uint16)
+    from realsim.assets.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(q).save(tmp, format="PNG", compress_level=1)  # 16-bit greyscale (mode I;16), lossless
+    return over
+
+
+def load_depth_png16(path: str | os.PathLike, scale: float) -> np.ndarray:
+    """Inverse of save_depth_png16 -> float32 [H,W,1] metres (0 where there was no surface)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        a = np.asarray(im)
+    if a.dtype != np.uint16:
+        a = a.astype(np.uint16)
+    return (a.astype(np.float64) * scale).astype(np.float32)[:, :, None]
+
+
+def nice_depth_scale(max_depth: float) -> float:
+    """Metres per PNG count so that `max_depth` fits in 16 bits: 1 mm when possible, else a 1/2/5 x 10^k step."""
+    need = max(float(max_depth), 1e-9) / DEPTH_PNG_MAX
+    if need <= 1e-3:
+        return 1e-3 if max_depth > 6.5 else float(10.0 ** np.floor(np.log10(need)))  # tiny scenes: finer steps
+    k = np.floor(np.log10(need))
+    for m in (1.0, 2.0, 5.0, 10.0):
+        if m * 10 ** k >= need:
+            return float(m * 10 ** k)
+    return float(10 ** (k + 1))
+
+
+# ----------------------------------------------------------------------------------------------------- normals
+def normals_from_depth(depth: Any, K: Any, alpha: Any | None = None, alpha_min: float = 0.5) -> np.ndarray:
+    """Camera-space unit normals [H,W,3] (OpenCV camera axes, facing the camera) from a depth map and intrinsics.
+
+    Central differences of back-projected points (one-sided next to holes); pixels without depth (or with
+    alpha < alpha_min) get 0.
+    """
+    d = _to_numpy(depth).astype(np.float32)
+    d = d.reshape(d.shape[:2])
+    Km = _to_numpy(K).astype(np.float64)
+    H, W = d.shape
+    xs = ((np.arange(W, dtype=np.float32) + 0.5 - Km[0, 2]) / Km[0, 0]).astype(np.float32)
+    ys = ((np.arange(H, dtype=np.float32) + 0.5 - Km[1, 2]) / Km[1, 1]).astype(np.float32)
+    P = np.empty((H + 2, W + 2, 3), np.float32)  # back-projected points, edge-padded
+    P[1:-1, 1:-1, 0] = xs[None, :] * d
+    P[1:-1, 1:-1, 1] = ys[:, None] * d
+    P[1:-1, 1:-1, 2] = d
+    valid = d > 0
+    if alpha is not None:
+        valid &= _to_numpy(alpha).reshape(H, W) >= alpha_min
+    Vp = np.zeros((H + 2, W + 2), bool)
+    Vp[1:-1, 1:-1] = valid
+    P[0], P[-1], P[:, 0], P[:, -1] = P[1], P[-2], P[:, 1], P[:, -2]
+    C = P[1:-1, 1:-1]
+    r_ok, l_ok, d_ok, u_ok = Vp[1:-1, 2:], Vp[1:-1, :-2], Vp[2:, 1:-1], Vp[:-2, 1:-1]
+    # neighbour to use on each side: itself when that neighbour is missing (one-sided difference)
+    right = np.where(r_ok[..., None], P[1:-1, 2:], C)
+    left = np.where(l_ok[..., None], P[1:-1, :-2], C)
+    down = np.where(d_ok[..., None], P[2:, 1:-1], C)
+    up = np.where(u_ok[..., None], P[:-2, 1:-1], C)
+    dx = right - left
+    dy = down - up
+    n = np.cross(dy, dx)  # x right, y down: dy x dx points towards the camera for a fronto-parallel plane
+    norm = np.sqrt(np.einsum("hwc,hwc->hw", n, n))
+    ok = valid & (r_ok | l_ok) & (d_ok | u_ok) & (norm > 1e-20)
+    n /= np.where(ok, norm, 1.0)[..., None]
+    n[~ok] = 0.0
+    flip = np.einsum("hwc,hwc->hw", n, C) > 0  # every normal faces the camera
+    n[flip] *= -1
+    return n
+
+
+def normals_to_rgb(n_cv: np.ndarray) -> np.ndarray:
+    """Normal map colours: OpenCV camera normals -> OpenGL camera axes (x right, y up, z to the viewer) -> (n+1)/2 uint8.
+
+    A surface facing the camera is (128, 128, 255) (the usual blue normal map); pixels without a normal are black.
+    """
+    gl = n_cv * np.array([1.0, -1.0, -1.0], np.float32)
+    valid = np.linalg.norm(n_cv, axis=-1) > 0.5
+    rgb = np.clip((gl + 1.0) * 0.5 * 255 + 0.5, 0, 255).astype(np.uint8)
+    rgb[~valid] = 0
+    return rgb

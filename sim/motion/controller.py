@@ -1,0 +1,198 @@
+"""Batched 30 Hz motion controller for sim agents (INTERFACES §5): desired future root positions in, full-body poses out.
+
+The model works in its own Y-up frame; the controller converts to the sim's +Z-up world with
+world (x, y, z) = model (z, x, y), so world heading (about +Z, 0 = +X) equals the model yaw (about +Y, 0 = +Z).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from realsim.assets.errors import InputError
+from realsim.assets.skeleton import Skeleton
+
+from .data import FPS, SL_CONTACT, SL_H, SL_ROT, SL_VEL, SL_YAW, rot_y, sixd_to_mat, style_index, wrap_angle
+from .model import MotionModel, default_weights_path
+
+GroundFn = Callable[[np.ndarray], np.ndarray]
+# model (x, y, z) -> world (x, y, z) = (z, x, y)
+M_TO_WORLD = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+@dataclass
+class AgentPose:
+    """One frame for A agents, world +Z up, metres."""
+
+    joints: np.ndarray      # [A,J,3]
+    global_rot: np.ndarray  # [A,J,3,3] joint-to-world rotations
+    root: np.ndarray        # [A,3] root on the ground (x, y, ground z)
+    heading: np.ndarray     # [A] radians about +Z, 0 = +X
+    contacts: np.ndarray    # [A,2] bool (left, right foot)
+
+
+def world_xy_to_model(xy: np.ndarray) -> np.ndarray:
+    """World ground (x, y) -> model ground (x, z) = (y, x)."""
+    return np.asarray(xy, dtype=np.float64)[..., ::-1].copy()
+
+
+def model_xz_to_world(xz: np.ndarray) -> np.ndarray:
+    return np.asarray(xz, dtype=np.float64)[..., ::-1].copy()
+
+
+def facing_along(xz: np.ndarray, yaw0: np.ndarray, min_step: float = 0.01) -> np.ndarray:
+    """Facing yaw [A,N] along a model-frame track xz [A,N,2] (start = current pose); holds the last yaw where it barely moves."""
+    A, N, _ = xz.shape
+    yaw = np.zeros((A, N))
+    prev = np.asarray(yaw0, dtype=np.float64).copy()
+    d = np.zeros_like(xz)
+    d[:, 1:-1] = xz[:, 2:] - xz[:, :-2]
+    if N > 1:
+        d[:, 0] = xz[:, 1] - xz[:, 0]
+        d[:, -1] = xz[:, -1] - xz[:, -2]
+    step = np.linalg.norm(d, axis=-1)
+    for i in range(N):
+        ok = step[:, i] > 2 * min_step
+        ang = np.arctan2(d[:, i, 0], d[:, i, 1])
+        prev = np.where(ok, prev + wrap_angle(ang - prev), prev)
+        yaw[:, i] = prev
+    return yaw
+
+
+class BaseController:
+    """Root integration, planning cadence and pose output shared by the diffusion controller and the baseline."""
+
+    skeleton: Skeleton
+    P: int
+    F: int
+    K: int
+    stride: int
+
+    def __init__(self, n_agents: int, styles: list[str], ground_height: GroundFn | None, replan: int, correction: float,
+                 idle: np.ndarray):
+        if n_agents < 1:
+            raise InputError("need at least one agent")
+        if len(styles) == 1:
+            styles = styles * n_agents
+        if len(styles) != n_agents:
+            raise InputError(f"{len(styles)} styles for {n_agents} agents (give one, or one per agent)")
+        self.A = n_agents
+        self.style_names = list(styles)
+        self.ground_height = ground_height
+        self.replan = replan
+        self.correction = correction
+        self.idle = idle.astype(np.float64)
+        self.reset(np.zeros((n_agents, 2)), np.zeros(n_agents))
+
+    # ----------------------------------------------------------------------------------------------- subclasses
+    def _plan(self, past: np.ndarray, traj: np.ndarray, dense: np.ndarray) -> np.ndarray:
+        """Next F feature frames [A,F,D] from past [A,P,D], trajectory [A,K,4] and dense targets [A,F,4]."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------------------------------- API
+    def reset(self, xy: np.ndarray, heading: np.ndarray) -> None:
+        """Place agents standing at world xy [A,2] facing `heading` [A] (radians about +Z, 0 = +X)."""
+        xy = np.asarray(xy, dtype=np.float64).reshape(self.A, 2)
+        self.xz = world_xy_to_model(xy)
+        self.yaw = np.asarray(heading, dtype=np.float64).reshape(self.A).copy()
+        self.past = np.broadcast_to(self.idle, (self.A, self.P, self.idle.shape[0])).copy()
+        self.plan: np.ndarray | None = None
+        self.ptr = 0
+        self.frame = self.past[:, -1].copy()
+
+    def _targets(self, future_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sparse [A,K,4] and dense [A,F,4] trajectory conditions in each agent's root frame from world future_xy [A,N,2]."""
+        fut = np.asarray(future_xy, dtype=np.float64)
+        if fut.ndim != 3 or fut.shape[0] != self.A or fut.shape[2] != 2 or fut.shape[1] < 1:
+            raise InputError(f"future_xy must be [A={self.A},F,2], got {list(fut.shape)}")
+        H = max(self.K * self.stride, self.F)
+        if fut.shape[1] < H:  # hold the last point: the agent should stop there
+            fut = np.concatenate([fut, np.repeat(fut[:, -1:], H - fut.shape[1], 1)], 1)
+        track = world_xy_to_model(fut[:, :H])                                          # [A,H,2]
+        full = np.concatenate([self.xz[:, None], track], 1)
+        yaw = facing_along(full, self.yaw)[:, 1:]                                      # [A,H]
+        d = track - self.xz[:, None]
+        c, s = np.cos(self.yaw)[:, None], np.sin(self.yaw)[:, None]
+        x, z = c * d[..., 0] - s * d[..., 1], s * d[..., 0] + c * d[..., 1]
+        dy = wrap_angle(yaw - self.yaw[:, None])
+        allc = np.stack([x, z, np.sin(dy), np.cos(dy)], -1).astype(np.float32)       # [A,H,4], offsets 1..H
+        sparse = allc[:, np.arange(1, self.K + 1) * self.stride - 1]
+        return sparse, allc[:, : self.F]
+
+    def step(self, future_xy: np.ndarray) -> AgentPose:
+        """Advance every agent one frame (1/30 s) towards its desired future root positions future_xy [A,F,2] (world)."""
+        if self.plan is None or self.ptr >= self.replan:
+            sparse, dense = self._targets(future_xy)
+            self.plan = self._plan(self.past, sparse, dense)
+            self.ptr = 0
+        f = self.plan[:, self.ptr].astype(np.float64)
+        self.ptr += 1
+        v = f[:, SL_VEL] / FPS
+        c, s = np.cos(self.yaw), np.sin(self.yaw)
+        self.xz = self.xz + np.stack([c * v[:, 0] + s * v[:, 1], -s * v[:, 0] + c * v[:, 1]], -1)
+        self.yaw = wrap_angle(self.yaw + f[:, SL_YAW] / FPS)
+        if self.correction > 0:  # pull gently onto the commanded track (bounded drift; costs a little foot sliding)
+            tgt = world_xy_to_model(np.asarray(future_xy, dtype=np.float64)[:, 0])
+            self.xz = self.xz + self.correction * (tgt - self.xz)
+        self.past = np.concatenate([self.past[:, 1:], f[:, None]], 1)
+        self.frame = f
+        return self.pose()
+
+    def model_pose(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Current pose in the model frame: local_rot [A,J,3,3] (hips in model world), hips [A,3], global_rot, joints."""
+        f = self.frame
+        Lr = sixd_to_mat(f[:, SL_ROT].reshape(self.A, -1, 6))
+        L = Lr.copy()
+        L[:, 0] = rot_y(self.yaw) @ Lr[:, 0]
+        hips = np.stack([self.xz[:, 0], f[:, SL_H], self.xz[:, 1]], -1)
+        G, pos = self.skeleton.fk(L, hips)
+        return L, hips, G, pos
+
+    def pose(self) -> AgentPose:
+        _, _, G, pos = self.model_pose()
+        joints = pos @ M_TO_WORLD.T
+        groot = model_xz_to_world(self.xz)
+        gz = np.zeros(self.A) if self.ground_height is None else np.asarray(self.ground_height(groot), dtype=np.float64)
+        joints[..., 2] += gz[:, None]
+        return AgentPose(joints, M_TO_WORLD @ G, np.concatenate([groot, gz[:, None]], 1), self.yaw.copy(),
+                         self.frame[:, SL_CONTACT] > 0.5)
+
+
+class MotionController(BaseController):
+    """Diffusion-driven agents: every `replan` frames the model generates the next F frames for all agents at once."""
+
+    def __init__(self, model: MotionModel, n_agents: int, styles: list[str] | None = None,
+                 ground_height: GroundFn | None = None, seed: int = 0, replan: int = 10, steps: int | None = None,
+                 w_style: float = 0.0, w_past: float = 0.0, correction: float = 0.1, threads: int | None = 1):
+        self.model = model
+        self.skeleton = model.skeleton
+        cfg = model.cfg
+        self.P, self.F, self.K, self.stride = cfg.past, cfg.future, cfg.traj_points, cfg.traj_stride
+        if not 1 <= replan <= cfg.future:
+            raise InputError(f"replan must be in 1..{cfg.future}")
+        self.steps, self.w_style, self.w_past = steps, w_style, w_past
+        self.gen = torch.Generator().manual_seed(seed)
+        self.threads = threads  # torch threads while sampling (1: a busy shared CPU runs 2 OpenMP threads far slower)
+        idle = (model.idle if model.idle is not None else model.mean).numpy()
+        super().__init__(n_agents, list(styles or ["neutral"]), ground_height, replan, correction, idle)
+        self.style_ids = torch.tensor([style_index(model.styles, s) for s in self.style_names], dtype=torch.long)
+
+    @classmethod
+    def from_default(cls, n_agents: int, styles: list[str] | None = None, ground_height: GroundFn | None = None,
+                     seed: int = 0, **kw) -> "MotionController":
+        """Agents driven by the shipped weights (assets/weights/motion_default.safetensors)."""
+        return cls(MotionModel.load(default_weights_path()), n_agents, styles, ground_height, seed, **kw)
+
+    def _plan(self, past: np.ndarray, traj: np.ndarray, dense: np.ndarray) -> np.ndarray:
+        prev = torch.get_num_threads()
+        if self.threads and prev != self.threads:  # scoped: the caller's torch thread setting is restored
+            torch.set_num_threads(self.threads)
+        try:
+            out = self.model.sample(torch.from_numpy(past).float(), torch.from_numpy(traj), torch.from_numpy(dense),
+                                    self.style_ids, self.w_style, self.w_past, self.steps, self.gen)
+        finally:
+            if self.threads and prev != self.threads:
+                torch.set_num_threads(prev)
+        return out.numpy()

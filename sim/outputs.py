@@ -1,0 +1,329 @@
+"""What a simulation writes: the composited RGB video and the 3D-guided streams, frame-aligned.
+
+OUTDIR/
+  rgb.mp4                 composited video (scene + agents + contact shadows)
+  depth.mp4, depth/NNNNNN.png   colour-mapped depth video; 16-bit metric depth (value * depth_scale metres, 0 = none)
+  masks/NNNNNN.png        agent instance ids (uint8: 0 = no agent, i+1 = agent i), masks.mp4 for viewing
+  keypoints.json          COCO-17 person keypoints per agent per frame (track_id = agent), visibility from depth
+  cameras.json            camera per frame (realsim cameras.json), camera_path.json (nerfstudio layout)
+  trajectories.json       per agent: root path, heading, foot contacts, planned paths, style, speed
+  motion.safetensors      joints [T,A,J,3] world metres, root [T,A,3], heading [T,A] (+ skeleton in metadata)
+  sim.json                summary: metrics, world, motion backend, timings, provenance (SYNTHETIC flag when it applies)
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from realsim.assets.atomic import atomic_dir
+from realsim.assets.cameras import CameraFrame, CameraSet, save_cameras
+from realsim.assets.errors import RealsimError
+from realsim.assets.progress import ProgressFn, report
+from realsim.assets.scene import save_tensors
+from realsim.render.composite import composite_layers, contact_shadow, unproject_depth
+from realsim.render.mesh import MeshRenderConfig, render_mesh
+
+from .body import BodyModel, coco17_points
+from .gait import COCO17
+from .loop import SimResult
+from .world import World
+
+__all__ = ["SceneLayer", "gaussian_layer", "mesh_layer", "make_camera_path", "visible_mask", "render_frame", "write_outputs"]
+
+# (viewmat [4,4] metres-world, K [3,3], width, height) -> {"rgb" [H,W,3], "depth" [H,W,1] metres, "alpha" [H,W,1]}
+SceneLayer = Callable[[np.ndarray, np.ndarray, int, int], dict[str, torch.Tensor]]
+
+COCO_SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8], [7, 9], [8, 10], [9, 11],
+                 [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7]]
+
+
+def gaussian_layer(scene, scale: float = 1.0, backend: str = "auto", background=(0.0, 0.0, 0.0)) -> SceneLayer:
+    """Render a trained scene (realsim.recon Scene) for metric cameras; depth returned in metres."""
+
+    def fn(viewmat: np.ndarray, K: np.ndarray, width: int, height: int) -> dict[str, torch.Tensor]:
+        V = np.asarray(viewmat, np.float64).copy()
+        V[:3, 3] /= scale  # metres -> scene units
+        o = scene.render(V, K, width, height, backend=backend, background=background)
+        return {"rgb": o["rgb"].float(), "depth": o["depth"].float() * scale, "alpha": o["alpha"].float()}
+
+    return fn
+
+
+def mesh_layer(proc_scene, ssaa: int = 1) -> SceneLayer:
+    """A procedural (synthetic) scene rendered directly by the mesh rasteriser: the ground truth layer for tests."""
+    from .capture import render_view
+
+    def fn(viewmat: np.ndarray, K: np.ndarray, width: int, height: int) -> dict[str, torch.Tensor]:
+        r = render_view(proc_scene, viewmat, K, width, height, ssaa=ssaa)
+        d = torch.from_numpy(r["depth"])
+        return {"rgb": torch.from_numpy(r["rgb"]), "depth": d, "alpha": (d > 0).float()}
+
+    return fn
+
+
+def _metric_frames(frames: list[CameraFrame], scale: float) -> list[CameraFrame]:
+    out = []
+    for f in frames:
+        V = f.viewmat.copy()
+        V[:3, 3] *= scale
+        out.append(CameraFrame(f.name, f.K.copy(), V, f.width, f.height, f.split, f.camera_id))
+    return out
+
+
+def make_camera_path(kind: str, frames: list[CameraFrame], seconds: float, fps: float, scale: float = 1.0,
+                     width: int | None = None, height: int | None = None, sim: SimResult | None = None,
+                     max_speed: float | None = 0.8):
+    """A render.paths.CameraPath in metres: interp | orbit | spiral | static | follow | a camera_path.json file.
+
+    interp walks through consecutive capture cameras (in name order) around the middle of the capture, at most `max_speed`
+    m/s (None: through all of them), so the agents stay in view of a camera that moves like a person filming.
+    """
+    from realsim.render import paths as P
+
+    if not frames:
+        raise RealsimError("the scene has no cameras to build a camera path from")
+    mf = _metric_frames(sorted(frames, key=lambda f: f.name), scale)
+    w = width or (mf[0].width // 2 * 2)
+    h = height or (mf[0].height // 2 * 2)
+    if kind.endswith(".json"):
+        cp = P.load_camera_path(kind, w, h)
+        V = cp.viewmats.copy()
+        V[:, :3, 3] *= scale
+        return P.resample_path(P.CameraPath(V, cp.Ks, cp.width, cp.height, cp.fps), seconds, fps)
+    if kind == "interp":
+        return P.interp_path(_walk_window(mf, seconds * max_speed) if max_speed else mf, seconds, fps, w, h)
+    if kind == "orbit":
+        return P.orbit_path(mf, seconds, fps, w, h)
+    if kind == "spiral":
+        return P.spiral_path(mf, seconds, fps, w, h)
+    T = max(1, int(round(seconds * fps)))
+    base = P.interp_path([mf[len(mf) // 2]], 1.0 / fps, fps, w, h)
+    if kind == "static":
+        return P.CameraPath(np.repeat(base.viewmats[:1], T, 0), np.repeat(base.Ks[:1], T, 0), w, h, fps)
+    if kind == "follow":
+        if sim is None:
+            raise RealsimError("camera path 'follow' needs the simulated agents")
+        c = sim.root[:, :, :2].mean(1)  # [T,2] agents' centroid
+        k = max(1, int(fps))
+        ker = np.ones(2 * k + 1) / (2 * k + 1)
+        cs = np.stack([np.convolve(np.pad(c[:, i], k, mode="edge"), ker, "valid") for i in range(2)], 1)[: len(c)]
+        cam_c = np.array([f.viewmat for f in mf])
+        ctr = np.array([-V[:3, :3].T @ V[:3, 3] for V in cam_c])
+        eye_h = float(np.median(ctr[:, 2]))
+        ground = float(np.median(sim.root[:, :, 2])) - 0.9
+        d = cs[-1] - cs[0] if np.linalg.norm(cs[-1] - cs[0]) > 0.5 else np.array([1.0, 0.0])
+        d = d / np.linalg.norm(d)
+        Vs = []
+        for t in range(T):
+            tt = min(t, len(cs) - 1)
+            eye = np.r_[cs[tt] - 6.0 * d, max(eye_h, ground + 2.0)]
+            tgt = np.r_[cs[tt], ground + 1.0]
+            Vs.append(P.look_at(eye, tgt))
+        return P.CameraPath(np.array(Vs), np.repeat(base.Ks[:1], T, 0), w, h, fps)
+    raise RealsimError(f"unknown camera path {kind!r}")
+
+
+def _walk_window(frames: list[CameraFrame], length: float) -> list[CameraFrame]:
+    """The consecutive run of cameras around the middle whose path is at most `length` metres (at least two cameras)."""
+    from realsim.assets.frames import camera_center
+
+    if len(frames) <= 2:
+        return frames
+    c = np.array([camera_center(f.viewmat) for f in frames])
+    seg = np.linalg.norm(np.diff(c, axis=0), axis=1)
+    lo = hi = len(frames) // 2
+    total = 0.0
+    while True:
+        grown = False
+        for side in (1, -1):
+            if side > 0 and hi + 1 < len(frames) and total + seg[hi] <= length:
+                total += seg[hi]; hi += 1; grown = True
+            if side < 0 and lo > 0 and total + seg[lo - 1] <= length:
+                total += seg[lo - 1]; lo -= 1; grown = True
+        if not grown:
+            break
+    if hi == lo:
+        hi = min(lo + 1, len(frames) - 1)
+        lo = hi - 1
+    return frames[lo:hi + 1]
+
+
+def visible_mask(world: World, path, every: int = 8, near: float = 2.0, far: float = 14.0, frac: float = 0.5) -> np.ndarray:
+    """Walkable cells [NX,NY] seen (in frame, near..far m) by at least `frac` of the sampled path cameras."""
+    ii, jj = np.meshgrid(np.arange(world.shape[0]), np.arange(world.shape[1]), indexing="ij")
+    xy = world.to_world(np.stack([ii, jj], -1)).reshape(-1, 2)
+    P = np.c_[xy, world.height(xy) + 0.9]
+    idx = list(range(0, len(path), every)) or [0]
+    seen = np.zeros(len(P))
+    for t in idx:
+        V, K = path.viewmats[t], path.Ks[t]
+        pc = P @ V[:3, :3].T + V[:3, 3]
+        z = pc[:, 2]
+        uv = pc @ K.T
+        u = uv[:, 0] / np.maximum(z, 1e-9)
+        v = uv[:, 1] / np.maximum(z, 1e-9)
+        m = (z > near) & (z < far) & (u > 0.1 * path.width) & (u < 0.9 * path.width) & (v > 0) & (v < path.height)
+        # line of sight over the obstacle grid (walls and props hide what is behind them)
+        c = -V[:3, :3].T @ V[:3, 3]
+        s = np.linspace(0.05, 0.95, 24)[:, None, None]
+        ray = c[None, None, :2] + s * (xy[None][:, m] - c[None, None, :2])  # [S,M,2]
+        blocked = world.is_obstacle(ray).any(0)
+        mm = np.nonzero(m)[0]
+        m[mm[blocked]] = False
+        seen += m
+    return (seen / len(idx) >= frac).reshape(world.shape) & world.walkable
+
+
+def _project(points: np.ndarray, V: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pc = points @ V[:3, :3].T + V[:3, 3]
+    z = pc[..., 2]
+    uv = pc @ K.T
+    return uv[..., :2] / np.maximum(uv[..., 2:3], 1e-9), z
+
+
+def render_frame(layer: SceneLayer, world: World, body: BodyModel, sim: SimResult, t: int, V: np.ndarray, K: np.ndarray,
+                 width: int, height: int, ssaa: int = 2, shadow: bool = True, background=(0.0, 0.0, 0.0)) -> dict[str, Any]:
+    """One composited frame: {"rgb","depth","mesh_weight","instance" [H,W] int (-1 none),"scene_depth"}."""
+    sc = layer(V, K, width, height)
+    A = sim.n_agents
+    verts = body.vertices(sim.joints[t], sim.heading[t], sim.looks)  # [A,Vb,3]
+    cols = body.colors(sim.looks)
+    nf = len(body.faces)
+    faces = np.concatenate([body.faces + a * body.n_verts for a in range(A)])
+    m = render_mesh(torch.from_numpy(verts.reshape(-1, 3)).float(), torch.from_numpy(faces), torch.from_numpy(cols.reshape(-1, 3)).float(),
+                    V, K, width, height, MeshRenderConfig(ssaa=ssaa, ambient=0.5))
+    rgb = sc["rgb"]
+    if shadow:
+        pts = unproject_depth(sc["depth"], V, K)
+        gz = torch.from_numpy(world.height(pts[..., :2].numpy().astype(np.float64))).float()
+        feet = sim.joints[t][:, [body.sem["l_ankle"], body.sem["r_ankle"]]].mean(1)
+        centers = np.c_[0.5 * (feet[:, :2] + sim.joints[t][:, 0, :2]), world.height(feet[:, :2])]
+        fac = contact_shadow(pts, gz, centers, 0.45 * np.array([lk.build for lk in sim.looks]))
+        solid = (sc["alpha"] > 0.05) & (sc["depth"] > 0)
+        rgb = torch.where(solid, rgb * fac, rgb)
+    out = composite_layers(rgb, sc["depth"], sc["alpha"], m["rgb"], m["depth"], m["alpha"], background)
+    inst = torch.where((m["face_id"] >= 0) & (out["mesh_weight"][..., 0] >= 0.5),
+                       torch.div(m["face_id"], nf, rounding_mode="floor"), torch.full_like(m["face_id"], -1))
+    return {"rgb": out["rgb"], "depth": out["depth"], "mesh_weight": out["mesh_weight"], "instance": inst,
+            "scene_depth": sc["depth"], "mesh_depth": m["depth"]}
+
+
+def _keypoints(sim: SimResult, t: int, V: np.ndarray, K: np.ndarray, width: int, height: int, depth: np.ndarray,
+               inst: np.ndarray) -> list[dict]:
+    kp3 = coco17_points(sim.skeleton, sim.joints[t], sim.heading[t])  # [A,17,3]
+    uv, z = _project(kp3, V, K)
+    anns = []
+    for a in range(sim.n_agents):
+        kps = []
+        nvis = 0
+        for k in range(17):
+            u, v, zz = float(uv[a, k, 0]), float(uv[a, k, 1]), float(z[a, k])
+            if zz <= 0.05 or not (0 <= u < width and 0 <= v < height):
+                kps += [0.0, 0.0, 0]
+                continue
+            px, py = int(u), int(v)
+            d = float(depth[py, px, 0])
+            # visible when nothing in front of the joint except this agent's own surface (~body radius)
+            vis = d <= 0 or zz <= d + 0.2 or inst[py, px] == a
+            kps += [round(u, 2), round(v, 2), 2 if vis else 1]
+            nvis += 1
+        ys, xs = np.nonzero(inst == a)
+        if len(xs):
+            bbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
+            area = float(len(xs))
+        else:
+            bbox, area = [0.0, 0.0, 0.0, 0.0], 0.0
+        if nvis == 0 and area == 0:
+            continue
+        anns.append({"track_id": a, "keypoints": kps, "num_keypoints": nvis, "bbox": bbox, "area": area, "iscrowd": 0,
+                     "category_id": 1})
+    return anns
+
+
+def write_outputs(out_dir: str | os.PathLike, layer: SceneLayer, world: World, sim: SimResult, path, *, overwrite: bool = False,
+                  ssaa: int = 2, provenance: dict | None = None, progress: ProgressFn | None = None,
+                  preview_every: int = 0) -> dict:
+    """Render every frame and write the streams under out_dir (atomically: complete or absent). Returns sim.json's dict."""
+    from PIL import Image
+
+    from realsim.render.paths import save_camera_path
+    from realsim.render.video import VideoWriter, colorize_depth, save_depth_png16
+
+    T = min(len(path), sim.n_frames)
+    if T < 1:
+        raise RealsimError("nothing to render: the camera path or the simulation has no frames")
+    W, H = path.width, path.height
+    body = BodyModel(sim.skeleton)
+    t0 = time.time()
+    depth_scale = 1e-3
+    # depth colour range from the first frame's scene
+    first = layer(path.viewmats[0], path.Ks[0], W, H)["depth"].numpy()
+    valid = first[first > 0]
+    vmax = float(np.percentile(valid, 98)) if valid.size else 10.0
+    palette = (np.array([[0, 0, 0]] + [[int(255 * c) for c in lk.shirt] for lk in sim.looks])).astype(np.uint8)
+    images, anns = [], []
+    stats = {"render_s": 0.0}
+    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+        (tmp / "depth").mkdir()
+        (tmp / "masks").mkdir()
+        if preview_every:
+            (tmp / "preview").mkdir()
+        with VideoWriter(tmp / "rgb.mp4", path.fps, W, H) as vrgb, VideoWriter(tmp / "depth.mp4", path.fps, W, H) as vdep, \
+                VideoWriter(tmp / "masks.mp4", path.fps, W, H) as vmask:
+            for t in range(T):
+                ts = time.time()
+                fr = render_frame(layer, world, body, sim, t, path.viewmats[t], path.Ks[t], W, H, ssaa=ssaa)
+                stats["render_s"] += time.time() - ts
+                rgb = fr["rgb"].numpy()
+                depth = fr["depth"].numpy()
+                inst = fr["instance"].numpy()
+                vrgb.write(rgb)
+                vdep.write(colorize_depth(depth, 0.0, vmax))
+                vmask.write(palette[inst + 1])
+                save_depth_png16(tmp / "depth" / f"{t:06d}.png", depth, depth_scale)
+                Image.fromarray((inst + 1).clip(0, 255).astype(np.uint8)).save(tmp / "masks" / f"{t:06d}.png")
+                if preview_every and t % preview_every == 0:
+                    Image.fromarray((rgb * 255 + 0.5).clip(0, 255).astype(np.uint8)).save(tmp / "preview" / f"{t:06d}.png")
+                images.append({"id": t, "file_name": f"{t:06d}", "width": W, "height": H, "frame": t, "time": t / path.fps})
+                for a in _keypoints(sim, t, path.viewmats[t], path.Ks[t], W, H, depth, inst):
+                    a["id"] = len(anns) + 1
+                    a["image_id"] = t
+                    anns.append(a)
+                report(progress, "render", t + 1, T)
+        coco = {"info": {"description": "realsim simulated agents: COCO-17 keypoints per agent per frame",
+                         **({"synthetic_scene": True} if (provenance or {}).get("synthetic") else {})},
+                "categories": [{"id": 1, "name": "person", "supercategory": "person", "keypoints": COCO17,
+                                "skeleton": COCO_SKELETON}],
+                "images": images, "annotations": anns}
+        (tmp / "keypoints.json").write_text(json.dumps(coco))
+        frames = [CameraFrame(f"{t:06d}", path.Ks[t], path.viewmats[t], W, H, "test") for t in range(T)]
+        save_cameras(tmp / "cameras.json", CameraSet(frames, "depth"))
+        save_camera_path(tmp / "camera_path.json", path)
+        traj = {"fps": sim.fps, "frames": T, "world_up": [0, 0, 1], "units": "metres", "agents": []}
+        for a in range(sim.n_agents):
+            traj["agents"].append({
+                "id": a, "style": sim.styles[a], "speed_mps": float(sim.speeds[a]), "radius_m": float(sim.radii[a]),
+                "look": asdict(sim.looks[a]), "root": np.round(sim.root[:T, a], 4).tolist(),
+                "heading": np.round(sim.heading[:T, a], 4).tolist(), "contacts": sim.contacts[:T, a].astype(int).tolist(),
+                "paths": [np.round(p, 3).tolist() for p in sim.paths[a]]})
+        (tmp / "trajectories.json").write_text(json.dumps(traj))
+        skel = {"names": list(sim.skeleton.names), "parents": [int(p) for p in sim.skeleton.parents]}
+        save_tensors(tmp / "motion.safetensors", {"joints": torch.from_numpy(sim.joints[:T]).float(),
+                                                  "root": torch.from_numpy(sim.root[:T]).float(),
+                                                  "heading": torch.from_numpy(sim.heading[:T]).float()},
+                     {"skeleton": json.dumps(skel), "fps": str(sim.fps)})
+        summary = {"frames": T, "fps": path.fps, "width": W, "height": H, "agents": sim.n_agents,
+                   "motion_backend": sim.motion_backend, "metrics": sim.metrics, "world": world.summary(),
+                   "depth_png_scale_m": depth_scale, "render_s": round(stats["render_s"], 2),
+                   "render_s_per_frame": round(stats["render_s"] / T, 3), "total_s": round(time.time() - t0, 2),
+                   "provenance": provenance or {}}
+        (tmp / "sim.json").write_text(json.dumps(summary, indent=1))
+    return summary

@@ -1,0 +1,226 @@
+"""End-to-end entry points behind `realsim simulate` and `realsim demo` (the CLI only parses arguments and prints)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from realsim.assets.errors import InputError, RealsimError
+from realsim.assets.progress import ProgressFn, report
+
+from .scenario import Scenario, default_scenario, load_scenario
+
+__all__ = ["SimulateOptions", "simulate_scene", "DemoOptions", "run_demo"]
+
+log = logging.getLogger("realsim.sim.pipeline")
+
+
+@dataclass
+class SimulateOptions:
+    scenario: str | None = None  # YAML file
+    agents: int | None = None  # overrides / creates N random agents
+    seconds: float | None = None
+    seed: int | None = None
+    scale: float | None = None  # metres per scene unit (non-metric scenes)
+    camera: str | None = None  # interp | orbit | spiral | follow | static | FILE.json
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    motion: str = "auto"  # auto | controller | procedural
+    backend: str = "auto"  # Gaussian rasteriser backend
+    ssaa: int = 2
+    overwrite: bool = False
+    preview_every: int = 0
+
+
+def _scenario(opts: SimulateOptions) -> Scenario:
+    sc = load_scenario(opts.scenario) if opts.scenario else default_scenario(opts.agents if opts.agents is not None else 6)
+    if opts.scenario and opts.agents is not None:
+        # --agents with a scenario: add random agents up to N
+        from .scenario import AgentSpec
+
+        extra = opts.agents - sc.n_agents
+        if extra > 0:
+            sc.agents.append(AgentSpec(count=extra))
+    if opts.seconds is not None:
+        if not (0 < opts.seconds <= 600):
+            raise InputError(f"--seconds must be in (0, 600], got {opts.seconds}")
+        sc.duration = float(opts.seconds)
+    if opts.seed is not None:
+        sc.seed = int(opts.seed)
+    if opts.fps is not None:
+        if not (1 <= opts.fps <= 120):
+            raise InputError(f"--fps must be in [1, 120], got {opts.fps}")
+        sc.fps = float(opts.fps)
+    if opts.scale is not None:
+        if not opts.scale > 0:
+            raise InputError(f"--scale must be positive metres per scene unit, got {opts.scale}")
+        sc.scale = float(opts.scale)
+    if opts.camera is not None:
+        sc.camera.path = opts.camera
+    for k in ("width", "height"):
+        v = getattr(opts, k)
+        if v is not None:
+            if v < 16 or v % 2:
+                raise InputError(f"--{k} must be an even number >= 16, got {v}")
+            setattr(sc.camera, k, int(v))
+    if sc.n_agents == 0:
+        raise InputError("no agents to simulate (give --agents N or agents in the scenario)")
+    if sc.n_agents > 64:
+        raise InputError(f"{sc.n_agents} agents is more than this CPU sim handles (max 64)")
+    return sc
+
+
+def simulate_scene(scene_path: str | os.PathLike, out_dir: str | os.PathLike, opts: SimulateOptions | None = None,
+                   progress: ProgressFn | None = None, provenance: dict | None = None) -> dict[str, Any]:
+    """Load a scene bundle, build its World, simulate the scenario and write the video + streams. Returns sim.json's dict."""
+    from realsim.recon import load_scene
+
+    from .loop import run_sim
+    from .outputs import gaussian_layer, make_camera_path, visible_mask, write_outputs
+    from .world import world_from_scene
+
+    opts = opts or SimulateOptions()
+    if opts.ssaa < 1 or opts.ssaa > 4:
+        raise InputError(f"--ssaa must be 1..4, got {opts.ssaa}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not opts.overwrite:
+        raise RealsimError(f"output folder {out_dir} is not empty (pass --overwrite to replace it)")
+    sc = _scenario(opts)
+    t0 = time.time()
+    scene = load_scene(scene_path)
+    report(progress, "world", 0, 1)
+    world = world_from_scene(scene, scale=sc.scale)
+    report(progress, "world", 1, 1)
+    path = make_camera_path(sc.camera.path, scene.cameras.frames, sc.duration, sc.fps, world.scale, sc.camera.width,
+                            sc.camera.height)
+    spawn = visible_mask(world, path)
+    sim = run_sim(world, sc, motion=opts.motion, spawn_mask=spawn, progress=progress)
+    if sc.camera.path == "follow":
+        path = make_camera_path("follow", scene.cameras.frames, sc.duration, sc.fps, world.scale, sc.camera.width,
+                                sc.camera.height, sim=sim)
+    layer = gaussian_layer(scene, world.scale, backend=opts.backend)
+    prov = dict(provenance or {})
+    prov.setdefault("scene", str(Path(scene_path).resolve()))
+    meta = scene.info.metadata or {}
+    if meta.get("synthetic") or "SYNTHETIC" in json.dumps(meta):
+        prov["synthetic"] = True
+    prov["scenario"] = sc.name
+    prov["seed"] = sc.seed
+    summary = write_outputs(out_dir, layer, world, sim, path, overwrite=opts.overwrite, ssaa=opts.ssaa, provenance=prov,
+                            progress=progress, preview_every=opts.preview_every)
+    summary["wall_s"] = round(time.time() - t0, 2)
+    return summary
+
+
+@dataclass
+class DemoOptions:
+    images: str | None = None  # real photos; None = the SYNTHETIC procedural street
+    agents: int = 6
+    seconds: float = 6.0
+    seed: int = 0
+    iterations: int | None = None  # Scaffold-GS iterations (cpu-fast preset default when None)
+    preset: str = "cpu-fast"
+    max_width: int | None = None  # training resolution (preset default when None)
+    scale: float | None = None
+    camera_height: float | None = None
+    n_images: int = 30
+    capture_width: int = 480
+    capture_height: int = 360
+    motion: str = "auto"
+    fps: float = 30.0
+    overwrite: bool = False
+    keep_going: bool = True  # reuse finished stages in an existing demo folder
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def run_demo(out_dir: str | os.PathLike, opts: DemoOptions | None = None, progress: ProgressFn | None = None) -> dict[str, Any]:
+    """capture (or --images) -> poses -> Scaffold-GS (cpu-fast) -> simulate -> video + streams, in out_dir/{capture,poses,scene,sim}.
+
+    Each finished stage is reused on a re-run (so an interrupted demo resumes), unless overwrite is set.
+    """
+    from realsim.recon import PosesOptions, preset_config, run_poses, train
+
+    from .capture import CaptureConfig, make_capture
+
+    opts = opts or DemoOptions()
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise RealsimError(f"{out} exists and is not a folder")
+    if opts.overwrite and out.exists():
+        for sub in ("capture", "poses", "scene", "sim", "demo.json"):
+            p = out / sub
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    synthetic = opts.images is None
+    # 1. capture
+    t = time.time()
+    if synthetic:
+        cap = out / "capture"
+        if not (cap / "capture.json").is_file():
+            make_capture(cap, CaptureConfig(n_images=opts.n_images, width=opts.capture_width, height=opts.capture_height,
+                                            seed=opts.seed), overwrite=True, progress=progress)
+        images = cap / "images"
+        cam_h = opts.camera_height if opts.camera_height is not None else (None if opts.scale else
+                                                                           json.loads((cap / "capture.json").read_text())["camera_height"])
+    else:
+        images = Path(opts.images)  # type: ignore[arg-type]
+        if not images.is_dir():
+            raise InputError(f"--images {images} is not a folder of photos")
+        cam_h = opts.camera_height
+    timings["capture_s"] = round(time.time() - t, 2)
+    # 2. poses
+    t = time.time()
+    poses_dir = out / "poses"
+    if not (poses_dir / "cameras.json").is_file():
+        popts = PosesOptions(max_image_size=max(opts.capture_width, opts.capture_height) if synthetic else 1024, seed=opts.seed,
+                             scale=opts.scale, camera_height=cam_h)
+        pres = run_poses(images, poses_dir, popts, overwrite=True, progress=progress)
+        poses_info = {"registered": pres.n_registered, "images": pres.n_images, "points": pres.n_points,
+                      "reproj_px": pres.mean_reproj_px, "metric": pres.metric, "scale_source": pres.scale_source}
+    else:
+        poses_info = {"reused": True}
+    if synthetic:
+        from realsim.assets.cameras import load_cameras
+
+        from .capture import pose_error_vs_ground_truth
+
+        poses_info["vs_ground_truth"] = pose_error_vs_ground_truth(load_cameras(poses_dir / "cameras.json"),
+                                                                   load_cameras(out / "capture" / "cameras_gt.json"))
+    timings["poses_s"] = round(time.time() - t, 2)
+    # 3. Scaffold-GS
+    t = time.time()
+    scene_dir = out / "scene"
+    if not (scene_dir / "model.safetensors").is_file():
+        cfg = preset_config(opts.preset, "scaffold", opts.iterations)
+        if opts.max_width is not None:
+            cfg.max_width = opts.max_width
+        cfg.seed = opts.seed
+        tres = train(poses_dir, scene_dir, cfg, progress=progress, overwrite=True)
+        train_info = {"iterations": tres.iterations, **{k: v for k, v in (tres.metrics or {}).items() if isinstance(v, (int, float, str))}}
+    else:
+        train_info = {"reused": True}
+    timings["train_s"] = round(time.time() - t, 2)
+    # 4. simulate + outputs
+    t = time.time()
+    sopts = SimulateOptions(agents=opts.agents, seconds=opts.seconds, seed=opts.seed, scale=None, motion=opts.motion,
+                            fps=opts.fps, overwrite=True, preview_every=max(1, int(round(opts.seconds * opts.fps / 6))))
+    prov = {"synthetic": synthetic, "demo": True,
+            "input": "SYNTHETIC procedural street (realsim.sim.capture), not real photos" if synthetic else str(images)}
+    summary = simulate_scene(scene_dir, out / "sim", sopts, progress=progress, provenance=prov)
+    timings["simulate_s"] = round(time.time() - t, 2)
+    timings["total_s"] = round(sum(timings.values()), 2)
+    result = {"out": str(out), "synthetic": synthetic, "timings": timings, "poses": poses_info, "train": train_info,
+              "sim": {k: summary[k] for k in ("frames", "agents", "motion_backend", "metrics", "render_s_per_frame")},
+              "video": str(out / "sim" / "rgb.mp4")}
+    (out / "demo.json").write_text(json.dumps(result, indent=1, default=str))
+    return result

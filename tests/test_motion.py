@@ -1,0 +1,147 @@
+"""Motion data, model and controller: features round trip, retargeting, overfitting one clip, shipped weights on a path."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from conftest import need_data
+
+from realsim.sim.motion import data as md
+from realsim.sim.motion.data import SL_POS, J, MotionDataset, clip_features, clip_from_bvh, features_to_poses
+
+WALK = "motion/bandai_namco/dataset-1/data/dataset-1_walk_happy_001.bvh"
+
+
+@pytest.fixture(scope="module")
+def walk_clip():
+    return clip_from_bvh(need_data(WALK), "happy", "walk")
+
+
+def test_features_to_poses_round_trip(walk_clip):
+    cf = clip_features(walk_clip)
+    assert cf.feat.shape == (walk_clip.n_frames, md.D_FEAT)
+    pos = walk_clip.positions()
+    P = features_to_poses(cf.feat, cf.root_xz[0], cf.yaw[0])
+    # root integrated from per-frame velocities + 6D rotations through FK reproduce the mocap joints
+    assert np.abs(P.joints - pos).max() < 1e-4
+    # the stored joint positions agree with FK in the root frame
+    lp = cf.feat[:, SL_POS].reshape(-1, J, 3)
+    assert np.abs(lp[:, 0, [0, 2]]).max() < 1e-5 and np.abs(lp[:, 0, 1] - pos[:, 0, 1]).max() < 1e-5
+    # a real walk: ~1-1.5 m/s forward, both feet in contact about half the time
+    assert 0.8 < cf.feat[:, 1].mean() < 1.6
+    assert 0.3 < cf.feat[:, md.SL_CONTACT].mean() < 0.8
+
+
+def test_retarget_positions_exact_on_canonical(walk_clip):
+    pos = walk_clip.positions()
+    L, root = md.retarget_positions(pos)
+    _, p2 = md.SKELETON.fk(L, root)
+    assert np.abs(p2 - pos).max() < 1e-6
+
+
+def test_cmu_clip_retargets_to_canonical():
+    src = need_data("motion/cmu_12_01_walk/cmu_12_01_walk.bvh")
+    c = clip_from_bvh(src)
+    assert c.n_frames == 131                         # 524 frames at 120 fps -> 30 fps
+    pos = c.positions()
+    bone = np.linalg.norm(pos[:, 15] - pos[:, 14], axis=-1)        # shin keeps the canonical length
+    np.testing.assert_allclose(bone, np.linalg.norm(md.SKELETON.offsets[15]), rtol=1e-6)
+    assert 0.8 < pos[:, 0, 1].mean() < 1.05 and pos[:, 4, 1].mean() > 1.3   # hips ~0.9 m, head above 1.3 m
+    cf = clip_features(c)
+    speed = np.linalg.norm(cf.feat[:, :2], axis=1).mean()
+    assert 0.5 < speed < 1.8                         # a walk
+    assert 0.2 < cf.feat[:, md.SL_CONTACT].mean() < 0.9
+
+
+def test_model_overfits_one_clip(walk_clip, tmp_path):
+    from realsim.sim.motion.model import MotionDenoiser, MotionModel
+    from realsim.sim.motion.train import PRESETS, make_windows, train
+
+    ds = MotionDataset([clip_features(walk_clip)], ["happy"])
+    m = train(ds, tmp_path / "of.safetensors", replace(PRESETS["tiny"]))
+    m = MotionModel.load(tmp_path / "of.safetensors")          # what was written is what is evaluated
+    win = make_windows(ds, m.cfg)
+    idx = np.arange(0, len(win.cur), 10)
+    c = win.cur[idx]
+    P, F = m.cfg.past, m.cfg.future
+    past = torch.from_numpy(win.feat[c[:, None] + np.arange(-P + 1, 1)])
+    gt = win.feat[c[:, None] + np.arange(1, F + 1)]
+
+    def errors(model):
+        out = model.sample(past, torch.from_numpy(win.traj[idx]), torch.from_numpy(win.dense[idx]),
+                           torch.zeros(len(idx), dtype=torch.long), generator=torch.Generator().manual_seed(0)).numpy()
+        pe = np.linalg.norm((out[..., SL_POS] - gt[..., SL_POS]).reshape(len(idx), F, J, 3), axis=-1).mean()
+        return pe, np.abs(out[..., :2] - gt[..., :2]).mean()
+
+    pe, ve = errors(m)
+    pe0, ve0 = errors(MotionModel(m.cfg, MotionDenoiser(m.cfg), m.mean, m.std, m.styles, m.skeleton))
+    assert pe < 0.03 and ve < 0.08, (pe, ve)         # measured 1.2 cm / 0.03 m/s
+    assert pe < 0.25 * pe0, (pe, pe0)
+
+
+def test_controller_api_shapes_and_world_frame():
+    from realsim.sim.motion.controller import MotionController
+    from realsim.sim.motion.model import default_weights_path
+
+    if not default_weights_path().is_file():
+        pytest.fail("shipped motion weights missing")
+    ctrl = MotionController.from_default(3, styles=["neutral", "happy", "tired"],
+                                         ground_height=lambda xy: 0.5 + 0.1 * xy[:, 0], seed=0)
+    assert ctrl.skeleton.n_joints == J and len(ctrl.skeleton.coco17()) == 17
+    ctrl.reset(np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 3.0]]), np.array([0.0, np.pi / 2, np.pi]))
+    fut = np.zeros((3, 30, 2))
+    for t in range(12):
+        pose = ctrl.step(fut + np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 3.0]])[:, None])
+    assert pose.joints.shape == (3, J, 3) and pose.global_rot.shape == (3, J, 3, 3) and pose.contacts.shape == (3, 2)
+    head, hips = ctrl.skeleton.index("Head"), 0
+    # +Z up: head above hips above the ground callback's height (0.5 + 0.1 x)
+    assert (pose.joints[:, head, 2] > pose.joints[:, hips, 2] + 0.3).all()
+    np.testing.assert_allclose(pose.root[:, 2], 0.5 + 0.1 * pose.root[:, 0])
+    assert (pose.joints[:, hips, 2] - pose.root[:, 2] > 0.7).all()
+    # told to stand still, agents stay near their start
+    assert np.linalg.norm(pose.root[:, :2] - np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 3.0]]), axis=1).max() < 0.3
+    R = pose.global_rot
+    np.testing.assert_allclose(R @ np.swapaxes(R, -1, -2), np.broadcast_to(np.eye(3), R.shape), atol=1e-5)
+
+
+def test_shipped_walk_follows_straight_5m_path():
+    from realsim.sim.motion.controller import MotionController
+    from realsim.sim.motion.metrics import path_metrics
+    from realsim.sim.motion.sample import rollout
+
+    ctrl = MotionController.from_default(2, styles=["neutral", "happy"], seed=1)
+    n = 4 * 30 + 60
+    x = np.minimum(np.arange(n + 46) * 1.25 / 30, 5.0)          # 5 m at 1.25 m/s, then stand
+    path = np.stack([x, np.zeros_like(x)], -1)
+    ro = rollout(ctrl, path, n)
+    m = path_metrics(ro, path)
+    end = ro.root[:, -1, :2]
+    # bounds measured by bench/motion.py on the shipped weights (see bench/results/motion.json), with margin
+    assert max(m["traj_mean_cm"]) < 15 and max(m["traj_max_cm"]) < 40, m
+    assert np.abs(end[:, 0] - 5.0).max() < 0.5 and np.abs(end[:, 1]).max() < 0.4, end
+    assert max(m["heading_deg"]) < 20, m
+
+
+def test_sample_cli_writes_bvh_and_mp4(tmp_path, capsys):
+    import av
+
+    from realsim.assets.bvh import read_bvh
+    from realsim.cli.main import main
+
+    out = tmp_path / "walk"
+    rc = main(["-q", "motion", "sample", "--path", "circle", "--style", "neutral", "--seconds", "2", "--seed", "0",
+               "-o", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    b = read_bvh(tmp_path / "walk.bvh")
+    assert b.n_frames == 60 and abs(b.fps - 30) < 1e-3 and b.names[0] == "Hips"
+    trans, _ = b.local_transforms()
+    assert 0.7 < trans[:, 0, 1].mean() < 1.1          # metres, Y up: hips about 0.9 m high
+    with av.open(str(tmp_path / "walk.mp4")) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == 60 and frames[0].shape == (480, 640, 3)
+    assert frames[30].std() > 5                        # something was drawn
+    rc = main(["-q", "motion", "sample", "--style", "nope", "-o", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert rc != 0 and "unknown style" in err and "Traceback" not in err
