@@ -47,6 +47,7 @@ def main() -> int:
         if not src.is_dir():
             print(f"skipping {name}: {src} absent", file=sys.stderr)
             continue
+        load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             res = run_poses(src, Path(tmp) / "wd", PosesOptions(max_image_size=args.max_image_size, matcher=matcher,
@@ -56,7 +57,8 @@ def main() -> int:
         rows.append({"scene": name, "matcher": res.matcher, "images": res.n_images, "registered": res.n_registered,
                      "points": res.n_points, "reproj_px": round(res.mean_reproj_px, 3), "seconds": round(dt, 1),
                      "pairs": m.get("n_pairs"), "cameras": m.get("n_cameras"), "metric": res.metric, "scale_source": res.scale_source,
-                     "mapping_attempts": m.get("mapping_attempts")})
+                     "mapping_attempts": m.get("mapping_attempts"),
+                     "load_avg_start": load0})  # the machine is shared: a high load average inflates the times
         r = rows[-1]
         print(f"{name:16s} {r['matcher']:11s} {r['registered']:3d}/{r['images']:<3d} pairs {r['pairs']!s:>4s} "
               f"points {r['points']:6d} reproj {r['reproj_px']:.3f} px  {r['seconds']:7.1f} s", flush=True)

@@ -82,9 +82,9 @@ def main() -> int:
         "command": "python " + " ".join([f"bench/render.py"] + sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    print(f"{'scene':<16}{'kind':<10}{'size':<11}{'backend':<9}{'gauss/frame':>12}{'render s':>10}{'fps':>8}"
+    print(f"{'scene':<24}{'kind':<10}{'size':<11}{'backend':<9}{'gauss/frame':>12}{'render s':>10}{'fps':>8}"
           f"{'decode s':>10}{'bundle s/frame':>16}")
-    print(f"{row['scene']:<16}{row['model_kind']:<10}{path.width}x{path.height:<6}{args.backend:<9}"
+    print(f"{row['scene']:<24}{row['model_kind']:<10}{path.width}x{path.height:<6}{args.backend:<9}"
           f"{row['gaussians_per_frame']:>12}{row['render_s_per_frame_median']:>10.3f}{row['render_fps']:>8.2f}"
           f"{row['decode_s_per_frame_median']:>10.3f}{row['bundle_s_per_frame']:>16.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

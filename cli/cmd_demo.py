@@ -38,6 +38,8 @@ def add_parser(sub) -> None:
     p.add_argument("--agents", type=_pos_int, default=6)
     p.add_argument("--seconds", type=_pos_float, default=6.0, help="simulated seconds (default 6)")
     p.add_argument("--iterations", type=_pos_int, help="Scaffold-GS iterations (default: the preset's)")
+    p.add_argument("--train-minutes", type=_pos_float, default=10.0,
+                   help="stop Scaffold-GS training after this many minutes if its iterations are not done (default 10)")
     p.add_argument("--preset", default="cpu-fast", choices=["cpu-fast", "cpu", "gpu"])
     p.add_argument("--max-width", type=_pos_int, help="training image width (default: the preset's)")
     p.add_argument("--scale", type=_pos_float, help="metres per SfM unit (photos without GPS)")
@@ -64,9 +66,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--capture-size must look like 480x360, got {args.capture_size!r}") from None
     if cw < 64 or ch < 64 or cw % 2 or ch % 2:
         raise InputError(f"--capture-size needs even sides of at least 64 pixels, got {args.capture_size}")
-    opts = DemoOptions(capture_width=cw, capture_height=ch, fps=args.fps, images=str(args.images) if args.images else None, agents=args.agents, seconds=args.seconds, seed=args.seed,
-                       iterations=args.iterations, preset=args.preset, max_width=args.max_width, scale=args.scale,
-                       camera_height=args.camera_height, n_images=args.n_images, motion=args.motion, overwrite=args.overwrite)
+    opts = DemoOptions(images=str(args.images) if args.images else None, agents=args.agents, seconds=args.seconds,
+                       seed=args.seed, iterations=args.iterations, train_minutes=args.train_minutes, preset=args.preset,
+                       max_width=args.max_width, scale=args.scale, camera_height=args.camera_height, n_images=args.n_images,
+                       capture_width=cw, capture_height=ch, fps=args.fps, motion=args.motion, overwrite=args.overwrite)
     with RichProgress(not args.quiet) as prog:
         r = run_demo(args.output, opts, progress=prog)
     if args.json:

@@ -15,7 +15,8 @@ def add_parser(sub) -> None:
                                    "baked: every anchor's neural Gaussians decoded from many views, view-dependent colour "
                                    "fitted to SH. Prints the PSNR of the export against the model's own render.")
     p.add_argument("scene", type=Path, help="scene bundle folder")
-    p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE", help="output .ply or .splat file")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE",
+                   help="output .ply, .splat or .usd/.usda/.usdc/.usdz file")
     p.add_argument("--format", choices=["ply", "splat", "usd", "usda", "usdc", "usdz"],
                    help="file format (default from the FILE suffix); usd* writes a UsdVol ParticleField3DGaussianSplat "
                         "(upAxis Z, metersPerUnit 1)")

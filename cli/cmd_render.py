@@ -48,9 +48,11 @@ def add_parser(sub) -> None:
     p.add_argument("--streams", default="rgb,depth,normal,alpha", help="comma list of rgb, depth, normal, alpha")
     p.add_argument("--order", choices=["name", "nearest"], default="name",
                    help="camera order for --path interp: capture (name) order or a nearest-neighbour chain")
+    p.add_argument("--smooth", type=float, default=0.0,
+                   help="--path interp: Gaussian smoothing of the cameras (sigma in cameras, e.g. 1.5) for a steady video")
     p.add_argument("--turns", type=_pos_float, help="orbit turns / spiral rotations (default 1 / 2)")
     p.add_argument("--backend", choices=["auto", "torch", "cpu", "cuda", "gsplat"], default="auto", help="rasterizer backend")
-    p.add_argument("--crf", type=int, default=18, help="H.264 quality (0 lossless .. 51 worst; default 18)")
+    p.add_argument("--crf", type=int, default=18, help="H.264 quality (0 best .. 51 worst; default 18)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
@@ -68,7 +70,9 @@ def build_path(scene, args: argparse.Namespace, points):
         seconds = args.seconds or 8.0
         fps = args.fps or 30.0
         if kind == "interp":
-            return P.interp_path(frames, seconds, fps, args.width, args.height, order=args.order)
+            if args.smooth < 0:
+                raise InputError(f"--smooth must be >= 0, got {args.smooth}")
+            return P.interp_path(frames, seconds, fps, args.width, args.height, order=args.order, smooth=args.smooth)
         if kind == "orbit":
             return P.orbit_path(frames, seconds, fps, args.width, args.height, turns=args.turns or 1.0, points=points)
         return P.spiral_path(frames, seconds, fps, args.width, args.height, rotations=args.turns or 2.0, points=points)

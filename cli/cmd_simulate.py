@@ -46,6 +46,7 @@ def add_parser(sub) -> None:
     p.add_argument("--fps", type=_pos_float)
     p.add_argument("--motion", default="auto", choices=["auto", "controller", "procedural"],
                    help="auto: the shipped motion-diffusion controller when present, else a procedural walk cycle")
+    p.add_argument("--motion-weights", type=Path, metavar="FILE", help="motion model weights instead of the shipped default")
     p.add_argument("--backend", default="auto", help="Gaussian rasteriser backend (auto, cpu, torch, cuda, gsplat)")
     p.add_argument("--ssaa", type=int, default=2, help="agent anti-aliasing samples per axis (1-4, default 2)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty OUTDIR")
@@ -59,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
 
     opts = SimulateOptions(scenario=str(args.scenario) if args.scenario else None, agents=args.agents, seconds=args.seconds,
                            seed=args.seed, scale=args.scale, camera=args.camera, width=args.width, height=args.height,
-                           fps=args.fps, motion=args.motion, backend=args.backend, ssaa=args.ssaa, overwrite=args.overwrite)
+                           fps=args.fps, motion=args.motion,
+                           motion_weights=str(args.motion_weights) if args.motion_weights else None, backend=args.backend,
+                           ssaa=args.ssaa, overwrite=args.overwrite)
     with RichProgress(not args.quiet) as prog:
         s = simulate_scene(args.scene, args.output, opts, progress=prog)
     if args.json:

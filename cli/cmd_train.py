@@ -33,7 +33,7 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     """Options shared by `train` and `reconstruct`."""
     p.add_argument("--model", choices=["scaffold", "3dgs"], default="scaffold", help="scene model (default scaffold)")
     p.add_argument("--preset", choices=["cpu-fast", "cpu", "gpu"], default="cpu",
-                   help="resolution and iterations: cpu-fast (256 px wide, 500 it), cpu (504 px, 1800 it), gpu (1600 px, 30k it)")
+                   help="resolution and iterations: cpu-fast (256 px wide, 500 it), cpu (504 px, 3000 it), gpu (1600 px, 30k it)")
     p.add_argument("--iterations", type=_pos_int, help="training iterations (overrides the preset; schedules follow)")
     p.add_argument("--downscale", type=_pos_float, help="divide image size by this (overrides the preset's width)")
     p.add_argument("--backend", choices=["auto", "torch", "cpu", "cuda", "gsplat"], default="auto", help="rasterizer backend")

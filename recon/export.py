@@ -40,6 +40,7 @@ class ExportConfig:
     views_between: int = 2  # extra spline viewpoints between consecutive cameras (denser view directions)
     ridge: float = 0.02  # SH ridge weight per band l: ridge * l^2 * (total weight): keeps unseen directions tame
     min_opacity: float = 1.0 / 255.0  # baked Gaussians fainter than this are dropped
+    opacity: str = "mean"  # "mean": over all views seeing the anchor (dropped = 0); "kept": over views where it is kept
     eval_views: int = 8  # cameras used to score the export (test split first)
     eval_max_side: int = 320  # scoring resolution (longest side, pixels)
 
@@ -113,6 +114,8 @@ def bake_scaffold(model: Any, views: list[CameraFrame], cfg: ExportConfig,
     compact[slots] = torch.arange(n)
     seen = torch.zeros(n)  # views whose frustum holds the slot's anchor
     op_sum = torch.zeros(n)
+    kept_sum = torch.zeros(n)
+    kept_cnt = torch.zeros(n)
     w_sum = torch.zeros(n, dtype=torch.float64)
     scale_sum = torch.zeros(n, 3, dtype=torch.float64)
     quat_sum = torch.zeros(n, 4, dtype=torch.float64)
@@ -135,6 +138,8 @@ def bake_scaffold(model: Any, views: list[CameraFrame], cfg: ExportConfig,
         op_sum.index_add_(0, c_all[m_all], info["opacity_all"].reshape(-1)[m_all].clamp_min(0).float())
         c = compact[info["slot"]]
         w = s.opacities.float()
+        kept_sum.index_add_(0, c, w)
+        kept_cnt.index_add_(0, c, torch.ones_like(w))
         means[c] = s.means.float()
         q = F.normalize(s.quats.float(), dim=1)
         new = ~has_ref[c]
@@ -145,13 +150,20 @@ def bake_scaffold(model: Any, views: list[CameraFrame], cfg: ExportConfig,
         scale_sum.index_add_(0, c, (s.scales.float() * w[:, None]).double())
         w_sum.index_add_(0, c, w.double())
         cam = -(V[:3, :3].T @ V[:3, 3])
-        B = _sh_basis_np(deg, s.means.to(acc) - cam.to(acc))  # [m,Kb] same directions the rasterizer uses
-        y = s.colors.to(acc) - 0.5  # [m,3]
-        wa = w.to(acc)[:, None, None]
-        A.index_add_(0, c, wa * B[:, :, None] * B[:, None, :])
-        rhs.index_add_(0, c, wa * B[:, :, None] * y[:, None, :])
+        for lo in range(0, len(c), 32768):  # chunks bound the [m,Kb,Kb] outer products
+            sl = slice(lo, lo + 32768)
+            B = _sh_basis_np(deg, s.means[sl].to(acc) - cam.to(acc))  # [m,Kb] the directions the rasterizer uses
+            y = s.colors[sl].to(acc) - 0.5  # [m,3]
+            wa = w[sl].to(acc)[:, None, None]
+            A.index_add_(0, c[sl], wa * B[:, :, None] * B[:, None, :])
+            rhs.index_add_(0, c[sl], wa * B[:, :, None] * y[:, None, :])
         report(progress, "export: bake", i + 1, len(views))
-    opac = op_sum / seen.clamp_min(1)
+    if cfg.opacity == "kept":
+        opac = kept_sum / kept_cnt.clamp_min(1)
+    elif cfg.opacity == "mean":
+        opac = op_sum / seen.clamp_min(1)
+    else:
+        raise InputError(f"unknown opacity mode {cfg.opacity!r} (mean or kept)")
     wsum = w_sum.clamp_min(1e-12)
     scales = (scale_sum / wsum[:, None]).float()
     quats = F.normalize(quat_sum.float(), dim=1)
@@ -192,7 +204,7 @@ def model_to_cloud(model: Any, cameras: CameraSet, cfg: ExportConfig | None = No
 
 
 def cloud_splats(cloud: GaussianCloud) -> Splats:
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+    t = lambda a: torch.tensor(np.asarray(a, dtype=np.float32))  # noqa: E731  (copies: USD arrays are read-only)
     return Splats(t(cloud.means), t(cloud.quats), t(cloud.scales), t(cloud.opacities), sh=t(cloud.sh),
                   sh_degree=cloud.sh_degree)
 

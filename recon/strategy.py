@@ -67,6 +67,16 @@ def _screen_grad_norm(meta: dict[str, Any], width: int, height: int) -> torch.Te
     return g.norm(dim=-1)
 
 
+def _new_bucket(state: dict[str, torch.Tensor], key: str, step: int, every: int) -> bool:
+    """True the first time `step` reaches a new multiple of `every` (every multiple for a step-by-step schedule; at most
+    once per multiple when a time budget makes the schedule jump)."""
+    b = step // max(every, 1)
+    if b > int(state[key]) and step >= b * every:
+        state[key] = torch.tensor([b], dtype=torch.int64)
+        return True
+    return False
+
+
 @dataclass
 class ScaffoldStrategy:
     """Anchor growing (multi-level voxels, thresholds grad_threshold * 2^level) and opacity-based pruning."""
@@ -88,7 +98,8 @@ class ScaffoldStrategy:
     def initialize_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
         M, k = model.n_anchors, model.config.n_offsets
         return {"opacity_accum": torch.zeros(M), "anchor_denom": torch.zeros(M),
-                "offset_grad_accum": torch.zeros(M * k), "offset_denom": torch.zeros(M * k)}
+                "offset_grad_accum": torch.zeros(M * k), "offset_denom": torch.zeros(M * k),
+                "last_bucket": torch.zeros(1, dtype=torch.int64)}
 
     def step_pre_backward(self, meta: dict[str, Any]) -> None:
         m2d = meta.get("means2d")
@@ -114,7 +125,7 @@ class ScaffoldStrategy:
                 slot = info["slot"][vis]
                 state["offset_grad_accum"].index_add_(0, slot, gn[vis])
                 state["offset_denom"].index_add_(0, slot, torch.ones_like(gn[vis]))
-        if step > self.update_from and step % self.update_interval == 0:
+        if _new_bucket(state, "last_bucket", step, self.update_interval) and step > self.update_from:
             return self._adjust(model, optimizers, state, generator)
         return {}
 
@@ -233,7 +244,8 @@ class ADCStrategy:
 
     def initialize_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
         n = model.n_gaussians
-        return {"grad2d": torch.zeros(n), "count": torch.zeros(n)}
+        return {"grad2d": torch.zeros(n), "count": torch.zeros(n), "last_bucket": torch.zeros(1, dtype=torch.int64),
+                "last_reset": torch.zeros(1, dtype=torch.int64)}
 
     def step_pre_backward(self, meta: dict[str, Any]) -> None:
         m2d = meta.get("means2d")
@@ -253,9 +265,9 @@ class ADCStrategy:
                 state["grad2d"][vis] += gn[vis]
                 state["count"][vis] += 1
             out: dict[str, int] = {}
-            if step > self.refine_start and step % self.refine_every == 0:
+            if _new_bucket(state, "last_bucket", step, self.refine_every) and step > self.refine_start:
                 out = self._refine(model, optimizers, state, step, generator, extent)
-            if step > 0 and step % self.reset_every == 0:
+            if _new_bucket(state, "last_reset", step, self.reset_every) and step > 0:
                 thr = float(torch.logit(torch.tensor(self.prune_opa * 2.0)))
 
                 def fn(t: torch.Tensor, kind: str) -> torch.Tensor:

@@ -50,6 +50,9 @@ class TrainConfig:
     holdout_every: int | None = None  # None: keep the split recorded in cameras.json
     backend: str = "auto"
     seed: int = 0
+    # coarse-to-fine: [(fraction of the run, image downscale)] e.g. [[0.2, 4], [0.5, 2]] trains the first 20% at 1/4 and
+    # up to 50% at 1/2 of the training resolution (fewer pixels: much cheaper early iterations on CPU)
+    res_schedule: list = field(default_factory=list)
     lambda_dssim: float = 0.2
     lambda_volume: float = 0.01
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -59,7 +62,9 @@ class TrainConfig:
     lr_scale: float = 1.0  # multiplies every learning rate (short CPU runs use > 1)
     sh_degree_interval: int = 1000  # 3DGS: raise the active SH degree every this many steps
     threads: int = 2  # torch CPU threads (0 = leave torch's default)
-    max_seconds: float = 0.0  # stop early after this wall time (0 = off); breaks bit-exact resume by design
+    # wall-time budget (0 = off): training stops when it is spent, and learning-rate, resolution and densification
+    # schedules advance by max(iteration, elapsed share of the budget) so a run fits the budget (not bit-reproducible)
+    max_seconds: float = 0.0
     scaffold: ScaffoldConfig = field(default_factory=ScaffoldConfig)
     gs3d: GS3DConfig = field(default_factory=GS3DConfig)
     scaffold_strategy: ScaffoldStrategy = field(default_factory=ScaffoldStrategy)
@@ -98,11 +103,11 @@ def preset_config(name: str, model: str = "scaffold", iterations: int | None = N
         cfg = TrainConfig(model=model, preset=name, iterations=30000, max_width=1600, checkpoint_every=2000, eval_every=500,
                           log_every=50, lr_scale=1.0)
     elif name == "cpu":
-        cfg = TrainConfig(model=model, preset=name, iterations=1800, max_width=504, checkpoint_every=300, eval_every=100,
-                          lr_scale=1.0)
+        cfg = TrainConfig(model=model, preset=name, iterations=3000, max_width=504, checkpoint_every=300, eval_every=100,
+                          res_schedule=[[0.1, 4], [0.35, 2]])
     else:
         cfg = TrainConfig(model=model, preset=name, iterations=500, max_width=256, checkpoint_every=100, eval_every=50,
-                          lr_scale=1.0)
+                          res_schedule=[[0.3, 2]])
     if iterations is not None:
         cfg.iterations = int(iterations)
     scale_schedule(cfg)
@@ -319,6 +324,7 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
     step = start
     last_loss = float("nan")
     last_eval = float("nan")
+    coarse: dict = {}
     logf = open(metrics_path, "a")
     report(progress, "train", start, n_iter)
     stopped = False
@@ -328,16 +334,20 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
                 if not order:
                     order = torch.randperm(len(ds.train), generator=gen).tolist()
                 vi = order.pop()
-                view = ds.train[vi]
-                set_lrs(opts, lrs, step, n_iter)
+                # schedule position: the iteration, or with a time budget the elapsed share of it if that is further
+                sched = step
+                if cfg.max_seconds > 0:
+                    sched = min(max(step, int((time.perf_counter() - t0) / cfg.max_seconds * n_iter)), n_iter - 1)
+                view = _at_resolution(ds.train[vi], _res_factor(cfg, sched), coarse, vi)
+                set_lrs(opts, lrs, sched, n_iter)
                 if cfg.model == "3dgs":
-                    model.active_sh_degree = min(step // max(cfg.sh_degree_interval, 1), model.config.sh_degree)
+                    model.active_sh_degree = min(sched // max(cfg.sh_degree_interval, 1), model.config.sh_degree)
                 loss, l1, info, meta, img = _train_step(model, view, vi, cfg, bg, strategy)
                 for opt in opts.values():
                     opt.step()
                     opt.zero_grad(set_to_none=True)
                 kw = {"extent": ds.scene_extent} if cfg.model == "3dgs" else {}
-                changes = strategy.step_post_backward(model, opts, strat_state, step, info, meta, view.width, view.height,
+                changes = strategy.step_post_backward(model, opts, strat_state, sched, info, meta, view.width, view.height,
                                                       generator=gen, **kw)
                 step += 1
                 last_loss = loss
@@ -385,6 +395,27 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
     _write_output(out, source, ds, model, cfg, metrics, metrics_path, plot_path, overwrite or resume)
     shutil.rmtree(work, ignore_errors=True)
     return TrainResult(out, step, seconds, metrics, model)
+
+
+def _res_factor(cfg: TrainConfig, step: int) -> int:
+    for frac, factor in cfg.res_schedule:
+        if step < frac * cfg.iterations:
+            return int(factor)
+    return 1
+
+
+def _at_resolution(view: View, factor: int, cache: dict, key: int) -> View:
+    """The view box-filtered by an integer factor (K scaled to match); cached."""
+    if factor <= 1:
+        return view
+    ck = (key, factor)
+    if ck not in cache:
+        H, W = view.height // factor, view.width // factor
+        img = view.image[: H * factor, : W * factor].reshape(H, factor, W, factor, 3).mean((1, 3))
+        K = view.K.clone()
+        K[:2] /= factor
+        cache[ck] = View(view.name, img.contiguous(), view.viewmat, K, W, H)
+    return cache[ck]
 
 
 def _train_step(model: nn.Module, view: View, vi: int, cfg: TrainConfig, bg: torch.Tensor, strategy: Any):

@@ -84,9 +84,8 @@ def write_video_bundle(render_fn: RenderFn, path: CameraPath, out_dir: str | os.
         raise InputError(f"video size {path.width}x{path.height} must be even (H.264 yuv420p)")
     T = len(path)
     first: dict[str, np.ndarray] | None = None
-    need_depth = "depth" in streams or "normal" in streams
     stats = None
-    if need_depth and (depth_range is None or depth_scale is None):
+    if "depth" in streams and (depth_range is None or depth_scale is None):
         if points is not None:
             stats = depth_stats_from_points(points, path)
         if stats is None:

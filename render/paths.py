@@ -237,15 +237,32 @@ def order_by_nearest(centers: np.ndarray, start: int = 0) -> list[int]:
     return order
 
 
+def smooth_keys(keys: "_Keys", sigma: float) -> "_Keys":
+    """Gaussian smoothing (sigma in keyframes) of camera centres and rotations: steadier video from handheld captures."""
+    n = len(keys.centers)
+    if sigma <= 0 or n < 3:
+        return keys
+    r = int(np.ceil(3 * sigma))
+    idx = np.clip(np.arange(n)[:, None] + np.arange(-r, r + 1)[None, :], 0, n - 1)  # [n, 2r+1], edges repeated
+    w = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    w = w / w.sum()
+    centers = np.einsum("k,nkd->nd", w, keys.centers[idx])
+    quats = np.einsum("k,nkd->nd", w, keys.quats[idx])  # keys are sign-continuous, so the mean is well defined
+    quats /= np.linalg.norm(quats, axis=1, keepdims=True)
+    kn = np.einsum("k,nkd->nd", w, keys.kn[idx])
+    return _Keys(centers, _continuous_signs(quats), kn)
+
+
 def interp_path(frames: Sequence[CameraFrame], seconds: float, fps: float, width: int | None = None,
                 height: int | None = None, order: str = "name", rot_weight: float | None = None,
-                samples_per_segment: int = 256) -> CameraPath:
+                samples_per_segment: int = 256, smooth: float = 0.0) -> CameraPath:
     """Smooth path through the given cameras at constant speed.
 
     Positions follow a centripetal Catmull-Rom spline, rotations Shoemake's squad (C1 slerp), intrinsics are blended
     linearly (vertical field of view kept when the output size differs). Speed is constant in the metric
     |d position| + rot_weight * |d angle| (rot_weight defaults to the median camera distance to the focus point,
     so turning on the spot still moves the video along). `order`: "name" (capture order), "nearest" (greedy chain), "given".
+    `smooth` > 0 first low-passes the cameras (Gaussian, sigma in cameras) so a shaky capture gives a steady video.
     """
     V, K, sizes = _frames_arrays(frames)
     if order == "name":
@@ -259,7 +276,7 @@ def interp_path(frames: Sequence[CameraFrame], seconds: float, fps: float, width
     V, K, sizes = V[idx], K[idx], sizes[idx]
     width, height = _default_size(sizes, width, height)
     T = _n_frames(seconds, fps)
-    keys = _keys_from(V, K, sizes)
+    keys = smooth_keys(_keys_from(V, K, sizes), smooth)
     n = len(V)
     if n == 1 or T == 1:
         g = np.zeros(T)
@@ -410,6 +427,13 @@ def spiral_path(frames: Sequence[CameraFrame], seconds: float, fps: float, width
     theta = 2 * np.pi * rotations * np.arange(T) / T
     local = np.stack([np.cos(theta) * rad[0], -np.sin(theta) * rad[1], -np.sin(0.5 * theta) * rad[2]], 1)
     pos = c_mean + local @ R_mean.T
+    # keep the spiral's height within (1.5x) the cameras' own height range: a tilted mean camera on a long forward
+    # walk would otherwise turn forward spread into metres of vertical motion
+    upv = np.asarray(up, np.float64) / np.linalg.norm(up)
+    v = (pos - c_mean) @ upv
+    v_max = max(0.75 * float(np.ptp(C @ upv)), 0.02 * float(np.linalg.norm(f - c_mean)), 1e-9)
+    if np.abs(v).max() > v_max:
+        pos = pos - np.outer(v * (1 - v_max / np.abs(v).max()), upv)
     cam_up = -R_mean[:, 1]
     use_up = np.asarray(up, np.float64) if abs(np.dot(R_mean[:, 2], up)) < 0.95 else cam_up
     Vout = np.stack([look_at(p, f, use_up) for p in pos])

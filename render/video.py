@@ -196,41 +196,34 @@ def normals_from_depth(depth: Any, K: Any, alpha: Any | None = None, alpha_min: 
     """Camera-space unit normals [H,W,3] (OpenCV camera axes, facing the camera) from a depth map and intrinsics.
 
     Central differences of back-projected points (one-sided next to holes); pixels without depth (or with
-    alpha < alpha_min) get 0.
+    alpha < alpha_min) get 0. Runs in torch (float32) for speed at video resolutions.
     """
-    d = _to_numpy(depth).astype(np.float32)
-    d = d.reshape(d.shape[:2])
+    import torch
+
+    d = torch.as_tensor(_to_numpy(depth), dtype=torch.float32)
+    d = d.reshape(d.shape[0], d.shape[1])
     Km = _to_numpy(K).astype(np.float64)
     H, W = d.shape
-    xs = ((np.arange(W, dtype=np.float32) + 0.5 - Km[0, 2]) / Km[0, 0]).astype(np.float32)
-    ys = ((np.arange(H, dtype=np.float32) + 0.5 - Km[1, 2]) / Km[1, 1]).astype(np.float32)
-    P = np.empty((H + 2, W + 2, 3), np.float32)  # back-projected points, edge-padded
-    P[1:-1, 1:-1, 0] = xs[None, :] * d
-    P[1:-1, 1:-1, 1] = ys[:, None] * d
-    P[1:-1, 1:-1, 2] = d
+    xs = (torch.arange(W, dtype=torch.float32) + 0.5 - float(Km[0, 2])) / float(Km[0, 0])
+    ys = (torch.arange(H, dtype=torch.float32) + 0.5 - float(Km[1, 2])) / float(Km[1, 1])
     valid = d > 0
     if alpha is not None:
-        valid &= _to_numpy(alpha).reshape(H, W) >= alpha_min
-    Vp = np.zeros((H + 2, W + 2), bool)
-    Vp[1:-1, 1:-1] = valid
-    P[0], P[-1], P[:, 0], P[:, -1] = P[1], P[-2], P[:, 1], P[:, -2]
-    C = P[1:-1, 1:-1]
+        valid &= torch.as_tensor(_to_numpy(alpha)).reshape(H, W) >= alpha_min
+    P = torch.stack([xs[None, :] * d, ys[:, None] * d, d])  # [3,H,W]
+    Pp = torch.nn.functional.pad(P[None], (1, 1, 1, 1), mode="replicate")[0]  # [3,H+2,W+2]
+    Vp = torch.nn.functional.pad(valid[None, None].float(), (1, 1, 1, 1))[0, 0] > 0
     r_ok, l_ok, d_ok, u_ok = Vp[1:-1, 2:], Vp[1:-1, :-2], Vp[2:, 1:-1], Vp[:-2, 1:-1]
-    # neighbour to use on each side: itself when that neighbour is missing (one-sided difference)
-    right = np.where(r_ok[..., None], P[1:-1, 2:], C)
-    left = np.where(l_ok[..., None], P[1:-1, :-2], C)
-    down = np.where(d_ok[..., None], P[2:, 1:-1], C)
-    up = np.where(u_ok[..., None], P[:-2, 1:-1], C)
-    dx = right - left
-    dy = down - up
-    n = np.cross(dy, dx)  # x right, y down: dy x dx points towards the camera for a fronto-parallel plane
-    norm = np.sqrt(np.einsum("hwc,hwc->hw", n, n))
+    # a missing neighbour is replaced by the pixel itself (one-sided difference)
+    dx = torch.where(r_ok, Pp[:, 1:-1, 2:], P) - torch.where(l_ok, Pp[:, 1:-1, :-2], P)
+    dy = torch.where(d_ok, Pp[:, 2:, 1:-1], P) - torch.where(u_ok, Pp[:, :-2, 1:-1], P)
+    # n = dy x dx: for x right, y down this points towards the camera on a fronto-parallel plane
+    n = torch.stack([dy[1] * dx[2] - dy[2] * dx[1], dy[2] * dx[0] - dy[0] * dx[2], dy[0] * dx[1] - dy[1] * dx[0]])
+    norm = n.norm(dim=0)
     ok = valid & (r_ok | l_ok) & (d_ok | u_ok) & (norm > 1e-20)
-    n /= np.where(ok, norm, 1.0)[..., None]
-    n[~ok] = 0.0
-    flip = np.einsum("hwc,hwc->hw", n, C) > 0  # every normal faces the camera
-    n[flip] *= -1
-    return n
+    n = torch.where(ok, n / norm.clamp_min(1e-30), torch.zeros(()))
+    flip = (n * P).sum(0) > 0  # every normal faces the camera
+    n = torch.where(flip, -n, n)
+    return n.permute(1, 2, 0).contiguous().numpy()
 
 
 def normals_to_rgb(n_cv: np.ndarray) -> np.ndarray:

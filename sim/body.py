@@ -175,8 +175,12 @@ class BodyModel:
         P = {k: J[:, v] for k, v in s.items() if v >= 0 and k not in ("head_top", "l_toe", "r_toe", "neck")}
         P["neck"] = J[:, s["neck"]] if s["neck"] >= 0 else 0.5 * (P["l_shoulder"] + P["r_shoulder"]) + up * 0.03
         P["pelvis_low"] = 0.5 * (P["l_hip"] + P["r_hip"]) - up * 0.06
-        P["head_low"] = P["head"] - up * 0.1 + fwd * 0.0
-        P["head_top"] = J[:, s["head_top"]] + up * 0.02 if s["head_top"] >= 0 else P["head"] + up * 0.13
+        if s["head_top"] >= 0:  # head joint at the skull's centre, a head-top joint above it
+            P["head_low"] = P["head"] - up * 0.1
+            P["head_top"] = J[:, s["head_top"]] + up * 0.02
+        else:  # mocap skeletons put "Head" at the base of the skull
+            P["head_low"] = P["head"] - up * 0.03
+            P["head_top"] = P["head"] + up * 0.22
         for sd in ("l", "r"):
             fa = P[f"{sd}_wrist"] - P[f"{sd}_elbow"]
             fa = fa / np.linalg.norm(fa, axis=-1, keepdims=True).clip(1e-9)

@@ -46,6 +46,7 @@ class SimResult:
     paths: list[list[np.ndarray]]  # per agent, every path it was given
     motion_backend: str
     metrics: dict[str, float] = field(default_factory=dict)
+    rest_foot_heights: np.ndarray | None = None  # [F] planted height of each foot joint above the ground
 
     @property
     def n_frames(self) -> int:
@@ -65,16 +66,22 @@ def _rest_positions(skeleton) -> np.ndarray:
     return P
 
 
-def _foot_joints(skeleton) -> tuple[list[int], np.ndarray]:
-    """Foot joint indices (ankles and toes) and their rest heights above the sole, from the rest skeleton (any up axis)."""
+def _foot_joints(skeleton) -> list[int]:
+    """Foot joint indices: ankles, then toes when the skeleton has them (left, right)."""
     sem = _semantic(skeleton)
-    feet = [sem["l_ankle"], sem["r_ankle"]] + [sem[k] for k in ("l_toe", "r_toe") if sem.get(k, -1) >= 0]
-    P = _rest_positions(skeleton)
-    up = P[sem["head"]] - 0.5 * (P[sem["l_ankle"]] + P[sem["r_ankle"]])
-    up = up / max(np.linalg.norm(up), 1e-9)
-    h = P @ up
-    sole = h[feet].min() - 0.02  # the lowest foot joint sits ~2 cm above the ground
-    return feet, h[feet] - sole
+    return [sem["l_ankle"], sem["r_ankle"]] + [sem[k] for k in ("l_toe", "r_toe") if sem.get(k, -1) >= 0]
+
+
+def _rest_foot_heights(joints: np.ndarray, world: World, feet: list[int]) -> np.ndarray:
+    """Height above the ground of each foot joint when the foot is planted, from a standing pose joints [A,J,3].
+
+    Taken per joint pair as the lower of left and right (a standing body has at least one foot down), median over agents.
+    Skeletons differ (ankle 8-13 cm, toe 2-5 cm above the floor); measuring it avoids guessing rest orientations.
+    """
+    fj = joints[:, feet]
+    h = fj[..., 2] - world.height(fj[..., :2])  # [A,F]
+    pairs = h.reshape(h.shape[0], -1, 2).min(-1)  # [A,F/2]
+    return np.clip(np.repeat(np.median(pairs, 0), 2), 0.0, 0.25)
 
 
 def foot_heights(joints: np.ndarray, world: World, feet: list[int], rest_h: np.ndarray) -> np.ndarray:
@@ -84,20 +91,27 @@ def foot_heights(joints: np.ndarray, world: World, feet: list[int], rest_h: np.n
     return (fj[..., 2] - g - rest_h).min(-1)
 
 
-def make_motion(n: int, styles: list[str], world: World, scales: np.ndarray, seed: int, backend: str = "auto"):
-    """The motion-diffusion controller when available (backend auto|controller), else the procedural walker."""
+def make_motion(n: int, styles: list[str], world: World, scales: np.ndarray, seed: int, backend: str = "auto",
+                weights: str | None = None):
+    """The motion-diffusion controller when available (backend auto|controller), else the procedural walker.
+
+    `weights`: a motion model file to use instead of the shipped default weights.
+    """
     if backend not in ("auto", "controller", "procedural"):
         raise RealsimError(f"unknown motion backend {backend!r} (auto, controller, procedural)")
     if backend in ("auto", "controller"):
         try:
-            from realsim.sim.motion import MotionController  # type: ignore[attr-defined]
+            from realsim.sim.motion import MotionController, MotionModel  # type: ignore[attr-defined]
 
-            ctrl = MotionController.from_default(n, styles=styles, ground_height=world.height, seed=seed)
+            if weights:
+                ctrl = MotionController(MotionModel.load(weights), n, styles, world.height, seed)
+            else:
+                ctrl = MotionController.from_default(n, styles=styles, ground_height=world.height, seed=seed)
             return ctrl, "controller"
-        except RealsimError:
-            if backend == "controller":
+        except RealsimError as e:
+            if backend == "controller" or weights or "style" in str(e):
                 raise
-            log.warning("motion controller unavailable; agents use the procedural walk cycle")
+            log.warning("motion controller unavailable (%s); agents use the procedural walk cycle", e)
         except (ImportError, AttributeError, FileNotFoundError, OSError, ValueError, KeyError) as e:
             if backend == "controller":
                 raise RealsimError(f"motion controller unavailable: {type(e).__name__}: {e}") from None
@@ -166,7 +180,7 @@ def _random_goal(world: World, pos: np.ndarray, rng: np.random.Generator, spawn_
 
 
 def run_sim(world: World, scenario: Scenario, motion: str = "auto", spawn_mask: np.ndarray | None = None,
-            future_frames: int = 45, progress: ProgressFn | None = None) -> SimResult:
+            future_frames: int = 45, progress: ProgressFn | None = None, motion_weights: str | None = None) -> SimResult:
     """Simulate the scenario's agents for its duration at its fps; spawn_mask [NX,NY] limits random places (e.g. in view)."""
     rng = np.random.default_rng(scenario.seed)
     fps = float(scenario.fps)
@@ -192,10 +206,11 @@ def run_sim(world: World, scenario: Scenario, motion: str = "auto", spawn_mask: 
         cur_paths.append(p)
     crowd = Crowd(world, starts, radii, speeds, cur_paths, CrowdConfig())
     heading0 = np.array([math.atan2(*(p[min(1, len(p) - 1)] - p[0])[::-1]) if len(p) > 1 else 0.0 for p in cur_paths])
-    ctrl, backend = make_motion(A, styles, world, scales, scenario.seed, motion)
+    ctrl, backend = make_motion(A, styles, world, scales, scenario.seed, motion, motion_weights)
     ctrl.reset(starts.copy(), heading0)
     skel = ctrl.skeleton
-    feet, rest_h = _foot_joints(skel)
+    feet = _foot_joints(skel)
+    rest_h: np.ndarray | None = None
     J = len(skel.names)
     joints = np.zeros((T, A, J, 3))
     root = np.zeros((T, A, 3))
@@ -221,6 +236,8 @@ def run_sim(world: World, scenario: Scenario, motion: str = "auto", spawn_mask: 
         shift_xy[t] = np.linalg.norm(d, axis=1)
         Jt[..., :2] += d[:, None]
         # feet on the terrain: the lowest foot rests on the ground
+        if rest_h is None:
+            rest_h = _rest_foot_heights(Jt, world, feet)
         fh = foot_heights(Jt, world, feet, rest_h)
         raw_foot[t] = fh
         Jt[..., 2] -= fh[:, None]
@@ -244,6 +261,7 @@ def run_sim(world: World, scenario: Scenario, motion: str = "auto", spawn_mask: 
         if (t + 1) % 10 == 0 or t + 1 == T:
             report(progress, "simulate", t + 1, T)
     res = SimResult(fps, joints, root, heading, contacts, targets, skel, looks, styles, speeds, radii, paths, backend)
+    res.rest_foot_heights = rest_h
     res.metrics = sim_metrics(res, world, feet, rest_h)
     res.metrics["raw_foot_error_m_p95"] = float(np.percentile(np.abs(raw_foot), 95))
     res.metrics["raw_foot_error_m_max"] = float(np.abs(raw_foot).max())
@@ -255,7 +273,7 @@ def run_sim(world: World, scenario: Scenario, motion: str = "auto", spawn_mask: 
 def sim_metrics(res: SimResult, world: World, feet: list[int] | None = None, rest_h: np.ndarray | None = None) -> dict[str, float]:
     """Minimum distance between agents, frames off walkable cells / in obstacles, feet-on-ground error."""
     if feet is None or rest_h is None:
-        feet, rest_h = _foot_joints(res.skeleton)
+        feet, rest_h = _foot_joints(res.skeleton), res.rest_foot_heights
     xy = res.joints[:, :, 0, :2]  # root joint
     out: dict[str, float] = {}
     A = res.n_agents

@@ -189,6 +189,35 @@ def _project(points: np.ndarray, V: np.ndarray, K: np.ndarray) -> tuple[np.ndarr
     return uv[..., :2] / np.maximum(uv[..., 2:3], 1e-9), z
 
 
+def _render_agents(verts: np.ndarray, faces: np.ndarray, cols: np.ndarray, V: np.ndarray, K: np.ndarray, width: int, height: int,
+                   ssaa: int) -> dict[str, torch.Tensor]:
+    """Rasterise the bodies only inside their screen bounding box (bodies are small; the frame is not), then paste."""
+    cfg = MeshRenderConfig(ssaa=ssaa, ambient=0.5)
+    pc = verts @ V[:3, :3].T + V[:3, 3]
+    vis = pc[:, 2] > cfg.near
+    if not vis.all():  # something reaches behind the camera: render the full frame (clipping handles it)
+        return render_mesh(torch.from_numpy(verts).float(), torch.from_numpy(faces), torch.from_numpy(cols).float(), V, K,
+                           width, height, cfg)
+    uv = pc @ np.asarray(K, np.float64).T
+    uv = uv[:, :2] / uv[:, 2:3]
+    x0, y0 = np.floor(uv.min(0)).astype(int) - 2
+    x1, y1 = np.ceil(uv.max(0)).astype(int) + 2
+    x0, y0 = max(x0, 0), max(y0, 0)
+    x1, y1 = min(x1, width), min(y1, height)
+    out = {"rgb": torch.zeros(height, width, 3), "depth": torch.zeros(height, width, 1), "alpha": torch.zeros(height, width, 1),
+           "face_id": torch.full((height, width), -1, dtype=torch.long)}
+    if x1 <= x0 or y1 <= y0:
+        return out
+    Kc = np.asarray(K, np.float64).copy()
+    Kc[0, 2] -= x0
+    Kc[1, 2] -= y0
+    m = render_mesh(torch.from_numpy(verts).float(), torch.from_numpy(faces), torch.from_numpy(cols).float(), V, Kc,
+                    x1 - x0, y1 - y0, cfg)
+    for k in out:
+        out[k][y0:y1, x0:x1] = m[k]
+    return out
+
+
 def render_frame(layer: SceneLayer, world: World, body: BodyModel, sim: SimResult, t: int, V: np.ndarray, K: np.ndarray,
                  width: int, height: int, ssaa: int = 2, shadow: bool = True, background=(0.0, 0.0, 0.0)) -> dict[str, Any]:
     """One composited frame: {"rgb","depth","mesh_weight","instance" [H,W] int (-1 none),"scene_depth"}."""
@@ -198,22 +227,57 @@ def render_frame(layer: SceneLayer, world: World, body: BodyModel, sim: SimResul
     cols = body.colors(sim.looks)
     nf = len(body.faces)
     faces = np.concatenate([body.faces + a * body.n_verts for a in range(A)])
-    m = render_mesh(torch.from_numpy(verts.reshape(-1, 3)).float(), torch.from_numpy(faces), torch.from_numpy(cols.reshape(-1, 3)).float(),
-                    V, K, width, height, MeshRenderConfig(ssaa=ssaa, ambient=0.5))
-    rgb = sc["rgb"]
-    if shadow:
-        pts = unproject_depth(sc["depth"], V, K)
-        gz = torch.from_numpy(world.height(pts[..., :2].numpy().astype(np.float64))).float()
-        feet = sim.joints[t][:, [body.sem["l_ankle"], body.sem["r_ankle"]]].mean(1)
-        centers = np.c_[0.5 * (feet[:, :2] + sim.joints[t][:, 0, :2]), world.height(feet[:, :2])]
-        fac = contact_shadow(pts, gz, centers, 0.45 * np.array([lk.build for lk in sim.looks]))
-        solid = (sc["alpha"] > 0.05) & (sc["depth"] > 0)
-        rgb = torch.where(solid, rgb * fac, rgb)
-    out = composite_layers(rgb, sc["depth"], sc["alpha"], m["rgb"], m["depth"], m["alpha"], background)
-    inst = torch.where((m["face_id"] >= 0) & (out["mesh_weight"][..., 0] >= 0.5),
+    m = _render_agents(verts.reshape(-1, 3), faces, cols.reshape(-1, 3), V, K, width, height, ssaa)
+    # work only inside the box that holds the bodies and their shadows (everything else is the scene as rendered)
+    feet = sim.joints[t][:, [body.sem["l_ankle"], body.sem["r_ankle"]]].mean(1)
+    centers = np.c_[0.5 * (feet[:, :2] + sim.joints[t][:, 0, :2]), world.height(feet[:, :2])]
+    radii = 0.45 * np.array([lk.build for lk in sim.looks])
+    box = _work_box(m["alpha"], centers, radii * 1.6, V, K, width, height)
+    rgb_full = sc["rgb"].clone()
+    depth_full = sc["depth"].clone()
+    weight = torch.zeros(height, width, 1)
+    if box is not None:
+        y0, y1, x0, x1 = box
+        crop = (slice(y0, y1), slice(x0, x1))
+        rgb = sc["rgb"][crop]
+        sd, sa = sc["depth"][crop], sc["alpha"][crop]
+        if shadow:
+            Kc = np.asarray(K, np.float64).copy()
+            Kc[0, 2] -= x0
+            Kc[1, 2] -= y0
+            pts = unproject_depth(sd, V, Kc)
+            gz = torch.from_numpy(world.height(pts[..., :2].numpy().astype(np.float64))).float()
+            fac = contact_shadow(pts, gz, centers, radii)
+            rgb = torch.where((sa > 0.05) & (sd > 0), rgb * fac, rgb)
+        out = composite_layers(rgb, sd, sa, m["rgb"][crop], m["depth"][crop], m["alpha"][crop], background)
+        rgb_full[crop] = out["rgb"]
+        depth_full[crop] = out["depth"]
+        weight[crop] = out["mesh_weight"]
+    inst = torch.where((m["face_id"] >= 0) & (weight[..., 0] >= 0.5),
                        torch.div(m["face_id"], nf, rounding_mode="floor"), torch.full_like(m["face_id"], -1))
-    return {"rgb": out["rgb"], "depth": out["depth"], "mesh_weight": out["mesh_weight"], "instance": inst,
+    return {"rgb": rgb_full, "depth": depth_full, "mesh_weight": weight, "instance": inst,
             "scene_depth": sc["depth"], "mesh_depth": m["depth"]}
+
+
+def _work_box(alpha: torch.Tensor, centers: np.ndarray, radii: np.ndarray, V: np.ndarray, K: np.ndarray, width: int,
+              height: int) -> tuple[int, int, int, int] | None:
+    """Pixel box (y0, y1, x0, x1) covering the rendered bodies and their ground shadow discs; None if nothing shows."""
+    ys, xs = torch.nonzero(alpha[..., 0] > 0, as_tuple=True)
+    pts = [np.c_[xs.numpy(), ys.numpy()].astype(np.float64)] if len(xs) else []
+    ang = np.linspace(0, 2 * np.pi, 12, endpoint=False)
+    ring = (centers[:, None, :] + np.stack([np.cos(ang), np.sin(ang), 0 * ang], -1)[None] * radii[:, None, None]).reshape(-1, 3)
+    pc = ring @ V[:3, :3].T + V[:3, 3]
+    if (pc[:, 2] <= 0.05).any():
+        return 0, height, 0, width  # a shadow reaches behind the camera: do the whole frame
+    uv = pc @ np.asarray(K, np.float64).T
+    pts.append(uv[:, :2] / uv[:, 2:3])
+    P = np.vstack(pts)
+    x0, y0 = np.floor(P.min(0)).astype(int) - 2
+    x1, y1 = np.ceil(P.max(0)).astype(int) + 3
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return y0, y1, x0, x1
 
 
 def _keypoints(sim: SimResult, t: int, V: np.ndarray, K: np.ndarray, width: int, height: int, depth: np.ndarray,
@@ -264,10 +328,10 @@ def write_outputs(out_dir: str | os.PathLike, layer: SceneLayer, world: World, s
     body = BodyModel(sim.skeleton)
     t0 = time.time()
     depth_scale = 1e-3
-    # depth colour range from the first frame's scene
-    first = layer(path.viewmats[0], path.Ks[0], W, H)["depth"].numpy()
+    fr0 = render_frame(layer, world, body, sim, 0, path.viewmats[0], path.Ks[0], W, H, ssaa=ssaa)
+    first = fr0["scene_depth"].numpy()
     valid = first[first > 0]
-    vmax = float(np.percentile(valid, 98)) if valid.size else 10.0
+    vmax = float(np.percentile(valid, 98)) if valid.size else 10.0  # depth colour range from the first frame
     palette = (np.array([[0, 0, 0]] + [[int(255 * c) for c in lk.shirt] for lk in sim.looks])).astype(np.uint8)
     images, anns = [], []
     stats = {"render_s": 0.0}
@@ -280,7 +344,7 @@ def write_outputs(out_dir: str | os.PathLike, layer: SceneLayer, world: World, s
                 VideoWriter(tmp / "masks.mp4", path.fps, W, H) as vmask:
             for t in range(T):
                 ts = time.time()
-                fr = render_frame(layer, world, body, sim, t, path.viewmats[t], path.Ks[t], W, H, ssaa=ssaa)
+                fr = fr0 if t == 0 else render_frame(layer, world, body, sim, t, path.viewmats[t], path.Ks[t], W, H, ssaa=ssaa)
                 stats["render_s"] += time.time() - ts
                 rgb = fr["rgb"].numpy()
                 depth = fr["depth"].numpy()

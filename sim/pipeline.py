@@ -32,6 +32,7 @@ class SimulateOptions:
     height: int | None = None
     fps: float | None = None
     motion: str = "auto"  # auto | controller | procedural
+    motion_weights: str | None = None  # a motion model file instead of the shipped weights
     backend: str = "auto"  # Gaussian rasteriser backend
     ssaa: int = 2
     overwrite: bool = False
@@ -100,7 +101,9 @@ def simulate_scene(scene_path: str | os.PathLike, out_dir: str | os.PathLike, op
     path = make_camera_path(sc.camera.path, scene.cameras.frames, sc.duration, sc.fps, world.scale, sc.camera.width,
                             sc.camera.height)
     spawn = visible_mask(world, path)
-    sim = run_sim(world, sc, motion=opts.motion, spawn_mask=spawn, progress=progress)
+    if opts.motion_weights and not Path(opts.motion_weights).is_file():
+        raise InputError(f"motion weights {opts.motion_weights} not found")
+    sim = run_sim(world, sc, motion=opts.motion, spawn_mask=spawn, progress=progress, motion_weights=opts.motion_weights)
     if sc.camera.path == "follow":
         path = make_camera_path("follow", scene.cameras.frames, sc.duration, sc.fps, world.scale, sc.camera.width,
                                 sc.camera.height, sim=sim)
@@ -125,6 +128,7 @@ class DemoOptions:
     seconds: float = 6.0
     seed: int = 0
     iterations: int | None = None  # Scaffold-GS iterations (cpu-fast preset default when None)
+    train_minutes: float | None = 10.0  # wall-time cap on training (None: the preset's iterations, however long)
     preset: str = "cpu-fast"
     max_width: int | None = None  # training resolution (preset default when None)
     scale: float | None = None
@@ -205,7 +209,10 @@ def run_demo(out_dir: str | os.PathLike, opts: DemoOptions | None = None, progre
         if opts.max_width is not None:
             cfg.max_width = opts.max_width
         cfg.seed = opts.seed
-        tres = train(poses_dir, scene_dir, cfg, progress=progress, overwrite=True)
+        if opts.train_minutes:
+            cfg.max_seconds = 60.0 * opts.train_minutes  # a slow machine stops early with what it has
+        resume = (out / ".scene.train" / "checkpoint.safetensors").is_file() and not opts.overwrite
+        tres = train(poses_dir, scene_dir, cfg, progress=progress, overwrite=True, resume=resume)
         train_info = {"iterations": tres.iterations, **{k: v for k, v in (tres.metrics or {}).items() if isinstance(v, (int, float, str))}}
     else:
         train_info = {"reused": True}

@@ -331,7 +331,7 @@ def world_from_scene(scene, scale: float | None = None, config: WorldConfig | No
     xyz, _ = scene.points()
     xyz = np.asarray(xyz, np.float64)
     if use_gaussians and getattr(scene, "model", None) is not None:
-        g = _gaussian_centres(scene)
+        g = _gaussian_centres(scene, scale if scale is not None else 1.0)
         if g is not None and len(g):
             xyz = np.vstack([xyz, g])
     cams = np.array([camera_center(f.viewmat) for f in sorted(scene.cameras.frames, key=lambda f: f.name)])  # capture order
@@ -342,19 +342,21 @@ def world_from_scene(scene, scale: float | None = None, config: WorldConfig | No
     return world_from_points(xyz, cams, metric=True, scale=scale, config=config)
 
 
-def _gaussian_centres(scene, max_points: int = 200_000) -> np.ndarray | None:
-    """Centres of opaque Gaussians decoded for one training camera (best effort: None if the model has no splats())."""
+def _gaussian_centres(scene, scale: float = 1.0, max_points: int = 200_000) -> np.ndarray | None:
+    """Centres of the most opaque, small Gaussians decoded for one training camera (None if the model has no splats())."""
     import torch
 
     try:
-        fr = scene.cameras.frames[len(scene.cameras.frames) // 2]
+        fr = sorted(scene.cameras.frames, key=lambda f: f.name)[len(scene.cameras.frames) // 2]
         with torch.no_grad():
             sp = scene.model.splats(torch.as_tensor(fr.viewmat, dtype=torch.float32), torch.as_tensor(fr.K, dtype=torch.float32),
                                     int(fr.width), int(fr.height))
-        m = sp.means.detach().cpu().numpy()
+        m = sp.means.detach().cpu().numpy().astype(np.float64)
         o = sp.opacities.detach().cpu().numpy().reshape(-1)
-        sc = sp.scales.detach().cpu().numpy().max(-1)
-        keep = (o > 0.5) & (sc < 0.5 * np.median(np.abs(m - np.median(m, 0)).sum(1)) + 1e-9)
+        sc = sp.scales.detach().cpu().numpy().max(-1) * scale
+        if len(o) == 0:
+            return None
+        keep = (o >= min(0.5, float(np.quantile(o, 0.8)))) & (sc < 0.3)  # solid surface splats, not haze or floaters' blobs
         m = m[keep]
         if len(m) > max_points:
             m = m[np.random.default_rng(0).choice(len(m), max_points, replace=False)]

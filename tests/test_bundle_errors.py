@@ -33,7 +33,10 @@ def _bundle(tmp_path, kind="scaffold"):
 
 
 def _cli(args, capsys):
-    rc = main(args)
+    try:
+        rc = main(args)
+    except SystemExit as e:  # argparse errors exit from inside parse_args
+        rc = e.code
     err = capsys.readouterr().err
     return rc, err
 

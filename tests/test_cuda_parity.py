@@ -9,11 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-if not torch.cuda.is_available():
-    pytest.skip("no CUDA device (torch.cuda.is_available() is False): CUDA parity tests need a GPU",
-                allow_module_level=True)
+from realsim.render import anchor_prefilter, rasterization
 
-from realsim.render import anchor_prefilter, rasterization  # noqa: E402
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
+                                reason="no CUDA device (torch.cuda.is_available() is False): CUDA parity tests need a GPU")
 
 W, H, TILE = 70, 45, 16
 TW, TH = -(-W // TILE), -(-H // TILE)

@@ -15,7 +15,7 @@ def demo_dir(tmp_path_factory):
     from realsim.cli.main import main
 
     out = tmp_path_factory.mktemp("demo") / "d"
-    rc = main(["-q", "demo", "-o", str(out), "--capture-size", "320x240", "--images-count", "16", "--iterations", "60",
+    rc = main(["-q", "demo", "-o", str(out), "--capture-size", "320x240", "--images-count", "14", "--iterations", "30",
                "--max-width", "160", "--seconds", "1", "--fps", "10", "--agents", "3", "--motion", "procedural"])
     assert rc == 0
     return out
@@ -31,7 +31,7 @@ def test_demo_outputs(demo_dir):
     assert all(p.name.startswith("SYNTHETIC_") for p in (demo_dir / "capture" / "images").iterdir())
     # poses: every synthetic photo registers and matches the exact cameras to centimetres after a similarity
     gt = summary["poses"]["vs_ground_truth"]
-    assert gt["matched"] >= 14
+    assert gt["matched"] >= 12
     assert gt["centre_rmse_m"] < 0.05 and gt["rotation_max_deg"] < 1.0
     assert abs(gt["scale_to_gt"] - 1) < 0.05  # metric from the known camera height
     # video and streams
@@ -56,7 +56,7 @@ def test_demo_rerun_reuses_stages_and_bad_images_dir(demo_dir, tmp_path, capsys)
     from realsim.cli.main import main
 
     before = (demo_dir / "scene" / "model.safetensors").stat().st_mtime_ns
-    rc = main(["-q", "demo", "-o", str(demo_dir), "--capture-size", "320x240", "--images-count", "16", "--seconds", "0.5",
+    rc = main(["-q", "demo", "-o", str(demo_dir), "--capture-size", "320x240", "--images-count", "14", "--seconds", "0.5",
                "--fps", "10", "--agents", "2", "--motion", "procedural"])
     assert rc == 0
     assert (demo_dir / "scene" / "model.safetensors").stat().st_mtime_ns == before  # not retrained

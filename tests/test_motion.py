@@ -138,6 +138,9 @@ def test_sample_cli_writes_bvh_and_mp4(tmp_path, capsys):
     assert b.n_frames == 60 and abs(b.fps - 30) < 1e-3 and b.names[0] == "Hips"
     trans, _ = b.local_transforms()
     assert 0.7 < trans[:, 0, 1].mean() < 1.1          # metres, Y up: hips about 0.9 m high
+    # the world circle (centre (0, 2), radius 2, Z up) is model (x, z) = world (y, x): hips stay ~2 m from (2, 0)
+    r = np.linalg.norm(trans[15:, 0, [0, 2]] - np.array([2.0, 0.0]), axis=1)
+    assert np.abs(r - 2.0).max() < 0.3, r
     with av.open(str(tmp_path / "walk.mp4")) as c:
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     assert len(frames) == 60 and frames[0].shape == (480, 640, 3)
@@ -145,3 +148,17 @@ def test_sample_cli_writes_bvh_and_mp4(tmp_path, capsys):
     rc = main(["-q", "motion", "sample", "--style", "nope", "-o", str(tmp_path / "x")])
     err = capsys.readouterr().err
     assert rc != 0 and "unknown style" in err and "Traceback" not in err
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    rc = main(["-q", "motion", "sample", "--weights", str(bad), "-o", str(tmp_path / "y")])
+    err = capsys.readouterr().err
+    assert rc != 0 and len(err.strip().splitlines()) == 1 and "Traceback" not in err and not (tmp_path / "y.bvh").exists()
+    # a waypoint file (world x, y in metres) instead of a named path
+    wp = tmp_path / "wp.json"
+    wp.write_text("[[0, 0], [1, 0], [1, 1]]")
+    rc = main(["-q", "motion", "sample", "--path", str(wp), "--seconds", "1", "--no-video", "-o", str(tmp_path / "wp")])
+    assert rc == 0 and read_bvh(tmp_path / "wp.bvh").n_frames == 30
+    wp.write_text("[[0, 0]]")
+    rc = main(["-q", "motion", "sample", "--path", str(wp), "-o", str(tmp_path / "wp2")])
+    err = capsys.readouterr().err
+    assert rc != 0 and "at least two" in err

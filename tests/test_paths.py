@@ -191,3 +191,22 @@ def test_bad_durations():
         orbit_path([], seconds=1, fps=30)
     with pytest.raises(ValueError):
         CameraPath(np.zeros((0, 4, 4)), np.zeros((0, 3, 3)), 10, 10, 30)
+
+
+def test_smoothing_steadies_a_shaky_walk():
+    rng = np.random.default_rng(3)
+    frames = []
+    for i in range(20):
+        p = np.array([0.3 * i, 0.0, 1.6]) + rng.normal(scale=0.05, size=3)
+        V = look_at(p, p + np.array([1.0, 0.0, 0.0]) + rng.normal(scale=0.05, size=3))
+        frames.append(CameraFrame(f"{i:02d}.jpg", K0.copy(), V, 320, 240))
+    raw = interp_path(frames, seconds=4, fps=30)
+    smooth = interp_path(frames, seconds=4, fps=30, smooth=2.0)
+
+    def wobble(p):  # lateral / vertical deviation from the straight walking line
+        c = p.centers()
+        return float(np.sqrt(((c[5:-5, 1:] - [0.0, 1.6]) ** 2).mean()))
+
+    assert wobble(smooth) < 0.5 * wobble(raw)
+    R = smooth.viewmats[:, :3, :3]
+    np.testing.assert_allclose(R @ np.swapaxes(R, 1, 2), np.broadcast_to(np.eye(3), R.shape), atol=1e-9)

@@ -102,7 +102,7 @@ def test_temple_against_gantry(tmp_path_factory):
     est = {f.name: f.viewmat for f in load_cameras(out / "cameras.json").frames}
     assert len(est) == 16
     errs, rmse = rotation_errors_deg(est, _temple_gt(folder))
-    # Measured: centre RMSE 3.1 mm on a 0.56 m-radius ring; rotations 0.3-1.3 deg (COLMAP keeps the principal point at the
+    # Measured: centre RMSE 3.1 mm on a 0.56 m-radius ring; rotations 0.3-1.1 deg (COLMAP keeps the principal point at the
     # image centre, 18 px from the gantry's, which alone tilts the cameras by ~0.7 deg).
     assert rmse < 0.010
     assert errs.max() < 2.0
@@ -130,6 +130,6 @@ def test_buddha_registers(tmp_path_factory):
     errs, rmse = rotation_errors_deg({f.name: f.viewmat for f in cams.frames}, gt)
     Cg = np.stack([-V[:3, :3].T @ V[:3, 3] for V in gt.values()])
     spread = np.linalg.norm(Cg - Cg.mean(0), axis=1).mean()
-    # Measured (11/13 registered at 1368x770): rotations 0.05-0.24 deg, centre RMSE 0.26% of the camera spread.
+    # Measured (11/13 registered at 1368x770): rotations 0.05-0.21 deg, centre RMSE 0.26% of the camera spread.
     assert errs.max() < 1.0, errs
     assert rmse < 0.01 * spread, (rmse, spread)

@@ -127,18 +127,19 @@ def write_transforms_json(path: Path, names: list[str], views: list[np.ndarray],
 
 
 def rotation_errors_deg(est: dict[str, np.ndarray], gt: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
-    """Per-camera rotation error after a similarity alignment of camera centres (est -> gt); also centre RMSE."""
+    """Per-camera rotation error (deg) after the best common world rotation, and camera-centre RMSE after a similarity fit.
+
+    est and gt map image name -> world-to-camera [4,4]; the two worlds differ by an unknown similarity.
+    """
     names = sorted(set(est) & set(gt))
     C = lambda V: -V[:3, :3].T @ V[:3, 3]  # noqa: E731
     ce, cg = np.stack([C(est[n]) for n in names]), np.stack([C(gt[n]) for n in names])
     s, R, t = umeyama(ce, cg)
-    errs = []
-    for n in names:
-        Rgt = gt[n][:3, :3]
-        Rest = est[n][:3, :3] @ R.T  # camera-from-gt-world
-        cosang = (np.trace(Rest @ Rgt.T) - 1) / 2
-        errs.append(math.degrees(math.acos(np.clip(cosang, -1, 1))))
     rmse = float(np.sqrt(((s * ce @ R.T + t - cg) ** 2).sum(1).mean()))
+    # World rotation Q with R_est @ Q ~ R_gt for all cameras (chordal mean via SVD), then each camera's residual angle.
+    U, _, Vt = np.linalg.svd(sum(est[n][:3, :3].T @ gt[n][:3, :3] for n in names))
+    Q = U @ np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))]) @ Vt
+    errs = [math.degrees(math.acos(np.clip((np.trace(est[n][:3, :3] @ Q @ gt[n][:3, :3].T) - 1) / 2, -1, 1))) for n in names]
     return np.array(errs), rmse
 
 
@@ -159,7 +160,7 @@ def test_synthetic_rotations_recovered(synth, tmp_path, capsys):
     est = {f.name: f.viewmat for f in cams.frames}
     assert len(est) == len(names)
     errs, rmse = rotation_errors_deg(est, dict(zip(names, views)))
-    assert errs.max() < 0.5, errs
+    assert errs.max() < 0.2, errs  # issue bound 0.5 deg; measured 0.01-0.07 deg
     assert rmse < 0.01  # metres, after similarity alignment; cameras span ~1.6 m
     assert [f.split for f in cams.frames] == ["test" if i % 4 == 0 else "train" for i in range(len(names))]
     # World is +Z up: the synthetic cameras are level (no roll) so each camera's x axis is horizontal.

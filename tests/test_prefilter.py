@@ -145,7 +145,7 @@ def test_cpu_kernel_matches_reference_on_random_scenes(cpu_ok):
     for i, (eye, target, pad) in enumerate([((0, 0, 0), (0, 0, 1), 0.0), ((3, -2, 1.5), (0, 0, 0), 4.0),
                                             ((-5, 5, 2), (1, 0, 0.5), 0.0), ((0.5, 0.2, 10), (0, 0, 0), 12.0)]):
         vm = look_at(eye, target, up=(0.0, 1.0, 0.0) if eye[0] == eye[1] == 0 else (0.0, 0.0, 1.0)).float()
-        anchors, radii = random_anchors(20000, seed=10 + i, spread=8.0, dtype=torch.float32)
+        anchors, radii = random_anchors(8000, seed=10 + i, spread=8.0, dtype=torch.float32)
         Kc = K.clone()
         Kc[0, 2] += float(torch.randn((), generator=g)) * 10  # off-centre principal point
         ref = anchor_prefilter(anchors, radii, vm, Kc, W, H, NEAR, pad, backend="torch")
@@ -153,7 +153,7 @@ def test_cpu_kernel_matches_reference_on_random_scenes(cpu_ok):
         auto = anchor_prefilter(anchors, radii, vm, Kc, W, H, NEAR, pad)
         assert torch.equal(cpu, auto)
         amb = ambiguous(anchors, radii, vm, Kc, pad)
-        assert amb.sum() < 20
+        assert amb.sum() < 10
         assert torch.equal(cpu[~amb], ref[~amb]), (cpu != ref).nonzero()[:5]
         assert 0.02 < ref.float().mean() < 0.98
 

@@ -125,6 +125,12 @@ def test_export_cli_ply(scene_dir, tmp_path, capsys):
     assert main(["-q", "export", str(scene_dir), "-o", str(tmp_path / "s.splat")]) == 0
     assert "PSNR" in capsys.readouterr().out
     assert (tmp_path / "s.splat").stat().st_size == 32 * 376
+    assert main(["-q", "export", str(scene_dir), "-o", str(tmp_path / "s.usdz"), "--sh-degree", "1", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    from pxr import Usd, UsdGeom
+    stage = Usd.Stage.Open(str(tmp_path / "s.usdz"))
+    assert UsdGeom.GetStageUpAxis(stage) == "Z" and UsdGeom.GetStageMetersPerUnit(stage) == 1.0
+    assert rep["n_gaussians"] == 376 and rep["psnr_vs_model"] > 60.0  # read back from the USDZ and re-rendered
 
 
 @pytest.mark.parametrize("argv, needle", [

@@ -36,8 +36,7 @@ def _check_constraints(res, world, tag: str) -> dict:
     d = np.linalg.norm(xy[:, :, None] - xy[:, None], axis=-1) + np.eye(res.n_agents) * 1e9
     need = res.radii[:, None] + res.radii[None]
     assert (d >= need - 1e-6).all(), f"{tag}: bodies overlap (min distance {d.min():.3f} m)"
-    feet, rest_h = _foot_joints(res.skeleton)
-    fh = foot_heights(res.joints, world, feet, rest_h)
+    fh = foot_heights(res.joints, world, _foot_joints(res.skeleton), res.rest_foot_heights)
     assert np.abs(fh).max() < 0.03, f"{tag}: feet {np.abs(fh).max():.3f} m off the ground"
     print(f"\n[{tag}] agents={res.n_agents} frames={res.n_frames} min distance={d.min():.3f} m "
           f"(min body gap {(d - need).min():.3f} m), feet error max={100 * np.abs(fh).max():.2f} cm, "
@@ -61,6 +60,8 @@ def test_short_sim_with_the_motion_controller(street):
 
     if not hasattr(motion, "MotionController"):
         pytest.skip("the motion controller has not landed (realsim.sim.motion.MotionController missing)")
+    if not motion.default_weights_path().is_file():
+        pytest.skip(f"shipped motion weights {motion.default_weights_path()} not present yet")
     res = run_sim(world, default_scenario(6, 3.0, seed=2), motion="controller")
     assert res.motion_backend == "controller"
     _check_constraints(res, world, "motion controller, synthetic street")
@@ -138,16 +139,16 @@ def test_outputs_read_back(street, tmp_path):
 
     torch.set_num_threads(2)
     scene, world, frames = street
-    path = make_camera_path("interp", frames, 1.0, 10, 1.0, 160, 120)
-    sc = default_scenario(3, 1.0, seed=0)
+    path = make_camera_path("interp", frames, 0.6, 10, 1.0, 128, 96)
+    sc = default_scenario(3, 0.6, seed=0)
     sc.fps = 10
     res = run_sim(world, sc, motion="procedural", spawn_mask=visible_mask(world, path))
     out = tmp_path / "sim"
     summary = write_outputs(out, mesh_layer(scene), world, res, path, ssaa=1, provenance={"synthetic": True})
     T = summary["frames"]
-    assert T == 10
+    assert T == 6
     video, fps = read_video(out / "rgb.mp4")
-    assert video.shape == (10, 120, 160, 3) and fps == pytest.approx(10)
+    assert video.shape == (6, 96, 128, 3) and fps == pytest.approx(10)
     cams = load_cameras(out / "cameras.json")
     assert len(cams.frames) == T
     np.testing.assert_allclose(cams.frames[3].viewmat, path.viewmats[3])
@@ -159,7 +160,7 @@ def test_outputs_read_back(street, tmp_path):
 
     for t in range(T):
         mask = np.asarray(Image.open(out / "masks" / f"{t:06d}.png"))
-        assert mask.shape == (120, 160) and mask.max() <= res.n_agents
+        assert mask.shape == (96, 128) and mask.max() <= res.n_agents
         depth = load_depth_png16(out / "depth" / f"{t:06d}.png", summary["depth_png_scale_m"])
         assert (depth > 0).mean() > 0.5  # scene everywhere but the sky
         for ann in (a for a in coco["annotations"] if a["image_id"] == t):

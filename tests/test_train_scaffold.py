@@ -158,3 +158,26 @@ def test_3dgs_trains_and_loads(fern, tmp_path):
     assert scene.kind == "3dgs"
     sp = scene.model.splats(ds.test[0].viewmat, ds.test[0].K, 63, 47)
     assert sp.sh is not None and sp.sh.shape[1] == 16 and sp.sh_degree == 3
+
+
+def test_cli_train_and_eval(fern, tmp_path, capsys):
+    from realsim.cli.main import main
+
+    root, ds = fern
+    out = tmp_path / "cli_scene"
+    rc = main(["-q", "train", str(root), "-o", str(out), "--preset", "cpu-fast", "--iterations", "20",
+               "--downscale", str(DOWNSCALE), "--json"])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    summary = json.loads(cap.out.strip().splitlines()[-1])
+    assert summary["iterations"] == 20 and summary["model"] == "scaffold" and summary["test_views"] == 3
+    rc = main(["-q", "eval", str(out), "--json", "-o", str(tmp_path / "ev.json")])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    ev = json.loads(cap.out)
+    assert ev == json.loads((tmp_path / "ev.json").read_text())
+    assert ev["psnr"] == pytest.approx(summary["psnr"], abs=1e-6)  # same views, same resolution, same renderer
+    assert ev["resolution"] == [63, 47] and ev["model_bytes"] > 0 and ev["anchors"] > 0
+    # a second run into the same folder is refused without --overwrite (the finished bundle is never clobbered)
+    rc = main(["-q", "train", str(root), "-o", str(out), "--iterations", "5", "--downscale", str(DOWNSCALE)])
+    assert rc == 2 and "not empty" in capsys.readouterr().err

@@ -28,17 +28,6 @@ inline void tile_range(T mx, T my, int32_t rx, int32_t ry, const TileGrid& g, in
     y1 = std::min<int64_t>(std::max<int64_t>(0, static_cast<int64_t>(std::ceil((my + ry) / ts))), g.tiles_h);
 }
 
-// Pixels [px0, px1] x [py0, py1] (inclusive) of the tile whose centres lie in the Gaussian's box |p + 0.5 - m| <= r.
-template <typename T>
-inline bool pixel_box(T mx, T my, int32_t rx, int32_t ry, int64_t tx0, int64_t ty0, int64_t tx1, int64_t ty1,
-                      int64_t& px0, int64_t& px1, int64_t& py0, int64_t& py1) {
-    px0 = std::max<int64_t>(tx0, static_cast<int64_t>(std::ceil(double(mx) - rx - 0.5)));
-    px1 = std::min<int64_t>(tx1 - 1, static_cast<int64_t>(std::floor(double(mx) + rx - 0.5)));
-    py0 = std::max<int64_t>(ty0, static_cast<int64_t>(std::ceil(double(my) - ry - 0.5)));
-    py1 = std::min<int64_t>(ty1 - 1, static_cast<int64_t>(std::floor(double(my) + ry - 0.5)));
-    return px0 <= px1 && py0 <= py1;
-}
-
 // exp for float: Cephes-style polynomial (max relative error 8e-8 on [-87, 0], checked against double exp), branch
 // free so the row loop below vectorises; inputs are clamped to [-87, 0]. double keeps std::exp (tests, gradcheck).
 inline float fast_exp(float x) {
@@ -82,24 +71,54 @@ inline void row_alphas(T mx, T dy, T ca, T cb, T cc, T o, int64_t x0, int64_t n,
     }
 }
 
-// Narrows the pixel columns [x0, x1] of one row (pixel-centre offset dy = my - y - 0.5) to where sigma <= smax can hold
-// (the ellipse's chord, widened to whole pixels and a small margin: the exact alpha test still decides every pixel).
+// One intersection prepared for a tile: the Gaussian's parameters, its pixel box clipped to the tile, and the ellipse
+// chord constants so each row only visits the pixels where alpha >= 1/255 can hold (widened to whole pixels plus a
+// margin; the exact alpha test in row_alphas still decides every pixel).
 template <typename T>
-inline bool row_span(T mx, T dy, T ca, T cb, T cc, double smax, int64_t& x0, int64_t& x1) {
-    const double a = ca, bdy = double(cb) * double(dy);
-    const double disc = bdy * bdy - a * (double(cc) * double(dy) * double(dy) - 2.0 * smax);
-    if (disc < 0) return false;
-    const double r = std::sqrt(disc);
-    const double lo = std::floor(double(mx) - 0.5 - (-bdy + r) / a), hi = std::ceil(double(mx) - 0.5 - (-bdy - r) / a);
-    x0 = std::max<int64_t>(x0, static_cast<int64_t>(std::max(lo, double(x0))));
-    x1 = std::min<int64_t>(x1, static_cast<int64_t>(std::min(hi, double(x1))));
-    return x0 <= x1;
+struct TileSplat {
+    T mx, my, ca, cb, cc, o;
+    int32_t gi;
+    int32_t px0, px1, py0, py1;  // inclusive pixel box within the tile; empty when px0 > px1
+    double shift, k1, k2;        // chord of row dy: centre mx - 0.5 + shift*dy, half-width^2 = k2 + k1*dy^2
+};
+
+// Gathers flatten_ids[s, e) of a tile into TileSplats (independent loads, so cache misses overlap).
+template <typename T>
+void gather_tile(const T* means2d, const T* conics, const T* opac, const int32_t* radii, const int32_t* flat, int64_t s,
+                 int64_t e, int64_t tx0, int64_t ty0, int64_t tx1, int64_t ty1, std::vector<TileSplat<T>>& out) {
+    out.resize(e - s);
+    for (int64_t i = s; i < e; ++i) {
+        TileSplat<T>& t = out[i - s];
+        const int64_t gi = flat[i];
+        t.gi = int32_t(gi);
+        t.mx = means2d[gi * 2];
+        t.my = means2d[gi * 2 + 1];
+        t.ca = conics[gi * 3];
+        t.cb = conics[gi * 3 + 1];
+        t.cc = conics[gi * 3 + 2];
+        t.o = opac[gi];
+        const double rx = radii[gi * 2], ry = radii[gi * 2 + 1], mx = t.mx, my = t.my;
+        t.px0 = int32_t(std::max<double>(double(tx0), std::ceil(mx - rx - 0.5)));
+        t.px1 = int32_t(std::min<double>(double(tx1 - 1), std::floor(mx + rx - 0.5)));
+        t.py0 = int32_t(std::max<double>(double(ty0), std::ceil(my - ry - 0.5)));
+        t.py1 = int32_t(std::min<double>(double(ty1 - 1), std::floor(my + ry - 0.5)));
+        const double a = t.ca, b = t.cb, c = t.cc;
+        const double smax = std::log(255.0 * double(t.o)) + 1e-3;  // alpha >= 1/255 needs sigma <= ln(255 o)
+        t.shift = b / a;
+        t.k1 = (b * b - a * c) / (a * a);
+        t.k2 = 2.0 * smax / a;
+    }
 }
 
-// Largest sigma at which alpha = o exp(-sigma) can still reach 1/255, plus a margin for rounding.
+// Pixel columns [x0, x1] of row py that the chord of t covers (false if none).
 template <typename T>
-inline double sigma_max(T o) {
-    return std::log(255.0 * double(o)) + 1e-3;
+inline bool chord(const TileSplat<T>& t, T dy, int64_t& x0, int64_t& x1) {
+    const double ddy = dy, h2 = t.k2 + t.k1 * ddy * ddy;
+    if (h2 < 0) return false;
+    const double half = std::sqrt(h2), pc = double(t.mx) - 0.5 + t.shift * ddy;
+    x0 = std::max<int64_t>(t.px0, int64_t(std::max(std::floor(pc - half), double(t.px0))));
+    x1 = std::min<int64_t>(t.px1, int64_t(std::min(std::ceil(pc + half), double(t.px1))));
+    return x0 <= x1;
 }
 
 template <typename T>
@@ -185,18 +204,17 @@ void rasterize_fwd_kernel(const T* means2d, const T* conics, const T* colors, co
         uint8_t* done = done_v.data();
         int64_t alive = npix;
         const int64_t s = offsets[tile], e = tile + 1 < n_tiles ? offsets[tile + 1] : n_isects;
+        thread_local std::vector<TileSplat<T>> splats_v;
+        gather_tile(means2d, conics, opac, radii, flat, s, e, tx0, ty0, tx1, ty1, splats_v);
         for (int64_t i = s; i < e && alive > 0; ++i) {
-            const int64_t gi = flat[i];
-            const T mx = means2d[gi * 2], my = means2d[gi * 2 + 1];
-            int64_t px0, px1, py0, py1;
-            if (!pixel_box(mx, my, radii[gi * 2], radii[gi * 2 + 1], tx0, ty0, tx1, ty1, px0, px1, py0, py1)) continue;
-            const T ca = conics[gi * 3], cb = conics[gi * 3 + 1], cc = conics[gi * 3 + 2], o = opac[gi];
-            const double smax = sigma_max(o);
-            const T* col = colors + gi * D;
-            for (int64_t py = py0; py <= py1; ++py) {
+            const TileSplat<T>& sp = splats_v[i - s];
+            if (sp.px0 > sp.px1 || sp.py0 > sp.py1) continue;
+            const T mx = sp.mx, my = sp.my, ca = sp.ca, cb = sp.cb, cc = sp.cc, o = sp.o;
+            const T* col = colors + int64_t(sp.gi) * D;
+            for (int64_t py = sp.py0; py <= sp.py1; ++py) {
                 const T dy = my - (T(py) + T(0.5));
-                int64_t x0 = px0, x1 = px1;
-                if (!row_span(mx, dy, ca, cb, cc, smax, x0, x1)) continue;
+                int64_t x0, x1;
+                if (!chord(sp, dy, x0, x1)) continue;
                 const int64_t krow = (py - ty0) * tw - tx0 + x0, n = x1 - x0 + 1;
                 T al[kMaxTile], vs[kMaxTile];
                 row_alphas(mx, dy, ca, cb, cc, o, x0, n, al, vs);
@@ -276,21 +294,21 @@ void rasterize_bwd_kernel(const T* means2d, const T* conics, const T* colors, co
                 // alpha-dependent terms that only involve T_final: d(alpha_out) and the background's share.
                 vA[k] = double(v_alphas[pix]) - bgdot;
             }
-        for (int64_t i = std::min<int64_t>(e - 1, max_last); i >= s; --i) {
-            const int64_t gi = flat[i];
-            const T mx = means2d[gi * 2], my = means2d[gi * 2 + 1];
-            int64_t px0, px1, py0, py1;
+        const int64_t e_used = std::min<int64_t>(e, int64_t(max_last) + 1);
+        thread_local std::vector<TileSplat<T>> splats_v;
+        if (e_used > s) gather_tile(means2d, conics, opac, radii, flat, s, e_used, tx0, ty0, tx1, ty1, splats_v);
+        for (int64_t i = e_used - 1; i >= s; --i) {
+            const TileSplat<T>& sp = splats_v[i - s];
             T* row = rows.data() + i * R;
-            if (!pixel_box(mx, my, radii[gi * 2], radii[gi * 2 + 1], tx0, ty0, tx1, ty1, px0, px1, py0, py1)) continue;
-            const T ca = conics[gi * 3], cb = conics[gi * 3 + 1], cc = conics[gi * 3 + 2], o = opac[gi];
-            const T* col = colors + gi * D;
-            const double smax = sigma_max(o);
+            if (sp.px0 > sp.px1 || sp.py0 > sp.py1) continue;
+            const T mx = sp.mx, my = sp.my, ca = sp.ca, cb = sp.cb, cc = sp.cc, o = sp.o;
+            const T* col = colors + int64_t(sp.gi) * D;
             double g_mx = 0, g_my = 0, g_a = 0, g_b = 0, g_c = 0, g_o = 0, abs_x = 0, abs_y = 0;
             for (int64_t ch = 0; ch < D; ++ch) g_col[ch] = 0;
-            for (int64_t py = py0; py <= py1; ++py) {
+            for (int64_t py = sp.py0; py <= sp.py1; ++py) {
                 const T dy = my - (T(py) + T(0.5));
-                int64_t x0 = px0, x1 = px1;
-                if (!row_span(mx, dy, ca, cb, cc, smax, x0, x1)) continue;
+                int64_t x0, x1;
+                if (!chord(sp, dy, x0, x1)) continue;
                 const int64_t krow = (py - ty0) * tw - tx0 + x0, n = x1 - x0 + 1;
                 T al[kMaxTile], vs[kMaxTile];
                 row_alphas(mx, dy, ca, cb, cc, o, x0, n, al, vs);

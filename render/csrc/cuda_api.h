@@ -39,12 +39,8 @@ template <typename T>
 void isect_count(const int32_t* radii, const T* means2d, int C, int N, int tile_size, int tiles_w, int tiles_h,
                  int32_t* tiles_per_gauss, cudaStream_t stream);
 
-// Inclusive prefix sum of tiles_per_gauss [n] into cum_tiles [n] int64. cub's workspace convention: call with
-// temp == nullptr to get *temp_bytes, then again with a buffer of that size.
-void isect_scan(const int32_t* tiles_per_gauss, int64_t* cum_tiles, int64_t n, void* temp, size_t* temp_bytes,
-                cudaStream_t stream);
-
-// Tile intersection, step 2: one (key, value) per intersection, written in Gaussian-index order;
+// Tile intersection, step 2 (after an int64 inclusive prefix sum cum_tiles of tiles_per_gauss, done by the binding):
+// one (key, value) per intersection, written in Gaussian-index order;
 // key = (camera << (32 + tile_bits)) | (tile << 32) | float32 bits of depth, value = camera * N + gaussian.
 template <typename T>
 void isect_emit(const int32_t* radii, const T* means2d, const T* depths, const int64_t* cum_tiles, int C, int N,
@@ -52,7 +48,8 @@ void isect_emit(const int32_t* radii, const T* means2d, const T* depths, const i
                 cudaStream_t stream);
 
 // Stable LSD radix sort (cub) of (key, value) pairs over bits [0, end_bit): ascending camera, tile, depth; ties keep the
-// emission (Gaussian index) order. Same workspace convention as isect_scan.
+// emission (Gaussian index) order. cub's workspace convention: call with temp == nullptr to get *temp_bytes, then
+// again with a buffer of that size.
 void isect_sort(const int64_t* keys_in, const int32_t* vals_in, int64_t* keys_out, int32_t* vals_out, int64_t n,
                 int end_bit, void* temp, size_t* temp_bytes, cudaStream_t stream);
 

@@ -3,7 +3,6 @@
 // depth-ordered, and find where each tile's run starts.
 #if defined(__CUDACC__)
 #include <cub/device/device_radix_sort.cuh>
-#include <cub/device/device_scan.cuh>
 #endif
 #include <cstring>
 
@@ -127,12 +126,6 @@ void isect_count(const int32_t* radii, const T* means2d, int C, int N, int tile_
     if (total == 0) return;
     isect_count_kernel<T><<<div_up(total, 256), 256, 0, stream>>>(radii, means2d, total, tile_size, tiles_w, tiles_h,
                                                                tiles_per_gauss);
-}
-
-void isect_scan(const int32_t* tiles_per_gauss, int64_t* cum_tiles, int64_t n, void* temp, size_t* temp_bytes,
-                cudaStream_t stream) {
-    // int32 counts summed in int64 (the total may exceed 2^31 for 1M Gaussians x many tiles).
-    cub::DeviceScan::InclusiveSum(temp, *temp_bytes, tiles_per_gauss, cum_tiles, n, stream);
 }
 
 template <typename T>

@@ -163,7 +163,7 @@ __global__ void rasterize_backward_kernel(
     __syncthreads();
     int block_last = -1;
     for (int w = 0; w < (block_size + 31) / 32; ++w) block_last = max(block_last, s_warp_last[w]);
-    const int stop = min(end, block_last);
+    const int stop = min(end, block_last + 1);
 
     for (int batch_end = stop; batch_end > start; batch_end -= block_size) {
         const int count = min(block_size, batch_end - start);

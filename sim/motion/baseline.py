@@ -74,9 +74,4 @@ class MotionMatchingController(BaseController):
             _, i = self.trees[s].query(q[a])
             g = self.tree_idx[s][i]
             plan[a] = self.db[g + 1: g + 1 + self.F]
-        if self.plan is not None and self.blend > 0:  # cross-fade from what the old clip would have played next
-            old = self.plan[:, self.ptr: self.ptr + self.blend]
-            n = old.shape[1]
-            w = (np.arange(1, n + 1) / (n + 1))[None, :, None]
-            plan[:, :n] = (1 - w) * old + w * plan[:, :n]
-        return plan
+        return plan  # the base class cross-fades the first `blend` frames

@@ -84,6 +84,7 @@ class BaseController:
         self.replan = replan
         self.correction = correction
         self.idle = idle.astype(np.float64)
+        self.blend = getattr(self, "blend", 5)
         self.reset(np.zeros((n_agents, 2)), np.zeros(n_agents))
 
     # ----------------------------------------------------------------------------------------------- subclasses
@@ -125,7 +126,13 @@ class BaseController:
         """Advance every agent one frame (1/30 s) towards its desired future root positions future_xy [A,F,2] (world)."""
         if self.plan is None or self.ptr >= self.replan:
             sparse, dense = self._targets(future_xy)
-            self.plan = self._plan(self.past, sparse, dense)
+            new = self._plan(self.past, sparse, dense)
+            if self.plan is not None and self.blend > 0:  # cross-fade from what the old plan would have played next
+                old = self.plan[:, self.ptr: self.ptr + self.blend]
+                n = old.shape[1]
+                w = (np.arange(1, n + 1) / (n + 1))[None, :, None]
+                new[:, :n] = (1 - w) * old + w * new[:, :n]
+            self.plan = new
             self.ptr = 0
         f = self.plan[:, self.ptr].astype(np.float64)
         self.ptr += 1
@@ -133,9 +140,13 @@ class BaseController:
         c, s = np.cos(self.yaw), np.sin(self.yaw)
         self.xz = self.xz + np.stack([c * v[:, 0] + s * v[:, 1], -s * v[:, 0] + c * v[:, 1]], -1)
         self.yaw = wrap_angle(self.yaw + f[:, SL_YAW] / FPS)
-        if self.correction > 0:  # pull gently onto the commanded track (bounded drift; costs a little foot sliding)
-            tgt = world_xy_to_model(np.asarray(future_xy, dtype=np.float64)[:, 0])
-            self.xz = self.xz + self.correction * (tgt - self.xz)
+        if self.correction > 0:  # pull gently onto the commanded track and its direction (bounded drift; costs a
+            fut = world_xy_to_model(np.asarray(future_xy, dtype=np.float64)[:, :10])  # little foot sliding)
+            self.xz = self.xz + self.correction * (fut[:, 0] - self.xz)
+            d = fut[:, -1] - fut[:, 0]
+            moving = np.linalg.norm(d, axis=-1) > 0.1
+            err = wrap_angle(np.arctan2(d[:, 0], d[:, 1]) - self.yaw)
+            self.yaw = wrap_angle(self.yaw + np.where(moving, self.correction * err, 0.0))
         self.past = np.concatenate([self.past[:, 1:], f[:, None]], 1)
         self.frame = f
         return self.pose()
@@ -165,7 +176,8 @@ class MotionController(BaseController):
 
     def __init__(self, model: MotionModel, n_agents: int, styles: list[str] | None = None,
                  ground_height: GroundFn | None = None, seed: int = 0, replan: int = 10, steps: int | None = None,
-                 w_style: float = 0.0, w_past: float = 0.0, correction: float = 0.1, threads: int | None = 1):
+                 w_style: float = 0.0, w_past: float = 0.0, correction: float = 0.1, threads: int | None = 1,
+                 smooth: float = 2.0):
         self.model = model
         self.skeleton = model.skeleton
         cfg = model.cfg
@@ -174,6 +186,7 @@ class MotionController(BaseController):
             raise InputError(f"replan must be in 1..{cfg.future}")
         self.steps, self.w_style, self.w_past = steps, w_style, w_past
         self.gen = torch.Generator().manual_seed(seed)
+        self.smooth = smooth    # Gaussian sigma (frames) over past+plan: damps the sampler's frame-to-frame jitter
         self.threads = threads  # torch threads while sampling (1: a busy shared CPU runs 2 OpenMP threads far slower)
         idle = (model.idle if model.idle is not None else model.mean).numpy()
         super().__init__(n_agents, list(styles or ["neutral"]), ground_height, replan, correction, idle)
@@ -195,4 +208,11 @@ class MotionController(BaseController):
         finally:
             if self.threads and prev != self.threads:
                 torch.set_num_threads(prev)
-        return out.numpy()
+        plan = out.numpy().astype(np.float64)
+        if self.smooth > 0:  # filter the plan in time, anchored on the frames already played (no jump at the seam)
+            from scipy.ndimage import gaussian_filter1d
+
+            k = min(self.P, 6)
+            seq = np.concatenate([past[:, -k:], plan], 1)
+            plan = gaussian_filter1d(seq, self.smooth, axis=1, mode="nearest")[:, k:]
+        return plan

@@ -1,0 +1,248 @@
+"""Rasterization benchmark: forward and forward+backward time, peak memory and throughput per backend, plus a full
+training step (forward + backward + Adam, SH degree 3) and the speed-up of the C++ kernels over the torch reference.
+
+    python bench/rasterize.py                        # default matrix (see --sizes / --res), every backend present
+    python bench/rasterize.py --sizes 10k,100k --res 256x256 --backends cpu --threads 2
+    python bench/rasterize.py --train 20k@256x192,100k@256x192 --sizes '' # training steps only
+
+Each configuration runs in a fresh subprocess so the peak RSS (ru_maxrss) is its own. Throughput counts
+Gaussian-pixel pairs inside the visible Gaussians' screen boxes (an upper bound of the alpha evaluations; early
+termination skips some) per second of forward time. Timings are medians over --repeats after a warm-up.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def parse_n(s: str) -> int:
+    s = s.strip().lower()
+    mult = {"k": 1_000, "m": 1_000_000}.get(s[-1], 1)
+    return int(float(s[:-1] if s[-1] in "km" else s) * mult)
+
+
+def make_scene(n: int, width: int, height: int, seed: int = 0, sh: bool = False):
+    """A fixed world-space scene (same for every resolution): N Gaussians filling a box 3-7 units in front of the camera,
+    scale ~ N^(-1/3) so the depth complexity stays similar as N grows."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    means = torch.rand(n, 3, generator=g) * torch.tensor([4.0, 3.0, 4.0]) + torch.tensor([-2.0, -1.5, 3.0])
+    quats = torch.randn(n, 4, generator=g)
+    scales = torch.exp(torch.randn(n, 3, generator=g) * 0.5) * 1.2 * n ** (-1 / 3)
+    opac = 0.1 + 0.8 * torch.rand(n, generator=g)
+    colors = 0.3 * torch.randn(n, 16, 3, generator=g) if sh else torch.rand(n, 3, generator=g)
+    f = 0.9 * width
+    K = torch.tensor([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]])[None]
+    return means, quats, scales, opac, colors, torch.eye(4)[None], K
+
+
+def _sync(dev: str) -> None:
+    if dev == "cuda":
+        import torch
+        torch.cuda.synchronize()
+
+
+def child_raster(cfg: dict) -> dict:
+    """Forward and forward+backward timings of one (backend, N, resolution)."""
+    import torch
+    torch.set_num_threads(cfg["threads"])
+    from realsim.render import rasterization
+    dev = "cuda" if cfg["backend"] in ("cuda", "gsplat") else "cpu"
+    W, H = cfg["width"], cfg["height"]
+    scene = [t.to(dev) for t in make_scene(cfg["n"], W, H)]
+    params = [t.clone().requires_grad_(True) for t in scene[:5]]
+    vm, K = scene[5], scene[6]
+
+    def fwd(grad: bool):
+        with torch.set_grad_enabled(grad):
+            return rasterization(*params, vm, K, W, H, backend=cfg["backend"])
+
+    fwd(False)  # warm-up (builds / loads the kernels)
+    t_f, t_fb = [], []
+    for _ in range(cfg["repeats"]):
+        _sync(dev)
+        t0 = time.perf_counter()
+        fwd(False)
+        _sync(dev)
+        t_f.append(time.perf_counter() - t0)
+    meta = None
+    for _ in range(cfg["repeats"]):
+        for p in params:
+            p.grad = None
+        _sync(dev)
+        t0 = time.perf_counter()
+        rc, ra, meta = fwd(True)
+        (rc.sum() + ra.sum()).backward()
+        _sync(dev)
+        t_fb.append(time.perf_counter() - t0)
+    radii = meta["radii"][0].double().cpu()
+    vis = radii[:, 0] > 0
+    rx, ry = radii[vis, 0], radii[vis, 1]
+    mx, my = meta["means2d"][0, vis, 0].detach().double().cpu(), meta["means2d"][0, vis, 1].detach().double().cpu()
+    bw = (torch.minimum(mx + rx, torch.tensor(W * 1.0)) - torch.maximum(mx - rx, torch.tensor(0.0))).clamp(min=0)
+    bh = (torch.minimum(my + ry, torch.tensor(H * 1.0)) - torch.maximum(my - ry, torch.tensor(0.0))).clamp(min=0)
+    pairs = float((bw * bh).sum())
+    med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    out = {"fwd_s": med(t_f), "fwd_bwd_s": med(t_fb), "visible": int(vis.sum()), "box_pairs": pairs,
+           "pairs_per_s": pairs / med(t_f), "mean_alpha": float(ra.mean())}
+    if dev == "cuda":
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def child_train(cfg: dict) -> dict:
+    """Full training steps: SH degree 3 colours, L1 loss against a fixed target, Adam over all parameters."""
+    import torch
+    torch.set_num_threads(cfg["threads"])
+    from realsim.render import rasterization
+    dev = "cuda" if cfg["backend"] in ("cuda", "gsplat") else "cpu"
+    W, H = cfg["width"], cfg["height"]
+    means, quats, scales, opac, sh, vm, K = [t.to(dev) for t in make_scene(cfg["n"], W, H, sh=True)]
+    params = {"means": means, "quats": quats, "log_scales": scales.log(), "logit_opac": torch.logit(opac), "sh": sh}
+    params = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    opt = torch.optim.Adam(params.values(), lr=1e-3)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, H, device=dev), torch.linspace(0, 1, W, device=dev), indexing="ij")
+    target = torch.stack([xx, yy, 0.5 * (xx + yy)], -1)[None]
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        rc, _, meta = rasterization(params["means"], params["quats"], params["log_scales"].exp(),
+                                    torch.sigmoid(params["logit_opac"]), params["sh"], vm, K, W, H, sh_degree=3,
+                                    backend=cfg["backend"])
+        loss = (rc - target).abs().mean()
+        loss.backward()
+        opt.step()
+        return meta
+
+    for _ in range(2):
+        step()
+    times = []
+    for _ in range(cfg["repeats"]):
+        _sync(dev)
+        t0 = time.perf_counter()
+        step()
+        _sync(dev)
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return {"step_s": times[len(times) // 2], "step_min_s": times[0]}
+
+
+def run_child(cfg: dict, timeout: float) -> dict:
+    cmd = [sys.executable, __file__, "--child", json.dumps(cfg)]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    if p.returncode != 0:
+        return {"error": (p.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def backends_present() -> list[str]:
+    import torch
+    out = ["cpu", "torch"]
+    if torch.cuda.is_available():
+        out += ["cuda", "gsplat"]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="10k,100k,1M", help="Gaussian counts (comma list, k/M suffixes)")
+    ap.add_argument("--res", default="256x256,512x512,1024x768", help="resolutions WxH (comma list)")
+    ap.add_argument("--backends", default="", help="comma list (default: every backend present)")
+    ap.add_argument("--torch-max-pairs", type=float, default=7e8,
+                    help="run the dense torch reference only when N*W*H is at most this")
+    ap.add_argument("--train", default="20k@256x192,100k@256x192", help="training-step configs N@WxH ('' = none)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--timeout", type=float, default=900.0, help="seconds per configuration")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "rasterize.json"))
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.child:
+        cfg = json.loads(args.child)
+        res = child_train(cfg) if cfg["kind"] == "train" else child_raster(cfg)
+        res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(res))
+        return 0
+
+    backends = [b for b in args.backends.split(",") if b] or backends_present()
+    sizes = [parse_n(s) for s in args.sizes.split(",") if s.strip()]
+    resolutions = [tuple(int(v) for v in r.lower().split("x")) for r in args.res.split(",") if r.strip()]
+    rows = []
+    header = f"{'kind':6} {'backend':7} {'N':>8} {'res':>9} {'fwd ms':>9} {'fwd+bwd ms':>11} {'peak RSS MB':>11} " \
+             f"{'Mpairs/s':>9}"
+    print(header)
+    print("-" * len(header))
+    for n in sizes:
+        for (w, h) in resolutions:
+            for b in backends:
+                if b == "torch" and n * w * h > args.torch_max_pairs:
+                    continue
+                cfg = {"kind": "raster", "backend": b, "n": n, "width": w, "height": h, "threads": args.threads,
+                       "repeats": 1 if b == "torch" else args.repeats}
+                r = {**cfg, **run_child(cfg, args.timeout)}
+                rows.append(r)
+                if "error" in r:
+                    print(f"raster {b:7} {n:>8} {w}x{h:<5} error: {r['error']}")
+                else:
+                    print(f"raster {b:7} {n:>8} {w}x{h:<5} {1e3 * r['fwd_s']:9.1f} {1e3 * r['fwd_bwd_s']:11.1f} "
+                          f"{r['peak_rss_mb']:11.0f} {r['pairs_per_s'] / 1e6:9.1f}")
+                sys.stdout.flush()
+    for spec in [s for s in args.train.split(",") if s.strip()]:
+        n_s, res = spec.split("@")
+        w, h = (int(v) for v in res.lower().split("x"))
+        for b in [b for b in backends if b != "torch"]:
+            cfg = {"kind": "train", "backend": b, "n": parse_n(n_s), "width": w, "height": h, "threads": args.threads,
+                   "repeats": max(5, args.repeats)}
+            r = {**cfg, **run_child(cfg, args.timeout)}
+            rows.append(r)
+            if "error" in r:
+                print(f"train  {b:7} {cfg['n']:>8} {w}x{h:<5} error: {r['error']}")
+            else:
+                print(f"train  {b:7} {cfg['n']:>8} {w}x{h:<5} step {1e3 * r['step_s']:.1f} ms (min "
+                      f"{1e3 * r['step_min_s']:.1f}), peak RSS {r['peak_rss_mb']:.0f} MB")
+            sys.stdout.flush()
+    speedups = []
+    for r in rows:
+        if r.get("backend") == "torch" and "error" not in r:
+            for o in rows:
+                if (o.get("kind"), o.get("backend"), o.get("n"), o.get("width"), o.get("height")) == (
+                        "raster", "cpu", r["n"], r["width"], r["height"]) and "error" not in o:
+                    s = {"n": r["n"], "res": f"{r['width']}x{r['height']}", "fwd_x": r["fwd_s"] / o["fwd_s"],
+                         "fwd_bwd_x": r["fwd_bwd_s"] / o["fwd_bwd_s"]}
+                    speedups.append(s)
+                    print(f"cpu vs torch reference, {s['n']} @ {s['res']}: forward {s['fwd_x']:.0f}x, "
+                          f"forward+backward {s['fwd_bwd_x']:.0f}x")
+    import torch
+    result = {
+        "command": " ".join([Path(sys.executable).name, "bench/rasterize.py", *(argv if argv is not None else
+                                                                                sys.argv[1:])]),
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "threads": args.threads, "torch": torch.__version__,
+                    "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                    "load_avg_at_start": os.getloadavg()},
+        "note": "shared 2-core machine (several engineers running jobs): timings are noisy, compare within a run",
+        "rows": rows, "speedups_cpu_vs_torch": speedups,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(out)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

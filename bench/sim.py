@@ -1,0 +1,81 @@
+"""Simulation-layer timings on this machine: world building, sim steps (per agent count), body mesh + compositing per frame,
+synthetic capture per photo. Prints a table and writes bench/results/sim.json.
+
+    .venv/bin/python bench/sim.py [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _t(fn, repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    from realsim.assets.cameras import CameraFrame
+    from realsim.assets.frames import camera_center
+    from realsim.sim.body import BodyModel
+    from realsim.sim.capture import CaptureConfig, build_street, render_view, sample_surface_points, walk_cameras
+    from realsim.sim.loop import run_sim
+    from realsim.sim.outputs import make_camera_path, render_frame
+    from realsim.sim.scenario import default_scenario
+    from realsim.sim.world import world_from_points
+
+    rows = []
+    cfg = CaptureConfig()
+    scene = build_street(0)
+    views = walk_cameras(cfg)
+    K = np.array([[cfg.focal, 0, cfg.width / 2], [0, cfg.focal, cfg.height / 2], [0, 0, 1.0]])
+    cams = np.array([camera_center(v) for v in views])
+    P = sample_surface_points(scene, 30000)
+    t_world = _t(lambda: world_from_points(P, cams))
+    world = world_from_points(P, cams)
+    rows.append(("world from 30k points (street 12x54 m)", t_world, "s"))
+    t_cap = _t(lambda: render_view(scene, views[10], K, cfg.width, cfg.height, 2), 1 if args.quick else 2)
+    rows.append((f"synthetic photo {cfg.width}x{cfg.height} ssaa2 ({len(scene.faces)} tris)", t_cap, "s"))
+    for n in ([4] if args.quick else [4, 8, 16]):
+        sc = default_scenario(n, 2.0, seed=0)
+        t = time.perf_counter()
+        r = run_sim(world, sc, motion="procedural")
+        dt = time.perf_counter() - t
+        rows.append((f"sim step, {n} agents (procedural motion, incl. planning)", dt / r.n_frames, "s/frame"))
+    frames = [CameraFrame(f"{i:03d}", K, v, cfg.width, cfg.height) for i, v in enumerate(views)]
+    path = make_camera_path("interp", frames, 2.0, 30, 1.0, 480, 360)
+    r = run_sim(world, default_scenario(6, 2.0, seed=0), motion="procedural")
+    body = BodyModel(r.skeleton)
+    flat = lambda V, K, W, H: {"rgb": torch.full((H, W, 3), 0.5), "depth": torch.full((H, W, 1), 30.0),  # noqa: E731
+                               "alpha": torch.ones(H, W, 1)}
+    t_fr = _t(lambda: render_frame(flat, world, body, r, 30, path.viewmats[30], path.Ks[30], 480, 360, ssaa=2))
+    rows.append((f"agents layer 480x360: 6 bodies ({6 * len(body.faces)} tris) ssaa2 + shadow + composite", t_fr, "s/frame"))
+    print(f"{'what':78s} {'time':>9s}")
+    for name, v, unit in rows:
+        print(f"{name:78s} {v:9.3f} {unit}")
+    out = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch_threads": torch.get_num_threads(),
+                       "loadavg_1m": os.getloadavg()[0]},
+           "results": [{"what": n, "value": v, "unit": u} for n, v, u in rows]}
+    p = Path(__file__).parent / "results" / "sim.json"
+    p.parent.mkdir(exist_ok=True)
+    p.write_text(json.dumps(out, indent=1))
+    print(f"wrote {p}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Training benchmark: Scaffold-GS vs 3DGS on a real scene (default llff_fern, every 8th view held out, 504x378, cpu backend).
+
+Prints a table and writes bench/results/train.json (merged per scene/model, so runs for different scenes accumulate):
+held-out PSNR / SSIM, iterations, wall time, model size on disk, anchors / Gaussians, the held-out PSNR curve, and the
+machine's load average (the machine may be shared: wall times are inflated by contention when load > cores).
+
+    nice -n 10 .venv/bin/python bench/train.py --models scaffold,3dgs --minutes 15
+    .venv/bin/python bench/train.py --scene build/lund_workdir --name lund_street --models scaffold --minutes 10
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("REALSIM_DATA", REPO.parent / "shared" / "data"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scene", type=Path, help="WORKDIR / LLFF / COLMAP folder (default: shared llff_fern)")
+    ap.add_argument("--name", default=None, help="result key (default: the scene folder name)")
+    ap.add_argument("--models", default="scaffold,3dgs")
+    ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--iterations", type=int, default=None, help="iterations (default: the preset's)")
+    ap.add_argument("--minutes", type=float, default=15.0, help="wall-clock budget per model (hard stop)")
+    ap.add_argument("--downscale", type=float, default=None, help="default: the preset's width (fern: 2 -> 504x378)")
+    ap.add_argument("--holdout-every", type=int, default=8)
+    ap.add_argument("--backend", default="cpu")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=REPO / "build" / "bench_train")
+    ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "train.json")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from realsim.recon.dataset import load_dataset
+    from realsim.recon.trainer import evaluate_scene, preset_config, train
+
+    scene = args.scene or data_root() / "scenes" / "llff_fern"
+    name = args.name or scene.name
+    results = json.loads(args.json.read_text()) if args.json.is_file() else {}
+    rows = []
+    for model in args.models.split(","):
+        cfg = preset_config(args.preset, model, args.iterations)
+        cfg.backend, cfg.seed, cfg.holdout_every = args.backend, args.seed, args.holdout_every
+        if args.downscale:
+            cfg.downscale = args.downscale
+        cfg.max_seconds = args.minutes * 60.0
+        cfg.checkpoint_every = 0
+        ds = load_dataset(scene, cfg.downscale, cfg.max_width, cfg.holdout_every)
+        out = args.out / f"{name}_{model}"
+        load0 = os.getloadavg()
+        t0 = time.time()
+        last = [0.0]
+
+        def prog(stage, done, total, info):
+            if stage == "train" and time.time() - last[0] > 30:
+                last[0] = time.time()
+                print(f"  {model} {done}/{total} " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                                          for k, v in info.items()), file=sys.stderr, flush=True)
+
+        res = train(scene, out, cfg, progress=prog, overwrite=True, dataset=ds)
+        wall = time.time() - t0
+        ev = evaluate_scene(out, backend=args.backend)
+        curve = [(r["step"], round(r["eval_psnr"], 3), round(r["elapsed"], 1))
+                 for r in map(json.loads, (out / "train" / "metrics.jsonl").read_text().splitlines()) if "eval_psnr" in r]
+        row = {
+            "scene": name, "model": model, "backend": args.backend, "resolution": ev["resolution"],
+            "iterations": res.iterations, "planned_iterations": cfg.iterations, "train_seconds": round(res.seconds, 1),
+            "wall_seconds_incl_eval": round(wall, 1), "psnr": round(ev["psnr"], 3), "ssim": round(ev["ssim"], 4),
+            "lpips": ev["lpips"], "test_views": ev["n_views"], "model_bytes": ev["model_bytes"],
+            "anchors": ev.get("anchors"), "gaussians": ev.get("gaussians"), "gaussians_per_view": ev["gaussians_per_view"],
+            "render_s_per_frame": round(ev["render_s_per_frame"], 3), "loadavg_start": [round(x, 2) for x in load0],
+            "loadavg_end": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(), "threads": cfg.threads,
+            "torch": torch.__version__, "curve_step_psnr_elapsed": curve,
+            "command": "python bench/train.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        }
+        rows.append(row)
+        results[f"{name}/{model}"] = row
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.json.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(results, indent=1))
+        os.replace(tmp, args.json)
+    print(f"{'scene/model':24s} {'it':>6s} {'train s':>8s} {'PSNR':>7s} {'SSIM':>6s} {'MB':>7s} {'anch/gauss':>10s} {'load':>5s}")
+    for r in rows:
+        n = r["anchors"] if r["anchors"] is not None else r["gaussians"]
+        print(f"{r['scene'] + '/' + r['model']:24s} {r['iterations']:6d} {r['train_seconds']:8.0f} {r['psnr']:7.2f} "
+              f"{r['ssim']:6.3f} {r['model_bytes'] / 1e6:7.2f} {n:10d} {r['loadavg_end'][1]:5.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
