@@ -246,6 +246,8 @@ def coco17_points(skeleton, joints: np.ndarray, heading: np.ndarray) -> np.ndarr
     sem = _semantic(skeleton)
     out = np.zeros((A, 17, 3))
     head = J[:, sem["head"]]
+    if sem["head_top"] < 0:  # mocap "Head" sits at the base of the skull: the face is ~9 cm higher
+        head = head + np.array([0.0, 0.0, 0.09])
     fwd = np.stack([np.cos(heading), np.sin(heading), np.zeros(A)], -1)
     left = np.stack([-np.sin(heading), np.cos(heading), np.zeros(A)], -1)
     up = np.array([0.0, 0.0, 1.0])

@@ -38,7 +38,7 @@ class CaptureConfig:
     height: int = 360
     focal: float = 400.0  # pixels (horizontal FOV ~62 degrees at 480 px)
     camera_height: float = 1.6  # metres above the ground
-    walk_length: float = 24.0  # metres along the street
+    walk_length: float | None = None  # metres along the street (None: 0.83 m between photos, at most 24 m)
     ssaa: int = 2
     seed: int = 0
     jpeg_quality: int = 95
@@ -437,9 +437,10 @@ def walk_cameras(cfg: CaptureConfig) -> list[np.ndarray]:
     rng = np.random.default_rng(cfg.seed + 1)
     out = []
     n = cfg.n_images
+    length = cfg.walk_length if cfg.walk_length is not None else min(24.0, 0.83 * (n - 1))
     for i in range(n):
         t = i / max(1, n - 1)
-        y = 0.0 + cfg.walk_length * t
+        y = 0.0 + length * t
         x = 1.2 * math.sin(2 * math.pi * t * 1.5)
         z = cfg.camera_height + 0.03 * math.sin(i * 2.1)
         yaw = math.radians(22.0 * math.sin(i * 1.3) + rng.uniform(-4, 4))  # about +Z, 0 = looking +Y

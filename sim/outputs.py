@@ -9,15 +9,14 @@ OUTDIR/
   trajectories.json       per agent: root path, heading, foot contacts, planned paths, style, speed
   motion.safetensors      joints [T,A,J,3] world metres, root [T,A,3], heading [T,A] (+ skeleton in metadata)
   sim.json                summary: metrics, world, motion backend, timings, provenance (SYNTHETIC flag when it applies)
+  world_map.png           top-down walkable (grey) / obstacle (red) grid with the agents' tracks (+y up, +x right)
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -312,6 +311,22 @@ def _keypoints(sim: SimResult, t: int, V: np.ndarray, K: np.ndarray, width: int,
     return anns
 
 
+def world_map(world: World, sim: SimResult | None = None, px_per_cell: int = 3) -> np.ndarray:
+    """Top-down map uint8 [H,W,3] (+y up): walkable grey, obstacles dark red, unobserved black, agent tracks in their colours."""
+    img = np.zeros(world.shape + (3,), np.uint8)
+    img[world.support] = (60, 60, 60)
+    img[world.walkable] = (150, 160, 150)
+    img[world.obstacle] = (140, 30, 30)
+    img = np.repeat(np.repeat(img, px_per_cell, 0), px_per_cell, 1)
+    if sim is not None:
+        for a in range(sim.n_agents):
+            col = (np.array(sim.looks[a].shirt) * 255).astype(np.uint8)
+            ij = ((sim.joints[:, a, 0, :2] - world.origin) / world.cell * px_per_cell).astype(int)
+            ok = (ij[:, 0] >= 0) & (ij[:, 1] >= 0) & (ij[:, 0] < img.shape[0]) & (ij[:, 1] < img.shape[1])
+            img[ij[ok, 0], ij[ok, 1]] = col
+    return np.ascontiguousarray(img.transpose(1, 0, 2)[::-1])  # rows = -y, columns = +x
+
+
 def write_outputs(out_dir: str | os.PathLike, layer: SceneLayer, world: World, sim: SimResult, path, *, overwrite: bool = False,
                   ssaa: int = 2, provenance: dict | None = None, progress: ProgressFn | None = None,
                   preview_every: int = 0) -> dict:
@@ -368,6 +383,7 @@ def write_outputs(out_dir: str | os.PathLike, layer: SceneLayer, world: World, s
                                 "skeleton": COCO_SKELETON}],
                 "images": images, "annotations": anns}
         (tmp / "keypoints.json").write_text(json.dumps(coco))
+        Image.fromarray(world_map(world, sim)).save(tmp / "world_map.png")
         frames = [CameraFrame(f"{t:06d}", path.Ks[t], path.viewmats[t], W, H, "test") for t in range(T)]
         save_cameras(tmp / "cameras.json", CameraSet(frames, "depth"))
         save_camera_path(tmp / "camera_path.json", path)

@@ -81,7 +81,7 @@ def street():
 
 def test_agent_behind_kiosk_is_occluded_and_in_front_is_not(street):
     """A body standing behind the kiosk (scene geometry) is hidden where the kiosk is, and its depth never wins there."""
-    from realsim.render.mesh import MeshRenderConfig, render_mesh
+    from realsim.render.mesh import render_mesh
     from realsim.sim.body import BodyModel, random_looks
     from realsim.sim.capture import look_at_viewmat, render_view
     from realsim.sim.gait import ProceduralWalker

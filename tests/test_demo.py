@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 
 
+pytestmark = pytest.mark.slow  # the whole pipeline: about a minute on an idle 2-core machine
+
+
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
     from realsim.cli.main import main

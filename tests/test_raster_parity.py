@@ -88,7 +88,7 @@ def run(backend: str, scene: dict, vm, Ks, dtype, weights=None, **kw):
         out["d_bg"] = bg.grad
     if kw.get("absgrad"):
         out["absgrad"] = meta["means2d"].absgrad
-    out = {k: v.detach().double().cpu() for k, v in out.items()}
+    out = {k: v.detach().double().cpu() for k, v in out.items() if v is not None}  # colours unused in "D"/"ED"
     out["radii"] = meta["radii"].cpu()
     return out
 
@@ -129,7 +129,10 @@ CASES = {
     "huge_and_tiny": dict(seed=3, edit="huge_tiny"),
     "behind_and_border": dict(seed=4, edit="behind_border"),
     "low_opacity": dict(seed=5, edit="low_opacity"),
-    "depth_modes": dict(seed=6, kw={"render_mode": "RGB+ED"}),
+    "depth_rgb_ed": dict(seed=6, kw={"render_mode": "RGB+ED"}),
+    "depth_only_d": dict(seed=8, cams=1, kw={"render_mode": "D"}),
+    "depth_only_ed": dict(seed=10, cams=1, kw={"render_mode": "ED"}),
+    "depth_rgb_d_bg": dict(seed=9, cams=1, bg=True, kw={"render_mode": "RGB+D"}),
     "absgrad": dict(seed=7, kw={"absgrad": True}),
 }
 
