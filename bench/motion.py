@@ -125,6 +125,7 @@ def main() -> int:
     methods = {
         "diffusion": lambda: MotionController(model, A, styles, seed=0),
         "diffusion_no_correction": lambda: MotionController(model, A, styles, seed=0, correction=0.0),
+        "diffusion_raw": lambda: MotionController(model, A, styles, seed=0, correction=0.0, smooth=0.0, floor_clamp=False),
         "diffusion_cfg_style2": lambda: MotionController(model, A, styles, seed=0, w_style=2.0),
         "motion_matching": lambda: MotionMatchingController(ds, A, styles),
         "motion_matching_no_correction": lambda: MotionMatchingController(ds, A, styles, correction=0.0),

@@ -94,11 +94,17 @@ def fit_ground_plane(points: np.ndarray, up_hint: np.ndarray, centers: np.ndarra
     if best is None or best_count < 0.15 * len(points):
         return None
     n, d = best
-    inl = points[np.abs(points @ n + d) < thr]
-    c = inl.mean(0)  # least-squares refit on inliers
-    _, _, Vt = np.linalg.svd(inl - c)
-    n2 = Vt[-1] if Vt[-1] @ n > 0 else -Vt[-1]
-    return n2, float(-n2 @ c), best_count / len(points)
+    # Least-squares refits with a shrinking band: the RANSAC band also catches the feet of walls and kerbs, which sit above
+    # the ground and would lift the plane (and so bias --camera-height's scale) if kept.
+    for band in (thr, thr / 2, thr / 4, thr / 8):
+        inl = points[np.abs(points @ n + d) < band]
+        if len(inl) < 10:
+            break
+        c = inl.mean(0)
+        _, _, Vt = np.linalg.svd(inl - c)
+        n = Vt[-1] if Vt[-1] @ n > 0 else -Vt[-1]
+        d = float(-n @ c)
+    return n, d, best_count / len(points)
 
 
 def compute_alignment(R_cw: np.ndarray, centers: np.ndarray, points: np.ndarray, names: list[str],

@@ -65,6 +65,7 @@ class TrainConfig:
     # wall-time budget (0 = off): training stops when it is spent, and learning-rate, resolution and densification
     # schedules advance by max(iteration, elapsed share of the budget) so a run fits the budget (not bit-reproducible)
     max_seconds: float = 0.0
+    budget_clock: str = "wall"  # "wall" | "cpu": the budget counts process CPU seconds (all threads) instead of wall time
     scaffold: ScaffoldConfig = field(default_factory=ScaffoldConfig)
     gs3d: GS3DConfig = field(default_factory=GS3DConfig)
     scaffold_strategy: ScaffoldStrategy = field(default_factory=ScaffoldStrategy)
@@ -322,6 +323,8 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
     bg = torch.tensor(cfg.background, dtype=torch.float32)
     _warmup(cfg.backend)  # JIT-building / loading kernels is not training time
     t0 = time.perf_counter() - elapsed0
+    c0 = time.process_time()
+    budget_used = (lambda: time.process_time() - c0) if cfg.budget_clock == "cpu" else (lambda: time.perf_counter() - t0)
     step = start
     last_loss = float("nan")
     last_eval = float("nan")
@@ -338,7 +341,7 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
                 # schedule position: the iteration, or with a time budget the elapsed share of it if that is further
                 sched = step
                 if cfg.max_seconds > 0:
-                    sched = min(max(step, int((time.perf_counter() - t0) / cfg.max_seconds * n_iter)), n_iter - 1)
+                    sched = min(max(step, int(budget_used() / cfg.max_seconds * n_iter)), n_iter - 1)
                 view = _at_resolution(ds.train[vi], _res_factor(cfg, sched), coarse, vi)
                 set_lrs(opts, lrs, sched, n_iter)
                 if cfg.model == "3dgs":
@@ -355,7 +358,8 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
                 elapsed = time.perf_counter() - t0
                 rec: dict[str, Any] = {}
                 if step % cfg.log_every == 0 or step == n_iter or changes:
-                    rec = {"step": step, "loss": loss, "l1": l1, "elapsed": round(elapsed, 3), **_counts(model), **changes}
+                    rec = {"step": step, "loss": loss, "l1": l1, "elapsed": round(elapsed, 3),
+                           "cpu_s": round(time.process_time() - c0, 2), **_counts(model), **changes}
                 if cfg.eval_every and (step % cfg.eval_every == 0 or step == n_iter):
                     last_eval = _eval_view_psnr(model, eval_view, cfg, bg)
                     rec = rec or {"step": step, "loss": loss, "l1": l1, "elapsed": round(elapsed, 3), **_counts(model)}
@@ -367,7 +371,7 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
                 its = done_here / max(elapsed - elapsed0, 1e-9)
                 report(progress, "train", step, n_iter, loss=last_loss, psnr=last_eval, it_s=its,
                        eta_s=(n_iter - step) / max(its, 1e-9), **_counts(model))
-                timeout = cfg.max_seconds > 0 and elapsed >= cfg.max_seconds
+                timeout = cfg.max_seconds > 0 and budget_used() >= cfg.max_seconds
                 if timeout:
                     n_iter = step
                     break
@@ -382,13 +386,15 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
     finally:
         logf.close()
     seconds = time.perf_counter() - t0
+    cpu_seconds = time.process_time() - c0
     if stopped:
         return TrainResult(out, step, seconds, {"stopped": True}, model)
     model.eval()
     report(progress, "evaluate", 0, len(ds.test))
     metrics = evaluate_views(model, ds.test, cfg.backend, cfg.background,
                              progress=lambda i: report(progress, "evaluate", i, len(ds.test)))
-    metrics.update({"iterations": step, "train_seconds": round(seconds, 2), **_counts(model)})
+    metrics.update({"iterations": step, "train_seconds": round(seconds, 2), "train_cpu_seconds": round(cpu_seconds, 2),
+                    **_counts(model)})
     with open(metrics_path, "a") as f:
         f.write(json.dumps({"step": step, "final": metrics}) + "\n")
     plot_path = work / "curves.png"

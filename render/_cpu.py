@@ -14,7 +14,7 @@ log = logging.getLogger("realsim.render")
 
 CSRC = Path(__file__).resolve().parent / "csrc"
 SOURCES = ("cpu_project.cpp", "cpu_rasterize.cpp", "cpu_bindings.cpp")
-CFLAGS = ["-O3", "-fopenmp", "-march=x86-64-v2", "-fno-math-errno", "-fno-trapping-math", "-g"]
+CFLAGS = ["-O3", "-fopenmp", "-march=x86-64-v2", "-fno-math-errno", "-fno-trapping-math"]
 _lock = threading.Lock()
 _module: ModuleType | None = None
 _error: str | None = None

@@ -61,7 +61,8 @@ def project(ops, means, quats, scales, opacities, viewmats, Ks, width: int, heig
             far_plane: float, eps2d: float, antialiased: bool):
     """Differentiable projection through compiled ops; same outputs as ref.project."""
     dt = means.dtype
-    return _Project.apply(means.contiguous(), quats.contiguous(), scales.contiguous(), opacities.contiguous(),
+    return _Project.apply(means.contiguous(), quats.to(dt).contiguous(), scales.to(dt).contiguous(),
+                          opacities.to(dt).contiguous(),
                           viewmats.to(dt).contiguous(), Ks.to(dt).contiguous(), ops, width, height, float(eps2d),
                           float(near_plane), float(far_plane), antialiased)
 
@@ -76,6 +77,7 @@ def rasterize(ops, means2d, conics, colors, opacities, depths, radii, width: int
             tiles_h)
     if backgrounds is not None:
         backgrounds = backgrounds.to(colors.dtype).contiguous()
+    colors, opacities = colors.to(means2d.dtype), opacities.to(means2d.dtype)
     rc, ra = _Rasterize.apply(means2d, conics.contiguous(), colors.contiguous(), opacities.contiguous(), backgrounds,
                               ops, radii, width, height, tile_size, isect_offsets, flatten_ids, absgrad)
     info = {"tiles_per_gauss": tiles_per_gauss, "isect_ids": isect_ids, "flatten_ids": flatten_ids,

@@ -99,8 +99,7 @@ def _rasterize(uv: torch.Tensor, z: torch.Tensor, W: int, H: int, near: float, f
     idx = torch.nonzero(ok).squeeze(1)
     if idx.numel() == 0:
         return empty
-    side = ext[idx].max(1).values
-    npx = side * side  # a chunk's grid is (max width) x (max height) <= (max side)^2
+    npx = ext[idx, 0] * ext[idx, 1]  # bounding-box pixels; a chunk enumerates (largest box) pixels per triangle
     order = torch.argsort(npx)
     idx, npx = idx[order], npx[order]
     # key = (float bits of depth) << 32 | triangle index: one amin gives the nearest triangle (positive float bits sort like floats)
@@ -109,19 +108,20 @@ def _rasterize(uv: torch.Tensor, z: torch.Tensor, W: int, H: int, near: float, f
     n = idx.numel()
     npx_cpu = npx.cpu().numpy()
     while start < n:
-        # largest end such that (end - start) * max area in chunk <= budget (areas ascending, so max = last)
-        cap = max(1, chunk_pixels // max(1, int(npx_cpu[start])))
-        end = min(n, start + cap)
-        while end - start > 1 and (end - start) * int(npx_cpu[end - 1]) > chunk_pixels:
-            end = start + max(1, (end - start) // 2)
+        # largest end with (end - start) * (the chunk's largest square) <= budget: sizes ascend, so the cost is monotone in end
+        cost = np.arange(1, n - start + 1, dtype=np.int64) * npx_cpu[start:].astype(np.int64)
+        end = start + max(1, int(np.searchsorted(cost, chunk_pixels, side="right")))
         ti = idx[start:end]
         start = end
         e = ext[ti]
-        bw, bh = int(e[:, 0].max()), int(e[:, 1].max())
-        oy, ox = torch.meshgrid(torch.arange(bh, device=dev), torch.arange(bw, device=dev), indexing="ij")
-        px = lo[ti, 0, None, None] + ox  # [n,bh,bw]
-        py = lo[ti, 1, None, None] + oy
-        valid = (ox < e[:, 0, None, None]) & (oy < e[:, 1, None, None])
+        # flattened box enumeration: pixel k of triangle i is (k % width_i, k // width_i) inside its own box, so long thin
+        # triangles in any orientation cost their box area, not (longest side)^2
+        kmax = int((e[:, 0] * e[:, 1]).max())
+        k = torch.arange(kmax, device=dev)[None, :, None]  # [1,kmax,1]: trailing dim keeps the [n,A,B] broadcasting below
+        w_i = e[:, 0, None, None]
+        px = lo[ti, 0, None, None] + k % w_i  # [n,kmax,1]
+        py = lo[ti, 1, None, None] + torch.div(k, w_i, rounding_mode="floor")
+        valid = k < (e[:, 0] * e[:, 1])[:, None, None]
         fx = px.float() + 0.5
         fy = py.float() + 0.5
         t = uv[ti]  # [n,3,2]

@@ -118,6 +118,19 @@ def rasterization(
             absgrad=absgrad, rasterize_mode=rasterize_mode, tile_size=tile_size)
     C, N = viewmats.shape[0], means.shape[0]
     antialiased = rasterize_mode == "antialiased"
+    if means.is_floating_point():  # every float input follows the dtype of means (as the kernels require)
+        dt = means.dtype
+        quats, scales, opacities, colors = quats.to(dt), scales.to(dt), opacities.to(dt), colors.to(dt)
+        viewmats, Ks = viewmats.to(dt), Ks.to(dt)
+        backgrounds = backgrounds.to(dt) if backgrounds is not None else None
+    if backend != "torch":
+        if means.dtype not in (torch.float32, torch.float64):
+            raise InputError(f"the {backend} kernels take float32 or float64 tensors, got {means.dtype}")
+        want = "cpu" if backend == "cpu" else "cuda"
+        for name, t in (("means", means), ("quats", quats), ("scales", scales), ("opacities", opacities),
+                        ("colors", colors), ("viewmats", viewmats), ("Ks", Ks)):
+            if t.device.type != want:
+                raise InputError(f"backend {backend!r} needs {want} tensors, but {name} is on {t.device}")
 
     if backend == "torch":
         radii, means2d, depths, conics, comp = ref.project(means, quats, scales, opacities, viewmats, Ks, width, height,

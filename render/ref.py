@@ -111,9 +111,10 @@ def rasterize(means2d, conics, colors, opacities, depths, radii, width: int, hei
         cols, alps = [], []
         for p0 in range(0, pix.shape[0], chunk):
             px = pix[p0:p0 + chunk]                                     # [P,2]
-            if M == 0:
-                cols.append(torch.zeros(px.shape[0], D, device=dev, dtype=dt))
-                alps.append(torch.zeros(px.shape[0], device=dev, dtype=dt))
+            if M == 0:  # nothing visible: zeros that stay in the graph (backward gives zero gradients)
+                link = 0.0 * (mu.sum() + con.sum() + op.sum() + col.sum())
+                cols.append(torch.zeros(px.shape[0], D, device=dev, dtype=dt) + link)
+                alps.append(torch.zeros(px.shape[0], device=dev, dtype=dt) + link)
                 continue
             mu_p = mu[None].expand(px.shape[0], M, 2)
             if absgrad and mu_p.requires_grad:

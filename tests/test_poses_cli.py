@@ -147,6 +147,7 @@ def test_video_sharpest_frames_and_poses(tmp_path, capsys):
     assert len(cams.frames) >= 9
     meta = json.loads((out / "scene.json").read_text())["metadata"]
     assert meta["from_video"] and meta["matcher"] == "sequential"
+    assert json.loads((out / "scene.json").read_text())["world"]["metric"] is False  # no GPS, no --scale: non-metric
     est = {f.name: f.viewmat for f in cams.frames}
     errs, _ = rotation_errors_deg(est, {f"frame_{i:05d}.jpg": v for i, v in enumerate(views)})
     assert errs.max() < 1.0

@@ -305,3 +305,22 @@ def test_bad_inputs_raise_input_error():
         rasterization(s["means"], s["quats"], s["scales"], s["opacities"], s["colors"], vm, Ks, W, H, render_mode="X")
     with pytest.raises(InputError):
         rasterization(s["means"], s["quats"], s["scales"], s["opacities"], s["colors"], vm, Ks, W, H, sh_degree=2)
+
+
+@pytest.mark.parametrize("be", ["torch", "cpu"])
+def test_empty_scene_is_differentiable_and_dtypes_follow_means(be):
+    z = torch.zeros(0, 3, requires_grad=True)
+    rc, ra, meta = rasterization(z, torch.zeros(0, 4), torch.zeros(0, 3), torch.zeros(0), torch.zeros(0, 3),
+                                 torch.eye(4)[None], torch.eye(3)[None], 8, 6, backend=be,
+                                 backgrounds=torch.ones(1, 3))
+    rc.sum().backward()  # stays in the graph even with nothing to draw
+    assert rc.shape == (1, 6, 8, 3) and torch.all(rc == 1) and torch.all(ra == 0)
+    assert meta["radii"].shape == (1, 0, 2)
+    s = make_scene(3, n=20)
+    rc, _, _ = rasterization(s["means"], s["quats"].float(), s["scales"].float(), s["opacities"].float(),
+                             s["colors"].float(), torch.eye(4)[None], torch.eye(3)[None] * 30, 8, 6, backend=be)
+    assert rc.dtype == torch.float64
+    if be == "cpu":
+        with pytest.raises(InputError):
+            rasterization(s["means"].half(), s["quats"], s["scales"], s["opacities"], s["colors"],
+                          torch.eye(4)[None], torch.eye(3)[None], 8, 6, backend="cpu")

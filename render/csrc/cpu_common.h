@@ -17,10 +17,11 @@ constexpr double kTMin = 1e-4;             // a pixel stops before its transmitt
 constexpr double kExtendMax = 3.33;        // screen extent cap in standard deviations
 
 // Runs fn(i) for i in [0, n) on torch's thread pool, handing out indices one at a time (tiles differ a lot in cost).
+// Small jobs (work below ~8k items, e.g. tile intersections) run inline: waking threads would cost more.
 template <typename F>
-void dynamic_for(int64_t n, F&& fn) {
+void dynamic_for(int64_t n, int64_t work, F&& fn) {
     if (n <= 0) return;
-    const int64_t workers = std::min<int64_t>(at::get_num_threads(), n);
+    const int64_t workers = work < 8192 ? 1 : std::min<int64_t>(at::get_num_threads(), n);
     if (workers <= 1) {
         for (int64_t i = 0; i < n; ++i) fn(i);
         return;

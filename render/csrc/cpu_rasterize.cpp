@@ -159,7 +159,7 @@ void isect_kernel(const T* means2d, const int32_t* radii, const T* depths, int64
             for (int64_t tx = x0; tx < x1; ++tx) flat[cursor[c * g.per_cam() + ty * g.tiles_w + tx]++] = int32_t(i);
     }
     // Per-tile depth sort, ties by Gaussian index. The depth is read through the flat index of a contiguous [C,N] array.
-    dynamic_for(n_tiles, [&](int64_t t) {
+    dynamic_for(n_tiles, tile_start[n_tiles], [&](int64_t t) {
         const int64_t s = tile_start[t], e = tile_start[t + 1];
         if (e - s < 2) return;
         std::vector<std::pair<T, int32_t>> keyed(e - s);
@@ -186,7 +186,7 @@ void rasterize_fwd_kernel(const T* means2d, const T* conics, const T* colors, co
                           int64_t D_in, const TileGrid& g, T* out_colors, T* out_alphas, int32_t* last_ids) {
     const int64_t D = DC > 0 ? DC : D_in;
     const int64_t n_tiles = g.C * g.per_cam(), ts = g.tile_size, W = g.width, H = g.height;
-    dynamic_for(n_tiles, [&](int64_t tile) {
+    dynamic_for(n_tiles, n_isects + g.C * W * H / 32, [&](int64_t tile) {
         const int64_t c = tile / g.per_cam(), tyx = tile % g.per_cam();
         const int64_t tx0 = (tyx % g.tiles_w) * ts, ty0 = (tyx / g.tiles_w) * ts;
         const int64_t tx1 = std::min(tx0 + ts, W), ty1 = std::min(ty0 + ts, H);
@@ -259,7 +259,7 @@ void rasterize_bwd_kernel(const T* means2d, const T* conics, const T* colors, co
     const int64_t D = DC > 0 ? DC : D_in;
     const int64_t n_tiles = g.C * g.per_cam(), ts = g.tile_size, W = g.width, H = g.height;
     const int64_t R = kRowFixed + D;
-    dynamic_for(n_tiles, [&](int64_t tile) {
+    dynamic_for(n_tiles, n_isects + g.C * W * H / 32, [&](int64_t tile) {
         const int64_t c = tile / g.per_cam(), tyx = tile % g.per_cam();
         const int64_t tx0 = (tyx % g.tiles_w) * ts, ty0 = (tyx / g.tiles_w) * ts;
         const int64_t tx1 = std::min(tx0 + ts, W), ty1 = std::min(ty0 + ts, H);
@@ -397,7 +397,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> isect_tiles(const Tensor& means2d, co
     int64_t* ids = isect_ids.data_ptr<int64_t>();
     Tensor depth32 = depths.to(at::kFloat).contiguous();
     const float* dz = depth32.data_ptr<float>();
-    at::parallel_for(0, n_tiles, 64, [&](int64_t b, int64_t e) {
+    at::parallel_for(0, n_tiles, n_isects < 65536 ? n_tiles : 64, [&](int64_t b, int64_t e) {
         for (int64_t t = b; t < e; ++t) {
             const int64_t cam = t / g.per_cam(), tid = t % g.per_cam();
             for (int64_t k = tile_start[t]; k < tile_start[t + 1]; ++k) {

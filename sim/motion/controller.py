@@ -14,7 +14,8 @@ import torch
 from realsim.assets.errors import InputError
 from realsim.assets.skeleton import Skeleton
 
-from .data import FPS, SL_CONTACT, SL_H, SL_ROT, SL_VEL, SL_YAW, rot_y, sixd_to_mat, style_index, wrap_angle
+from .data import (FOOT_IDX, FPS, SL_CONTACT, SL_H, SL_ROT, SL_VEL, SL_YAW, SOLE_HEIGHT, rot_y, sixd_to_mat, style_index,
+                   wrap_angle)
 from .model import MotionModel, default_weights_path
 
 GroundFn = Callable[[np.ndarray], np.ndarray]
@@ -85,6 +86,7 @@ class BaseController:
         self.correction = correction
         self.idle = idle.astype(np.float64)
         self.blend = getattr(self, "blend", 5)
+        self.floor_clamp = getattr(self, "floor_clamp", True)
         self.reset(np.zeros((n_agents, 2)), np.zeros(n_agents))
 
     # ----------------------------------------------------------------------------------------------- subclasses
@@ -159,6 +161,12 @@ class BaseController:
         L[:, 0] = rot_y(self.yaw) @ Lr[:, 0]
         hips = np.stack([self.xz[:, 0], f[:, SL_H], self.xz[:, 1]], -1)
         G, pos = self.skeleton.fk(L, hips)
+        if self.floor_clamp:  # lift the body so no ankle/toe joint sinks below its standing height
+            feet = np.array(FOOT_IDX).reshape(-1)
+            sole = np.tile([SOLE_HEIGHT["Foot"], SOLE_HEIGHT["Toes"]], len(FOOT_IDX))
+            lift = np.maximum(sole - pos[:, feet, 1], 0).max(1)                              # [A]
+            hips[:, 1] += lift
+            pos[..., 1] += lift[:, None]
         return L, hips, G, pos
 
     def pose(self) -> AgentPose:
@@ -177,7 +185,7 @@ class MotionController(BaseController):
     def __init__(self, model: MotionModel, n_agents: int, styles: list[str] | None = None,
                  ground_height: GroundFn | None = None, seed: int = 0, replan: int = 10, steps: int | None = None,
                  w_style: float = 0.0, w_past: float = 0.0, correction: float = 0.1, threads: int | None = 1,
-                 smooth: float = 2.0):
+                 smooth: float = 2.0, floor_clamp: bool = True):
         self.model = model
         self.skeleton = model.skeleton
         cfg = model.cfg
@@ -186,6 +194,7 @@ class MotionController(BaseController):
             raise InputError(f"replan must be in 1..{cfg.future}")
         self.steps, self.w_style, self.w_past = steps, w_style, w_past
         self.gen = torch.Generator().manual_seed(seed)
+        self.floor_clamp = floor_clamp
         self.smooth = smooth    # Gaussian sigma (frames) over past+plan: damps the sampler's frame-to-frame jitter
         self.threads = threads  # torch threads while sampling (1: a busy shared CPU runs 2 OpenMP threads far slower)
         idle = (model.idle if model.idle is not None else model.mean).numpy()
