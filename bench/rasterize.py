@@ -9,7 +9,8 @@ The dense torch reference (an oracle, no tiling) only runs at the small --compar
 Each configuration runs in a fresh subprocess so the peak RSS (ru_maxrss) is its own. Throughput counts
 Gaussian-pixel pairs inside the visible Gaussians' screen boxes (an upper bound of the alpha evaluations; early
 termination skips some) per second of forward time. Timings are the minimum over --repeats after a warm-up (the
-least disturbed run on a shared machine); medians are kept in the JSON too.
+least disturbed run on a shared machine); medians are kept in the JSON too, with the process CPU time (all threads
+summed), which time-slicing by other jobs inflates far less than wall time.
 """
 from __future__ import annotations
 
@@ -68,23 +69,25 @@ def child_raster(cfg: dict) -> dict:
             return rasterization(*params, vm, K, W, H, backend=cfg["backend"])
 
     fwd(False)  # warm-up (builds / loads the kernels)
-    t_f, t_fb = [], []
+    t_f, t_fb, c_f, c_fb = [], [], [], []
     for _ in range(cfg["repeats"]):
         _sync(dev)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fwd(False)
         _sync(dev)
         t_f.append(time.perf_counter() - t0)
+        c_f.append(time.process_time() - c0)
     meta = None
     for _ in range(cfg["repeats"]):
         for p in params:
             p.grad = None
         _sync(dev)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         rc, ra, meta = fwd(True)
         (rc.sum() + ra.sum()).backward()
         _sync(dev)
         t_fb.append(time.perf_counter() - t0)
+        c_fb.append(time.process_time() - c0)
     radii = meta["radii"][0].double().cpu()
     vis = radii[:, 0] > 0
     rx, ry = radii[vis, 0], radii[vis, 1]
@@ -94,7 +97,7 @@ def child_raster(cfg: dict) -> dict:
     pairs = float((bw * bh).sum())
     med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
     out = {"fwd_s": min(t_f), "fwd_bwd_s": min(t_fb), "fwd_median_s": med(t_f), "fwd_bwd_median_s": med(t_fb),
-           "visible": int(vis.sum()), "box_pairs": pairs, "pairs_per_s": pairs / min(t_f),
+           "fwd_cpu_s": min(c_f), "fwd_bwd_cpu_s": min(c_fb), "visible": int(vis.sum()), "box_pairs": pairs, "pairs_per_s": pairs / min(t_f),
            "mean_alpha": float(ra.mean())}
     if dev == "cuda":
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -127,15 +130,17 @@ def child_train(cfg: dict) -> dict:
 
     for _ in range(2):
         step()
-    times = []
+    times, cpu = [], []
     for _ in range(cfg["repeats"]):
         _sync(dev)
-        t0 = time.perf_counter()
-        step()
+        t0, c0 = time.perf_counter(), time.process_time()
+        meta = step()
         _sync(dev)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     times.sort()
-    return {"step_s": times[0], "step_median_s": times[len(times) // 2]}
+    return {"step_s": times[0], "step_median_s": times[len(times) // 2], "step_cpu_s": min(cpu),
+            "n_isects": int(meta["flatten_ids"].numel()) if "flatten_ids" in meta else None}
 
 
 def run_child(cfg: dict, timeout: float) -> dict:
@@ -189,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = [(n, r, b) for n in sizes for r in resolutions for b in backends if b != "torch"]
     plan += [(n, r, b) for n, r in compare for b in backends if b in ("torch", "cpu")]
     rows = []
-    header = f"{'kind':6} {'backend':7} {'N':>8} {'res':>9} {'fwd ms':>9} {'fwd+bwd ms':>11} {'peak RSS MB':>11} " \
-             f"{'Mpairs/s':>9}"
+    header = f"{'kind':6} {'backend':7} {'N':>8} {'res':>9} {'fwd ms':>9} {'fwd+bwd ms':>11} {'(cpu ms)':>9} " \
+             f"{'peak RSS MB':>11} {'Mpairs/s':>9}"
     print(header)
     print("-" * len(header))
     for n, (w, h), b in plan:
@@ -202,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"raster {b:7} {n:>8} {w}x{h:<5} error: {r['error']}")
         else:
             print(f"raster {b:7} {n:>8} {w}x{h:<5} {1e3 * r['fwd_s']:9.1f} {1e3 * r['fwd_bwd_s']:11.1f} "
-                  f"{r['peak_rss_mb']:11.0f} {r['pairs_per_s'] / 1e6:9.1f}")
+                  f"{1e3 * r['fwd_bwd_cpu_s']:9.1f} {r['peak_rss_mb']:11.0f} {r['pairs_per_s'] / 1e6:9.1f}")
         sys.stdout.flush()
     for spec in [s for s in args.train.split(",") if s.strip()]:
         n_s, res = spec.split("@")
@@ -216,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"train  {b:7} {cfg['n']:>8} {w}x{h:<5} error: {r['error']}")
             else:
                 print(f"train  {b:7} {cfg['n']:>8} {w}x{h:<5} step {1e3 * r['step_s']:.1f} ms (median "
-                      f"{1e3 * r['step_median_s']:.1f}), peak RSS {r['peak_rss_mb']:.0f} MB")
+                      f"{1e3 * r['step_median_s']:.1f}, process cpu {1e3 * r['step_cpu_s']:.1f} ms), peak RSS "
+                      f"{r['peak_rss_mb']:.0f} MB")
             sys.stdout.flush()
     speedups = []
     for r in rows:

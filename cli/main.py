@@ -35,10 +35,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at emit time (so repeated in-process main() calls never hit a closed stream)."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: D401
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def _setup_logging() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("realsim: %(levelname)s: %(message)s".replace("%(levelname)s", "warning")))
     log = logging.getLogger("realsim")
+    for h in list(log.handlers):
+        if isinstance(h, _StderrHandler):
+            log.removeHandler(h)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("realsim: warning: %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.WARNING)
     log.propagate = False

@@ -25,6 +25,7 @@ class MeshRenderConfig:
     ambient: float = 0.45
     ssaa: int = 1  # supersampling factor per axis (alpha becomes fractional coverage)
     chunk_pixels: int = 1 << 21  # candidate pixels per vectorised chunk (memory vs. Python overhead)
+    geometry: bool = True  # also return the "xyz" and "normal" maps (skip them when only colour/depth are needed)
 
 
 def _as_t(x, dtype=torch.float32, device=None) -> torch.Tensor:
@@ -191,8 +192,8 @@ def render_mesh(vertices, faces, vertex_colors=None, viewmat=None, K=None, width
     rgb = torch.empty(H * W, 3, device=V.device)
     rgb[:] = _as_t(background, device=V.device)
     depth = torch.zeros(H * W, device=V.device)
-    xyz = torch.zeros(H * W, 3, device=V.device)
-    normal = torch.zeros(H * W, 3, device=V.device)
+    xyz = torch.zeros(H * W if cfg.geometry else 0, 3, device=V.device)
+    normal = torch.zeros(H * W if cfg.geometry else 0, 3, device=V.device)
     face_id = torch.full((H * W,), -1, dtype=torch.long, device=V.device)
     hit = win >= 0
     if hit.any():
@@ -211,7 +212,8 @@ def render_mesh(vertices, faces, vertex_colors=None, viewmat=None, K=None, width
         w = w / invz  # perspective-correct barycentrics
         a = (w[..., None] * attr[t]).sum(1)  # [n,6]
         depth[pix] = 1.0 / invz[:, 0]
-        xyz[pix] = a[:, :3]
+        if cfg.geometry:
+            xyz[pix] = a[:, :3]
         col = a[:, 3:6]
         f = fid[t]
         face_id[pix] = f
@@ -220,7 +222,8 @@ def render_mesh(vertices, faces, vertex_colors=None, viewmat=None, K=None, width
         cc = -vm[:3, :3].T @ vm[:3, 3]
         flip = ((cc[None] - a[:, :3]) * n).sum(1) < 0
         n = torch.where(flip[:, None], -n, n)
-        normal[pix] = n
+        if cfg.geometry:
+            normal[pix] = n
         if cfg.shading == "lambert":
             L = _as_t(cfg.light_dir, device=V.device)
             L = L / L.norm()
@@ -228,8 +231,10 @@ def render_mesh(vertices, faces, vertex_colors=None, viewmat=None, K=None, width
             col = col * shade[:, None]
         rgb[pix] = col.clamp(0, 1)
     alpha = hit.float()
-    out = {"rgb": rgb.view(H, W, 3), "depth": depth.view(H, W, 1), "alpha": alpha.view(H, W, 1),
-           "face_id": face_id.view(H, W), "xyz": xyz.view(H, W, 3), "normal": normal.view(H, W, 3)}
+    out = {"rgb": rgb.view(H, W, 3), "depth": depth.view(H, W, 1), "alpha": alpha.view(H, W, 1), "face_id": face_id.view(H, W)}
+    if cfg.geometry:
+        out["xyz"] = xyz.view(H, W, 3)
+        out["normal"] = normal.view(H, W, 3)
     if s > 1:
         out = _downsample(out, s, _as_t(background, device=V.device))
     return out
@@ -251,9 +256,10 @@ def _downsample(out: dict[str, torch.Tensor], s: int, bg: torch.Tensor) -> dict[
     fg = (blocks(out["rgb"]) * a).sum(2) / safe
     res["rgb"] = torch.where(cov > 0, fg * res["alpha"] + bg * (1 - res["alpha"]), bg.expand(H, W, 3))
     res["depth"] = (blocks(out["depth"]) * a).sum(2) / safe
-    res["xyz"] = (blocks(out["xyz"]) * a).sum(2) / safe
-    n = (blocks(out["normal"]) * a).sum(2)
-    res["normal"] = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    if "xyz" in out:
+        res["xyz"] = (blocks(out["xyz"]) * a).sum(2) / safe
+        n = (blocks(out["normal"]) * a).sum(2)
+        res["normal"] = n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     # face id: the nearest covered sample of the block
     fid = blocks(out["face_id"][..., None].float())[..., 0].long()
     d = blocks(out["depth"])[..., 0].masked_fill(blocks(out["alpha"])[..., 0] <= 0, float("inf"))

@@ -189,11 +189,43 @@ def _project(points: np.ndarray, V: np.ndarray, K: np.ndarray) -> tuple[np.ndarr
 
 
 def _render_agents(verts: np.ndarray, faces: np.ndarray, cols: np.ndarray, V: np.ndarray, K: np.ndarray, width: int, height: int,
-                   ssaa: int) -> dict[str, torch.Tensor]:
+                   ssaa: int, n_verts_per_agent: int) -> dict[str, torch.Tensor]:
     """Rasterise the bodies only inside their screen bounding box (bodies are small; the frame is not), then paste."""
-    cfg = MeshRenderConfig(ssaa=ssaa, ambient=0.5)
+    cfg = MeshRenderConfig(ssaa=ssaa, ambient=0.5, geometry=False)
     pc = verts @ V[:3, :3].T + V[:3, 3]
-    vis = pc[:, 2] > cfg.near
+    # drop whole bodies behind the camera or outside the image (their faces are contiguous blocks per agent)
+    nv = n_verts_per_agent
+    A = len(verts) // nv
+    z = pc[:, 2].reshape(A, nv)
+    uvz = pc @ np.asarray(K, np.float64).T
+    u = (uvz[:, 0] / np.maximum(uvz[:, 2], 1e-9)).reshape(A, nv)
+    v = (uvz[:, 1] / np.maximum(uvz[:, 2], 1e-9)).reshape(A, nv)
+    straddle = (z.min(1) <= cfg.near) & (z.max(1) > cfg.near)
+    inside = (z.max(1) > cfg.near) & (u.max(1) >= 0) & (u.min(1) < width) & (v.max(1) >= 0) & (v.min(1) < height)
+    keep = straddle | inside
+    if not keep.all():
+        fpa = len(faces) // A
+        fsel = np.repeat(keep, fpa)
+        faces = faces[fsel]
+        # keep global face ids (agent = face_id // faces per agent) by rendering with a face-id offset table
+        face_ids = np.nonzero(fsel)[0]
+    else:
+        face_ids = None
+    if faces.size == 0:
+        return {"rgb": torch.zeros(height, width, 3), "depth": torch.zeros(height, width, 1),
+                "alpha": torch.zeros(height, width, 1), "face_id": torch.full((height, width), -1, dtype=torch.long)}
+    used = np.unique(faces)
+    vis = pc[used, 2] > cfg.near
+    out = _render_agents_box(verts, faces, cols, pc[used], vis, V, K, width, height, cfg)
+    if face_ids is not None:
+        fid = out["face_id"]
+        out["face_id"] = torch.where(fid >= 0, torch.from_numpy(face_ids)[fid.clamp_min(0)], fid)
+    return out
+
+
+def _render_agents_box(verts: np.ndarray, faces: np.ndarray, cols: np.ndarray, pc: np.ndarray, vis: np.ndarray, V: np.ndarray,
+                       K: np.ndarray, width: int, height: int, cfg: MeshRenderConfig) -> dict[str, torch.Tensor]:
+    """Render inside the screen box of the used vertices pc [U,3] (camera space) when all are in front of the camera."""
     if not vis.all():  # something reaches behind the camera: render the full frame (clipping handles it)
         return render_mesh(torch.from_numpy(verts).float(), torch.from_numpy(faces), torch.from_numpy(cols).float(), V, K,
                            width, height, cfg)
@@ -226,7 +258,7 @@ def render_frame(layer: SceneLayer, world: World, body: BodyModel, sim: SimResul
     cols = body.colors(sim.looks)
     nf = len(body.faces)
     faces = np.concatenate([body.faces + a * body.n_verts for a in range(A)])
-    m = _render_agents(verts.reshape(-1, 3), faces, cols.reshape(-1, 3), V, K, width, height, ssaa)
+    m = _render_agents(verts.reshape(-1, 3), faces, cols.reshape(-1, 3), V, K, width, height, ssaa, body.n_verts)
     # work only inside the box that holds the bodies and their shadows (everything else is the scene as rendered)
     feet = sim.joints[t][:, [body.sem["l_ankle"], body.sem["r_ankle"]]].mean(1)
     centers = np.c_[0.5 * (feet[:, :2] + sim.joints[t][:, 0, :2]), world.height(feet[:, :2])]

@@ -324,3 +324,37 @@ def test_empty_scene_is_differentiable_and_dtypes_follow_means(be):
         with pytest.raises(InputError):
             rasterization(s["means"].half(), s["quats"], s["scales"], s["opacities"], s["colors"],
                           torch.eye(4)[None], torch.eye(3)[None], 8, 6, backend="cpu")
+
+
+def test_spherical_harmonics_values_and_gradients():
+    from realsim.render import spherical_harmonics
+    from realsim.render.sh import sh_basis
+    g = torch.Generator().manual_seed(0)
+    co = torch.randn(4, 16, 3, generator=g, dtype=torch.float64)
+    up = torch.tensor([[0.0, 0.0, 2.0]], dtype=torch.float64).expand(4, 3)  # any norm: normalised inside
+    c0, c1 = 0.28209479177387814, 0.4886025119029199
+    assert torch.allclose(spherical_harmonics(1, up, co), c0 * co[:, 0] + c1 * co[:, 2])
+    # deg 3 basis is orthonormal on the sphere: Monte-Carlo check of E[Y_i Y_j] * 4 pi = delta_ij
+    d = torch.nn.functional.normalize(torch.randn(200000, 3, generator=g, dtype=torch.float64), dim=-1)
+    B = sh_basis(3, d)
+    gram = 4 * torch.pi * (B.T @ B) / d.shape[0]
+    assert torch.allclose(gram, torch.eye(16, dtype=torch.float64), atol=0.03)
+    dirs = torch.randn(3, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    coeffs = torch.randn(3, 16, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: spherical_harmonics(3, a, b), (dirs, coeffs))
+    with pytest.raises(InputError):
+        spherical_harmonics(4, dirs, coeffs)
+
+
+def test_raw_cpu_ops_refuse_strided_inputs():
+    """The C++ ops never read a strided view as packed memory (OpenSplat's bug): they reject it outright."""
+    from realsim.render import _cpu
+    ops = _cpu.load()
+    means2d = torch.rand(1, 10, 2) * 16
+    radii = torch.full((1, 10, 2), 2, dtype=torch.int32)
+    depths = torch.rand(1, 20)[:, ::2]
+    assert not depths.is_contiguous()
+    with pytest.raises(RuntimeError, match="contiguous"):
+        ops.isect_tiles(means2d, radii, depths, 16, 1, 1)
+    _, _, flat, _ = ops.isect_tiles(means2d, radii, depths.contiguous(), 16, 1, 1)
+    assert torch.equal(flat.long(), torch.argsort(depths[0], stable=True))
