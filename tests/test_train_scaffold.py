@@ -40,7 +40,6 @@ def trained(fern, tmp_path_factory):
     root, ds = fern
     out = tmp_path_factory.mktemp("scaffold") / "scene"
     cfg = _cfg("scaffold", 240)
-    untrained = preset_config("cpu-fast", "scaffold", iterations=1)
     res = train(root, out, cfg, dataset=ds, overwrite=True)
     return out, res, cfg
 
