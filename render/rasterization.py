@@ -111,8 +111,8 @@ def rasterization(
                   rasterize_mode, tile_size, backgrounds)
     backend = resolve_backend(backend, means.device)
     if backend == "gsplat":
-        from . import _gsplat  # written by the CUDA side: same signature and return convention
-        return _gsplat.rasterization(
+        from . import gsplat_backend  # same signature and return convention as gsplat
+        return gsplat_backend.rasterization(
             means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane=near_plane,
             far_plane=far_plane, eps2d=eps2d, sh_degree=sh_degree, backgrounds=backgrounds, render_mode=render_mode,
             absgrad=absgrad, rasterize_mode=rasterize_mode, tile_size=tile_size)

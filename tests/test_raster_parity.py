@@ -21,7 +21,7 @@ def _cuda_ok(backend: str) -> str | None:
         except Exception as e:  # noqa: BLE001 - report why it is skipped
             return f"realsim CUDA kernels unavailable: {e}"
     if backend == "gsplat":
-        from realsim.render._gsplat import gsplat_available
+        from realsim.render.gsplat_backend import gsplat_available
         if not gsplat_available():
             return "gsplat is not installed"
     return None
