@@ -4,6 +4,10 @@
     python bench/render.py SCENE                         # 1280x720, cpu backend, 10 frames of the interp path
     python bench/render.py SCENE --width 640 --height 360 --frames 20 --backend torch
 
+The committed row used a briefly trained real scene:
+    realsim train ../shared/data/scenes/llff_fern -o /tmp/fern --preset cpu-fast --max-minutes 12
+    python bench/render.py /tmp/fern --frames 6 --label llff_fern_scaffold_253it
+
 Prints a table and writes bench/results/render.json (one row per scene/size/backend; earlier rows for other
 scenes or settings are kept).
 """
@@ -31,6 +35,7 @@ def main() -> int:
     ap.add_argument("--backend", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     ap.add_argument("--label", default=None, help="name of the scene in the table (default: folder name)")
+    ap.add_argument("--note", default=None, help="how the scene was made (stored in the row, e.g. the train command)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "render.json")
     args = ap.parse_args()
 
@@ -79,12 +84,14 @@ def main() -> int:
         "decode_s_per_frame_median": round(statistics.median(t_decode), 4),
         "bundle_s_per_frame": round(t_bundle, 4),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "scene_note": args.note,  # the machine may be shared: load > cores inflates the times
         "command": "python " + " ".join([f"bench/render.py"] + sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    print(f"{'scene':<24}{'kind':<10}{'size':<11}{'backend':<9}{'gauss/frame':>12}{'render s':>10}{'fps':>8}"
+    print(f"{'scene':<28}{'kind':<10}{'size':<11}{'backend':<9}{'gauss/frame':>12}{'render s':>10}{'fps':>8}"
           f"{'decode s':>10}{'bundle s/frame':>16}")
-    print(f"{row['scene']:<24}{row['model_kind']:<10}{path.width}x{path.height:<6}{args.backend:<9}"
+    print(f"{row['scene']:<28}{row['model_kind']:<10}{path.width}x{path.height:<6}{args.backend:<9}"
           f"{row['gaussians_per_frame']:>12}{row['render_s_per_frame_median']:>10.3f}{row['render_fps']:>8.2f}"
           f"{row['decode_s_per_frame_median']:>10.3f}{row['bundle_s_per_frame']:>16.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

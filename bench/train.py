@@ -40,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=REPO / "build" / "bench_train")
     ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "train.json")
+    ap.add_argument("--from-checkpoints", action="store_true",
+                    help="evaluate the last checkpoints of interrupted runs (.SCENE_MODEL.train/) instead of training")
     args = ap.parse_args(argv)
+    if args.from_checkpoints:
+        return evaluate_checkpoints(args)
 
     import torch
 
@@ -101,6 +105,49 @@ def main(argv: list[str] | None = None) -> int:
         n = r["anchors"] if r["anchors"] is not None else r["gaussians"]
         print(f"{r['scene'] + '/' + r['model']:24s} {r['iterations']:6d} {r['train_seconds']:8.0f} {r['train_cpu_seconds']:7.0f} {r['psnr']:7.2f} "
               f"{r['ssim']:6.3f} {r['model_bytes'] / 1e6:7.2f} {n:10d} {r['loadavg_end'][1]:5.1f}")
+    return 0
+
+
+def evaluate_checkpoints(args: argparse.Namespace) -> int:
+    """Held-out quality and size of the last checkpoint of each interrupted run (marked "interrupted": true)."""
+    import tempfile
+
+    from realsim.recon.bundle import build_model, save_model
+    from realsim.recon.dataset import load_dataset
+    from realsim.recon.trainer import TrainConfig, evaluate_views, load_checkpoint
+
+    scene = args.scene or data_root() / "scenes" / "llff_fern"
+    name = args.name or scene.name
+    for model in args.models.split(","):
+        work = args.out / f".{name}_{model}.train"
+        ck = load_checkpoint(work / "checkpoint.safetensors")
+        cfg = TrainConfig.from_dict(ck["config"])
+        mt = {k[6:]: v for k, v in ck["tensors"].items() if k.startswith("model.")}
+        m = build_model(ck["kind"], ck["model_config"], mt)
+        ds = load_dataset(scene, cfg.downscale, cfg.max_width, cfg.holdout_every)
+        ev = evaluate_views(m, ds.test, args.backend, tuple(cfg.background))
+        with tempfile.TemporaryDirectory() as td:
+            save_model(Path(td) / "model.safetensors", m)
+            size = (Path(td) / "model.safetensors").stat().st_size
+        rows = [json.loads(x) for x in (work / "metrics.jsonl").read_text().splitlines() if x.strip()]
+        last = [r for r in rows if r.get("step", 0) <= ck["step"] and "cpu_s" in r][-1]
+        curve = [(r["step"], round(r["eval_psnr"], 3), round(r["elapsed"], 1), r.get("cpu_s")) for r in rows if "eval_psnr" in r]
+        row = {"scene": name, "model": model, "backend": args.backend, "resolution": ev["resolution"], "interrupted": True,
+               "iterations": ck["step"], "planned_iterations": cfg.iterations, "train_seconds": round(float(ck["extra"]["elapsed"]), 1),
+               "train_cpu_seconds": last["cpu_s"], "budget_clock": cfg.budget_clock, "budget_seconds": cfg.max_seconds,
+               "psnr": round(ev["psnr"], 3), "ssim": round(ev["ssim"], 4), "lpips": ev["lpips"], "test_views": ev["n_views"],
+               "model_bytes": size, "anchors": getattr(m, "n_anchors", None), "gaussians": getattr(m, "n_gaussians", None),
+               "gaussians_per_view": ev["gaussians_per_view"], "render_s_per_frame": round(ev["render_s_per_frame"], 3),
+               "loadavg_end": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(), "threads": cfg.threads,
+               "curve_step_psnr_elapsed_cpu": curve,
+               "command": "python bench/train.py " + " ".join(sys.argv[1:])}
+        results = json.loads(args.json.read_text()) if args.json.is_file() else {}
+        results[f"{name}/{model}"] = row
+        tmp = args.json.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(results, indent=1))
+        os.replace(tmp, args.json)
+        print(f"{name}/{model}: step {ck['step']}, {last['cpu_s']} cpu s, PSNR {ev['psnr']:.2f}, SSIM {ev['ssim']:.3f}, "
+              f"{size / 1e6:.2f} MB")
     return 0
 
 

@@ -98,8 +98,8 @@ def simulate_scene(scene_path: str | os.PathLike, out_dir: str | os.PathLike, op
     report(progress, "world", 0, 1)
     world = world_from_scene(scene, scale=sc.scale)
     report(progress, "world", 1, 1)
-    path = make_camera_path(sc.camera.path, scene.cameras.frames, sc.duration, sc.fps, world.scale, sc.camera.width,
-                            sc.camera.height)
+    first = "interp" if sc.camera.path == "follow" else sc.camera.path  # follow needs the agents: spawn in the capture's view
+    path = make_camera_path(first, scene.cameras.frames, sc.duration, sc.fps, world.scale, sc.camera.width, sc.camera.height)
     spawn = visible_mask(world, path)
     if opts.motion_weights and not Path(opts.motion_weights).is_file():
         raise InputError(f"motion weights {opts.motion_weights} not found")

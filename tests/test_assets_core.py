@@ -101,3 +101,17 @@ def test_cli_bad_arguments(capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "error" in err and "Traceback" not in err
+
+
+def test_atomic_outputs_get_normal_modes(tmp_path):
+    import os
+    from realsim.assets import write_text_atomic
+    mask = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "f.txt", "x")
+        with atomic_dir(tmp_path / "d"):
+            pass
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755

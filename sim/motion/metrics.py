@@ -62,7 +62,8 @@ def path_metrics(ro, path: np.ndarray, skip: int = 15) -> dict[str, list[float]]
         # tangent from a wider window (robust to the zero-length segments of stops)
         lo, hi = np.maximum(seg - 5, 0), np.minimum(seg + 6, len(path) - 1)
         tang = path[hi] - path[lo]
-        moving = (speed[np.minimum(seg + 1, len(speed) - 1)] > 0.3) & (np.linalg.norm(tang, axis=1) > 1e-3)
+        # only while the command itself moves (time-indexed): standing still has no path direction to face
+        moving = (speed[np.arange(skip, T) + 1] > 0.3) & (np.linalg.norm(tang, axis=1) > 1e-3)
         herr = np.abs(wrap_angle(ro.heading[a, skip:] - np.arctan2(tang[:, 1], tang[:, 0])))
         out["traj_mean_cm"].append(float(d.mean() * 100))
         out["traj_max_cm"].append(float(d.max() * 100))

@@ -12,7 +12,7 @@ from realsim.assets.bvh import write_bvh
 from realsim.assets.errors import InputError
 from realsim.assets.progress import ProgressFn, report
 
-from .controller import M_TO_WORLD, BaseController, MotionController
+from .controller import BaseController, MotionController
 from .data import FPS
 from .model import MotionModel, default_weights_path
 
