@@ -7,18 +7,9 @@ import time
 from pathlib import Path
 
 from realsim.assets.errors import InputError
+from realsim.cli.argtypes import pos_float as _pos_float
 
 PATH_KINDS = ("interp", "orbit", "spiral")
-
-
-def _pos_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not v > 0 or v != v or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return v
 
 
 def _even_int(text: str) -> int:

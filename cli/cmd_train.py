@@ -7,26 +7,7 @@ import sys
 from pathlib import Path
 
 from realsim.assets.errors import InputError
-
-
-def _pos_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {v}")
-    return v
-
-
-def _pos_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return v
+from realsim.cli.argtypes import pos_int as _pos_int, pos_float as _pos_float
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:

@@ -55,13 +55,9 @@ def test_short_sim_keeps_agents_walkable_apart_and_grounded(street):
 
 def test_short_sim_with_the_motion_controller(street):
     _, world, _ = street
-    pytest.importorskip("realsim.sim.motion", reason="motion package missing")
     from realsim.sim import motion
 
-    if not hasattr(motion, "MotionController"):
-        pytest.skip("the motion controller has not landed (realsim.sim.motion.MotionController missing)")
-    if not motion.default_weights_path().is_file():
-        pytest.skip(f"shipped motion weights {motion.default_weights_path()} not present yet")
+    assert motion.default_weights_path().is_file(), "the shipped motion weights are missing from the package"
     res = run_sim(world, default_scenario(6, 3.0, seed=2), motion="controller")
     assert res.motion_backend == "controller"
     _check_constraints(res, world, "motion controller, synthetic street")
