@@ -121,7 +121,7 @@ def main() -> int:
     results: dict = {"weights": str(weights.relative_to(REPO) if weights.is_relative_to(REPO) else weights),
                      "model_steps": model.meta.get("steps"), "styles": styles, "seconds": args.seconds,
                      "speed_m_s": args.speed, "host": platform.node(), "cpu_count": os.cpu_count(),
-                     "loadavg_at_start": os.getloadavg()[0]}
+                     "loadavg_at_start": os.getloadavg()[0], "dataset_load_s": round(t_load, 2)}
     methods = {
         "diffusion": lambda: MotionController(model, A, styles, seed=0),
         "diffusion_no_correction": lambda: MotionController(model, A, styles, seed=0, correction=0.0),

@@ -86,7 +86,7 @@ def main() -> int:
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "scene_note": args.note,  # the machine may be shared: load > cores inflates the times
-        "command": "python " + " ".join([f"bench/render.py"] + sys.argv[1:]),
+        "command": "python " + " ".join(["bench/render.py"] + sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     print(f"{'scene':<28}{'kind':<10}{'size':<11}{'backend':<9}{'gauss/frame':>12}{'render s':>10}{'fps':>8}"

@@ -135,7 +135,6 @@ def compute_alignment(R_cw: np.ndarray, centers: np.ndarray, points: np.ndarray,
     fwd = (R_cw[:, 2, :] @ Rg.T)[:, :2].mean(0)
     yaw = math.atan2(fwd[0], fwd[1]) if np.linalg.norm(fwd) > 1e-9 else 0.0
     s, scale_source, metric = 1.0, "none", False
-    t_xy = -np.array([c_rot[:, 0].mean(), c_rot[:, 1].mean()])
     gps_names = [i for i, n in enumerate(names) if gps_enu and n in gps_enu]
     if len(gps_names) >= 3 and scale is None and camera_height is None:
         en = np.stack([gps_enu[names[i]][:2] for i in gps_names])
@@ -146,7 +145,6 @@ def compute_alignment(R_cw: np.ndarray, centers: np.ndarray, points: np.ndarray,
             info.update(gps_span_m=span, gps_rmse_m=float(np.sqrt((res ** 2).mean())), gps_n=len(gps_names))
             s, scale_source, metric = s2, "gps", True
             yaw = -math.atan2(R2[1, 0], R2[0, 0])
-            t_xy = None  # set below from the GPS fit
             gps_fit = (R2, t2)
         else:
             log.warning("GPS positions span only %.1f m (< %.0f m): too little to fix the scale; scene left non-metric", span, gps_min_span)

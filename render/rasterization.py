@@ -116,7 +116,7 @@ def rasterization(
             means, quats, scales, opacities, colors, viewmats, Ks, width, height, near_plane=near_plane,
             far_plane=far_plane, eps2d=eps2d, sh_degree=sh_degree, backgrounds=backgrounds, render_mode=render_mode,
             absgrad=absgrad, rasterize_mode=rasterize_mode, tile_size=tile_size)
-    C, N = viewmats.shape[0], means.shape[0]
+    C = viewmats.shape[0]
     antialiased = rasterize_mode == "antialiased"
     if means.is_floating_point():  # every float input follows the dtype of means (as the kernels require)
         dt = means.dtype

@@ -123,7 +123,7 @@ class BodyModel:
         self._build()
 
     def _build(self) -> None:
-        S, R, K = len(self.segments), _RINGS, self.sides
+        R, K = _RINGS, self.sides
         names = [s[0] for s in self.segments]
         th = np.linspace(0, 2 * np.pi, K, endpoint=False)
         verts_seg, verts_t, verts_cs, verts_col, verts_par, verts_w = [], [], [], [], [], []

@@ -90,7 +90,6 @@ def rollout(ctrl: BaseController, path: np.ndarray, frames: int, progress: Progr
     d0 = path[min(5, len(path) - 1)] - path[0]
     h0 = np.arctan2(d0[1], d0[0]) if np.linalg.norm(d0) > 1e-6 else 0.0
     ctrl.reset(np.repeat(path[:1], A, 0), np.full(A, h0))
-    J = ctrl.skeleton.n_joints
     out = {k: [] for k in ("joints", "root", "heading", "contacts", "L", "hips")}
     for t in range(frames):
         idx = np.minimum(np.arange(t + 1, t + 1 + lookahead), len(path) - 1)
