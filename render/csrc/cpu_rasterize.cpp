@@ -28,46 +28,78 @@ inline void tile_range(T mx, T my, int32_t rx, int32_t ry, const TileGrid& g, in
     y1 = std::min<int64_t>(std::max<int64_t>(0, static_cast<int64_t>(std::ceil((my + ry) / ts))), g.tiles_h);
 }
 
-// exp for float: Cephes-style polynomial (max relative error 8e-8 on [-87, 0], checked against double exp), branch
-// free so the row loop below vectorises; inputs are clamped to [-87, 0]. double keeps std::exp (tests, gradcheck).
-inline float fast_exp(float x) {
-    x = std::min(std::max(x, -87.0f), 0.0f);
-    const float fx = std::floor(x * 1.44269504088896341f + 0.5f);
-    float r = x - fx * 0.693359375f;
+constexpr int64_t kMaxTile = 32;
+
+// Four doubles / floats as one value (GCC/Clang vector extensions: AVX2 registers under -march=x86-64-v3, SSE
+// otherwise). The blend loops run branch-free over chunks of kLanes pixels of a row.
+using v4d = double __attribute__((vector_size(32)));
+using v4l = int64_t __attribute__((vector_size(32)));
+using v4f = float __attribute__((vector_size(16)));
+using v4i = int32_t __attribute__((vector_size(16)));
+constexpr int kLanes = 4;
+
+inline v4d load4(const double* p) {
+    v4d v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+inline void store4(double* p, v4d v) { std::memcpy(p, &v, sizeof v); }
+inline double hsum(v4d v) { return (v[0] + v[1]) + (v[2] + v[3]); }
+
+// exp for float lanes: Cephes-style polynomial (max relative error 8e-8 on [-87, 0], checked against double exp),
+// inputs clamped to [-87, 0]; floor through truncation (exact for these magnitudes).
+inline v4f fast_exp4(v4f x) {
+    const v4f lo = v4f{} - 87.0f, zero = v4f{};
+    x = x < lo ? lo : x;
+    x = x > zero ? zero : x;
+    const v4f y0 = x * 1.44269504088896341f + 0.5f;
+    v4i ti = __builtin_convertvector(y0, v4i);
+    ti += __builtin_convertvector(ti, v4f) > y0;  // -1 where truncation rounded up
+    const v4f fx = __builtin_convertvector(ti, v4f);
+    v4f r = x - fx * 0.693359375f;
     r = r - fx * -2.12194440e-4f;
-    const float z = r * r;
-    float y = 1.9875691500E-4f;
+    const v4f z = r * r;
+    v4f y = v4f{} + 1.9875691500E-4f;
     y = y * r + 1.3981999507E-3f;
     y = y * r + 8.3334519073E-3f;
     y = y * r + 4.1665795894E-2f;
     y = y * r + 1.6666665459E-1f;
     y = y * r + 5.0000001201E-1f;
     y = y * z + r + 1.0f;
-    const int32_t bits = (static_cast<int32_t>(fx) + 127) << 23;
-    float scale;
-    std::memcpy(&scale, &bits, 4);
+    const v4i bits = (ti + 127) << 23;
+    v4f scale;
+    std::memcpy(&scale, &bits, sizeof scale);
     return y * scale;
 }
-inline double fast_exp(double x) { return std::exp(x); }
 
-constexpr int64_t kMaxTile = 32;
-
-// alpha (0 where the pixel is skipped: sigma < 0 or alpha < 1/255) and exp(-sigma) for n pixels x0.. of one row.
-// Shared by forward and backward so both see bit-identical alphas.
-template <typename T>
-inline void row_alphas(T mx, T dy, T ca, T cb, T cc, T o, int64_t x0, int64_t n, T* __restrict alpha,
-                       T* __restrict vis) {
-    const T fx0 = T(x0) + T(0.5);
-    const T hdy = cc * dy * dy;
-    for (int32_t j = 0; j < int32_t(n); ++j) {
-        const T dx = mx - (fx0 + T(j));
-        const T sigma = T(0.5) * (ca * dx * dx + hdy) + cb * dx * dy;
-        const T v = fast_exp(-sigma);
-        T a = std::min(T(kAlphaMax), o * v);
-        a = sigma >= T(0) ? a : T(0);
-        a = a >= T(kAlphaMin) ? a : T(0);
-        alpha[j] = a;
-        vis[j] = v;
+// alpha (0 where the pixel is skipped: sigma < 0, alpha < 1/255, or lane >= rem) and exp(-sigma) of the four pixels
+// x, x+1, x+2, x+3 of row dy. Shared by forward and backward so both see bit-identical alphas.
+inline void alpha4(float mx, float dy, float ca, float cb, float cc, float o, int64_t x, int64_t rem, v4d& alpha,
+                   v4d& vis) {
+    const v4f lane = {0.0f, 1.0f, 2.0f, 3.0f};
+    const v4f dx = mx - ((float(x) + 0.5f) + lane);
+    const v4f sigma = 0.5f * (ca * dx * dx + cc * dy * dy) + cb * dx * dy;
+    const v4f v = fast_exp4(-sigma);
+    v4f a = o * v;
+    const v4f amax = v4f{} + float(kAlphaMax), zero = v4f{};
+    a = a < amax ? a : amax;
+    a = sigma >= 0.0f ? a : zero;
+    a = a >= float(kAlphaMin) ? a : zero;
+    a = lane < float(rem) ? a : zero;
+    alpha = __builtin_convertvector(a, v4d);
+    vis = __builtin_convertvector(v, v4d);
+}
+// float64 (tests, gradcheck): the same formula per lane with std::exp.
+inline void alpha4(double mx, double dy, double ca, double cb, double cc, double o, int64_t x, int64_t rem,
+                   v4d& alpha, v4d& vis) {
+    for (int l = 0; l < kLanes; ++l) {
+        const double dx = mx - (double(x + l) + 0.5);
+        const double sigma = 0.5 * (ca * dx * dx + cc * dy * dy) + cb * dx * dy;
+        const double v = std::exp(-sigma);
+        double a = std::min(kAlphaMax, o * v);
+        a = (sigma >= 0.0 && a >= kAlphaMin && l < rem) ? a : 0.0;
+        alpha[l] = a;
+        vis[l] = v;
     }
 }
 
@@ -190,18 +222,18 @@ void rasterize_fwd_kernel(const T* means2d, const T* conics, const T* colors, co
         const int64_t c = tile / g.per_cam(), tyx = tile % g.per_cam();
         const int64_t tx0 = (tyx % g.tiles_w) * ts, ty0 = (tyx / g.tiles_w) * ts;
         const int64_t tx1 = std::min(tx0 + ts, W), ty1 = std::min(ty0 + ts, H);
-        const int64_t tw = tx1 - tx0, npix = tw * (ty1 - ty0);
-        thread_local std::vector<double> Tr_v, acc_v;
-        thread_local std::vector<int32_t> last_v;
-        thread_local std::vector<uint8_t> done_v;
-        Tr_v.assign(npix, 1.0);
-        acc_v.assign(npix * D, 0.0);
-        last_v.assign(npix, -1);
-        done_v.assign(npix, 0);
+        const int64_t tw = tx1 - tx0, npix = tw * (ty1 - ty0), np = npix + kLanes;
+        // Per-pixel state in planes of np (npix plus one chunk of padding). Tr < 0 marks a finished pixel (|Tr| is its
+        // final transmittance); last holds the flatten index of the last blended Gaussian (exact in double).
+        thread_local std::vector<double> Tr_v, acc_v, last_v, col_v;
+        Tr_v.assign(np, 1.0);
+        acc_v.assign(np * D, 0.0);
+        last_v.assign(np, -1.0);
+        col_v.resize(D);
         double* Tr = Tr_v.data();
         double* acc = acc_v.data();
-        int32_t* last = last_v.data();
-        uint8_t* done = done_v.data();
+        double* last = last_v.data();
+        double* colv = col_v.data();
         int64_t alive = npix;
         const int64_t s = offsets[tile], e = tile + 1 < n_tiles ? offsets[tile + 1] : n_isects;
         thread_local std::vector<TileSplat<T>> splats_v;
@@ -210,40 +242,43 @@ void rasterize_fwd_kernel(const T* means2d, const T* conics, const T* colors, co
             const TileSplat<T>& sp = splats_v[i - s];
             if (sp.px0 > sp.px1 || sp.py0 > sp.py1) continue;
             const T mx = sp.mx, my = sp.my, ca = sp.ca, cb = sp.cb, cc = sp.cc, o = sp.o;
-            const T* col = colors + int64_t(sp.gi) * D;
+            for (int64_t ch = 0; ch < D; ++ch) colv[ch] = double(colors[int64_t(sp.gi) * D + ch]);
+            const v4d di = v4d{} + double(i);
             for (int64_t py = sp.py0; py <= sp.py1; ++py) {
                 const T dy = my - (T(py) + T(0.5));
                 int64_t x0, x1;
                 if (!chord(sp, dy, x0, x1)) continue;
                 const int64_t krow = (py - ty0) * tw - tx0 + x0, n = x1 - x0 + 1;
-                T al[kMaxTile], vs[kMaxTile];
-                row_alphas(mx, dy, ca, cb, cc, o, x0, n, al, vs);
-                for (int64_t j = 0; j < n; ++j) {
-                    const T alpha = al[j];
-                    const int64_t k = krow + j;
-                    if (alpha == T(0) || done[k]) continue;
-                    const double next_T = Tr[k] * (1.0 - double(alpha));
-                    if (next_T <= kTMin) {
-                        done[k] = 1;
-                        --alive;
-                        continue;
-                    }
-                    const double w = double(alpha) * Tr[k];
-                    double* a = acc + k * D;
-                    for (int64_t ch = 0; ch < D; ++ch) a[ch] += w * double(col[ch]);
-                    Tr[k] = next_T;
-                    last[k] = int32_t(i);
+                v4l stops = v4l{};
+                // Branch-free over chunks of kLanes pixels; lanes past the row see alpha 0 and write back what they read.
+                for (int64_t j0 = 0; j0 < n; j0 += kLanes) {
+                    double* tr = Tr + krow + j0;
+                    double* ls = last + krow + j0;
+                    double* ac = acc + krow + j0;
+                    v4d a, vis;
+                    alpha4(mx, dy, ca, cb, cc, o, x0 + j0, n - j0, a, vis);
+                    const v4d t = load4(tr);
+                    const v4d nt = t * (1.0 - a);
+                    const v4l live = (a > 0.0) & (t > 0.0), low = nt <= kTMin;
+                    const v4l stop = live & low, upd = live & ~low;
+                    const v4d w = upd ? a * t : v4d{};
+                    for (int64_t ch = 0; ch < D; ++ch) store4(ac + ch * np, load4(ac + ch * np) + w * colv[ch]);
+                    store4(tr, stop ? -t : (upd ? nt : t));
+                    store4(ls, upd ? di : load4(ls));
+                    stops -= stop;  // comparisons give -1 for true
                 }
+                alive -= stops[0] + stops[1] + stops[2] + stops[3];
             }
         }
         const T* bg = bgs ? bgs + c * D : nullptr;
         for (int64_t py = ty0; py < ty1; ++py)
             for (int64_t px = tx0; px < tx1; ++px) {
                 const int64_t k = (py - ty0) * tw + (px - tx0), pix = (c * H + py) * W + px;
+                const double tf = std::abs(Tr[k]);
                 for (int64_t ch = 0; ch < D; ++ch)
-                    out_colors[pix * D + ch] = T(acc[k * D + ch] + (bg ? Tr[k] * double(bg[ch]) : 0.0));
-                out_alphas[pix] = T(1.0 - Tr[k]);
-                last_ids[pix] = last[k];
+                    out_colors[pix * D + ch] = T(acc[ch * np + k] + (bg ? tf * double(bg[ch]) : 0.0));
+                out_alphas[pix] = T(1.0 - tf);
+                last_ids[pix] = int32_t(last[k]);
             }
     });
 }
@@ -263,33 +298,33 @@ void rasterize_bwd_kernel(const T* means2d, const T* conics, const T* colors, co
         const int64_t c = tile / g.per_cam(), tyx = tile % g.per_cam();
         const int64_t tx0 = (tyx % g.tiles_w) * ts, ty0 = (tyx / g.tiles_w) * ts;
         const int64_t tx1 = std::min(tx0 + ts, W), ty1 = std::min(ty0 + ts, H);
-        const int64_t tw = tx1 - tx0, npix = tw * (ty1 - ty0);
+        const int64_t tw = tx1 - tx0, npix = tw * (ty1 - ty0), np = npix + kLanes;
         const int64_t s = offsets[tile], e = tile + 1 < n_tiles ? offsets[tile + 1] : n_isects;
         if (e <= s) return;
-        thread_local std::vector<double> Tcur_v, Tfin_v, buf_v, vC_v, vA_v, gcol_v;
-        thread_local std::vector<int32_t> last_v;
-        Tcur_v.resize(npix);
-        Tfin_v.resize(npix);
-        vA_v.resize(npix);
-        last_v.resize(npix);
-        buf_v.assign(npix * D, 0.0);
-        vC_v.resize(npix * D);
-        gcol_v.resize(D);
+        // Per-pixel state in planes of np (padded by one chunk, see the forward); colour lanes per Gaussian.
+        thread_local std::vector<double> Tcur_v, Tfin_v, buf_v, vC_v, vA_v, last_v, col_v, lcol_v;
+        Tcur_v.assign(np, 1.0);
+        Tfin_v.assign(np, 1.0);
+        vA_v.assign(np, 0.0);
+        last_v.assign(np, -1.0);
+        buf_v.assign(np * D, 0.0);
+        vC_v.assign(np * D, 0.0);
+        col_v.resize(D);
+        lcol_v.resize(D * kLanes);
         double *Tcur = Tcur_v.data(), *Tfin = Tfin_v.data(), *buf = buf_v.data(), *vC = vC_v.data();
-        double *vA = vA_v.data(), *g_col = gcol_v.data();
-        int32_t* last = last_v.data();
+        double *vA = vA_v.data(), *last = last_v.data(), *colv = col_v.data(), *lcol = lcol_v.data();
         const T* bg = bgs ? bgs + c * D : nullptr;
         int32_t max_last = -1;
         for (int64_t py = ty0; py < ty1; ++py)
             for (int64_t px = tx0; px < tx1; ++px) {
                 const int64_t k = (py - ty0) * tw + (px - tx0), pix = (c * H + py) * W + px;
                 Tfin[k] = Tcur[k] = 1.0 - double(alphas[pix]);
-                last[k] = last_ids[pix];
-                max_last = std::max(max_last, last[k]);
+                last[k] = double(last_ids[pix]);
+                max_last = std::max(max_last, last_ids[pix]);
                 double bgdot = 0;
                 for (int64_t ch = 0; ch < D; ++ch) {
-                    vC[k * D + ch] = double(v_colors[pix * D + ch]);
-                    if (bg) bgdot += double(bg[ch]) * vC[k * D + ch];
+                    vC[ch * np + k] = double(v_colors[pix * D + ch]);
+                    if (bg) bgdot += double(bg[ch]) * vC[ch * np + k];
                 }
                 // alpha-dependent terms that only involve T_final: d(alpha_out) and the background's share.
                 vA[k] = double(v_alphas[pix]) - bgdot;
@@ -297,57 +332,60 @@ void rasterize_bwd_kernel(const T* means2d, const T* conics, const T* colors, co
         const int64_t e_used = std::min<int64_t>(e, int64_t(max_last) + 1);
         thread_local std::vector<TileSplat<T>> splats_v;
         if (e_used > s) gather_tile(means2d, conics, opac, radii, flat, s, e_used, tx0, ty0, tx1, ty1, splats_v);
+        const v4d lane_off = {0.0, 1.0, 2.0, 3.0};
         for (int64_t i = e_used - 1; i >= s; --i) {
             const TileSplat<T>& sp = splats_v[i - s];
             T* row = rows.data() + i * R;
             if (sp.px0 > sp.px1 || sp.py0 > sp.py1) continue;
             const T mx = sp.mx, my = sp.my, ca = sp.ca, cb = sp.cb, cc = sp.cc, o = sp.o;
-            const T* col = colors + int64_t(sp.gi) * D;
-            double g_mx = 0, g_my = 0, g_a = 0, g_b = 0, g_c = 0, g_o = 0, abs_x = 0, abs_y = 0;
-            for (int64_t ch = 0; ch < D; ++ch) g_col[ch] = 0;
+            const double dca = ca, dcb = cb, dcc = cc, dO = o;
+            const v4d di = v4d{} + double(i);
+            for (int64_t ch = 0; ch < D; ++ch) colv[ch] = double(colors[int64_t(sp.gi) * D + ch]);
+            std::fill(lcol, lcol + D * kLanes, 0.0);
+            v4d g_mx{}, g_my{}, g_a{}, g_b{}, g_c{}, g_o{}, abs_x{}, abs_y{};
             for (int64_t py = sp.py0; py <= sp.py1; ++py) {
                 const T dy = my - (T(py) + T(0.5));
                 int64_t x0, x1;
                 if (!chord(sp, dy, x0, x1)) continue;
                 const int64_t krow = (py - ty0) * tw - tx0 + x0, n = x1 - x0 + 1;
-                T al[kMaxTile], vs[kMaxTile];
-                row_alphas(mx, dy, ca, cb, cc, o, x0, n, al, vs);
-                for (int64_t j = 0; j < n; ++j) {
-                    const T alpha = al[j], vis = vs[j];
-                    const int64_t k = krow + j;
-                    if (alpha == T(0) || i > last[k]) continue;
-                    const T dx = mx - (T(x0 + j) + T(0.5));
-                    const double ra = 1.0 / (1.0 - double(alpha));
-                    const double Tk = Tcur[k] * ra;  // transmittance in front of this Gaussian
-                    Tcur[k] = Tk;
-                    const double w = double(alpha) * Tk;
-                    double v_alpha = Tfin[k] * ra * vA[k];
-                    double* b = buf + k * D;
-                    const double* vc = vC + k * D;
+                const double ddy = dy;
+                for (int64_t j0 = 0; j0 < n; j0 += kLanes) {
+                    const int64_t k0 = krow + j0;
+                    v4d a, vis;
+                    alpha4(mx, dy, ca, cb, cc, o, x0 + j0, n - j0, a, vis);
+                    const v4l m = (a > 0.0) & (di <= load4(last + k0));
+                    const v4d ra = 1.0 / (1.0 - a);
+                    const v4d tc = load4(Tcur + k0);
+                    const v4d Tk = tc * ra;  // transmittance in front of this Gaussian
+                    store4(Tcur + k0, m ? Tk : tc);
+                    const v4d w = m ? a * Tk : v4d{};
+                    v4d v_alpha = load4(Tfin + k0) * ra * load4(vA + k0);
                     for (int64_t ch = 0; ch < D; ++ch) {
-                        g_col[ch] += w * vc[ch];
-                        v_alpha += (double(col[ch]) * Tk - b[ch] * ra) * vc[ch];
-                        b[ch] += w * double(col[ch]);
+                        const v4d vcc = load4(vC + ch * np + k0), b = load4(buf + ch * np + k0);
+                        store4(lcol + ch * kLanes, load4(lcol + ch * kLanes) + w * vcc);
+                        v_alpha += (colv[ch] * Tk - b * ra) * vcc;
+                        store4(buf + ch * np + k0, b + w * colv[ch]);
                     }
-                    if (double(o) * double(vis) <= kAlphaMax) {
-                        const double v_sigma = -double(o) * double(vis) * v_alpha;
-                        const double ddx = dx, ddy = dy;
-                        g_a += 0.5 * ddx * ddx * v_sigma;
-                        g_b += ddx * ddy * v_sigma;
-                        g_c += 0.5 * ddy * ddy * v_sigma;
-                        const double gx = v_sigma * (double(ca) * ddx + double(cb) * ddy);
-                        const double gy = v_sigma * (double(cb) * ddx + double(cc) * ddy);
-                        g_mx += gx;
-                        g_my += gy;
-                        abs_x += std::abs(gx);
-                        abs_y += std::abs(gy);
-                        g_o += double(vis) * v_alpha;
-                    }
+                    v_alpha = m ? v_alpha : v4d{};
+                    const v4d ovis = dO * vis;
+                    const v4l unclamped = ovis <= kAlphaMax;
+                    const v4d v_sigma = unclamped ? -ovis * v_alpha : v4d{};
+                    const v4d ddx = (double(mx) - (double(x0 + j0) + 0.5)) - lane_off;
+                    g_a += 0.5 * ddx * ddx * v_sigma;
+                    g_b += ddx * ddy * v_sigma;
+                    g_c += 0.5 * ddy * ddy * v_sigma;
+                    const v4d gx = v_sigma * (dca * ddx + dcb * ddy);
+                    const v4d gy = v_sigma * (dcb * ddx + dcc * ddy);
+                    g_mx += gx;
+                    g_my += gy;
+                    abs_x += gx < 0.0 ? -gx : gx;
+                    abs_y += gy < 0.0 ? -gy : gy;
+                    g_o += unclamped ? vis * v_alpha : v4d{};
                 }
             }
-            row[0] = T(g_mx), row[1] = T(g_my), row[2] = T(g_a), row[3] = T(g_b), row[4] = T(g_c), row[5] = T(g_o);
-            row[6] = T(abs_x), row[7] = T(abs_y);
-            for (int64_t ch = 0; ch < D; ++ch) row[kRowFixed + ch] = T(g_col[ch]);
+            row[0] = T(hsum(g_mx)), row[1] = T(hsum(g_my)), row[2] = T(hsum(g_a)), row[3] = T(hsum(g_b));
+            row[4] = T(hsum(g_c)), row[5] = T(hsum(g_o)), row[6] = T(hsum(abs_x)), row[7] = T(hsum(abs_y));
+            for (int64_t ch = 0; ch < D; ++ch) row[kRowFixed + ch] = T(hsum(load4(lcol + ch * kLanes)));
         }
     });
 }
