@@ -14,7 +14,7 @@ from realsim.assets.errors import RealsimError
 log = logging.getLogger("realsim.render")
 
 CSRC = Path(__file__).resolve().parent / "csrc"
-SOURCES = ("cpu_project.cpp", "cpu_rasterize.cpp", "cpu_bindings.cpp")
+SOURCES = ("cpu_project.cpp", "cpu_rasterize.cpp", "cpu_sh.cpp", "cpu_bindings.cpp")
 CFLAGS = ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
 
 

@@ -57,6 +57,27 @@ class _Rasterize(torch.autograd.Function):
         return v_m, v_con, v_col, v_op, v_bg, *([None] * 8)
 
 
+class _SphericalHarmonics(torch.autograd.Function):
+    """sh_fwd / sh_bwd: SH coefficients [N,K,3] toward view directions [C,N,3] -> colours [C,N,3]."""
+
+    @staticmethod
+    def forward(ctx, degree, dirs, coeffs, ops):
+        ctx.save_for_backward(dirs, coeffs)
+        ctx.degree, ctx.ops = degree, ops
+        return ops.sh_fwd(degree, dirs, coeffs)
+
+    @staticmethod
+    def backward(ctx, v_colors):
+        dirs, coeffs = ctx.saved_tensors
+        v_coeffs, v_dirs = ctx.ops.sh_bwd(ctx.degree, dirs, coeffs, v_colors.contiguous())
+        return None, v_dirs, v_coeffs, None
+
+
+def spherical_harmonics(ops, degree: int, dirs: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+    """Fused SH colours [C,N,3] of coeffs [N,K,3] toward dirs [C,N,3]; same values as render/sh.py."""
+    return _SphericalHarmonics.apply(degree, dirs.contiguous(), coeffs.to(dirs.dtype).contiguous(), ops)
+
+
 def project(ops, means, quats, scales, opacities, viewmats, Ks, width: int, height: int, near_plane: float,
             far_plane: float, eps2d: float, antialiased: bool):
     """Differentiable projection through compiled ops; same outputs as ref.project."""

@@ -145,7 +145,11 @@ def rasterization(
     if sh_degree is not None:
         campos = -(viewmats[:, :3, :3].transpose(1, 2) @ viewmats[:, :3, 3:4])[..., 0]  # [C,3] camera centres
         dirs = means[None] - campos[:, None]                                              # [C,N,3]
-        colors = torch.clamp(spherical_harmonics(sh_degree, dirs, colors[None].expand(C, -1, -1, -1)) + 0.5, min=0)
+        if backend == "cpu":  # fused C++ kernel; the torch version elsewhere (CUDA tensors are fast enough there)
+            colors = torch.clamp(_functions.spherical_harmonics(ops, sh_degree, dirs, colors) + 0.5, min=0)
+        else:
+            colors = torch.clamp(spherical_harmonics(sh_degree, dirs, colors[None].expand(C, -1, -1, -1)) + 0.5,
+                                 min=0)
     elif colors.dim() == 2:
         colors = colors[None].expand(C, -1, -1)
     if render_mode in ("D", "ED"):

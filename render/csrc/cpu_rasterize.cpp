@@ -168,36 +168,66 @@ void isect_kernel(const T* means2d, const int32_t* radii, const T* depths, int64
             tiles_per_gauss[i] = static_cast<int32_t>((x1 - x0) * (y1 - y0));
         }
     });
-    // Counting sort by (camera, tile): Gaussians enter each tile's bucket in index order.
-    std::vector<int64_t> count(n_tiles + 1, 0);
-    for (int64_t i = 0; i < CN; ++i) {
-        if (tiles_per_gauss[i] == 0) continue;
+    // Counting sort by (camera, tile) over P contiguous chunks of Gaussians, each with its own histogram and cursors,
+    // so Gaussians still enter each tile's bucket in index order.
+    const int64_t P = CN < 16384 ? 1 : std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), 16));
+    const int64_t chunk = (CN + P - 1) / P;
+    std::vector<int64_t> count(P * n_tiles, 0);
+    auto for_tiles = [&](int64_t i, auto&& f) {
         const int64_t c = i / N;
         int64_t x0, x1, y0, y1;
         tile_range(means2d[i * 2], means2d[i * 2 + 1], radii[i * 2], radii[i * 2 + 1], g, x0, x1, y0, y1);
         for (int64_t ty = y0; ty < y1; ++ty)
-            for (int64_t tx = x0; tx < x1; ++tx) ++count[c * g.per_cam() + ty * g.tiles_w + tx + 1];
+            for (int64_t tx = x0; tx < x1; ++tx) f(c * g.per_cam() + ty * g.tiles_w + tx);
+    };
+    at::parallel_for(0, P, 1, [&](int64_t pb, int64_t pe) {
+        for (int64_t p = pb; p < pe; ++p) {
+            int64_t* cnt = count.data() + p * n_tiles;
+            for (int64_t i = p * chunk; i < std::min(CN, (p + 1) * chunk); ++i)
+                if (tiles_per_gauss[i]) for_tiles(i, [&](int64_t t) { ++cnt[t]; });
+        }
+    });
+    tile_start.assign(n_tiles + 1, 0);
+    std::vector<int64_t> cursor(P * n_tiles);
+    int64_t total = 0;
+    for (int64_t t = 0; t < n_tiles; ++t) {
+        tile_start[t] = total;
+        for (int64_t p = 0; p < P; ++p) {
+            cursor[p * n_tiles + t] = total;
+            total += count[p * n_tiles + t];
+        }
     }
-    for (int64_t t = 0; t < n_tiles; ++t) count[t + 1] += count[t];
-    tile_start = count;
-    flat.assign(count[n_tiles], 0);
-    std::vector<int64_t> cursor(count.begin(), count.end() - 1);
-    for (int64_t i = 0; i < CN; ++i) {
-        if (tiles_per_gauss[i] == 0) continue;
-        const int64_t c = i / N;
-        int64_t x0, x1, y0, y1;
-        tile_range(means2d[i * 2], means2d[i * 2 + 1], radii[i * 2], radii[i * 2 + 1], g, x0, x1, y0, y1);
-        for (int64_t ty = y0; ty < y1; ++ty)
-            for (int64_t tx = x0; tx < x1; ++tx) flat[cursor[c * g.per_cam() + ty * g.tiles_w + tx]++] = int32_t(i);
-    }
+    tile_start[n_tiles] = total;
+    flat.resize(total);
+    at::parallel_for(0, P, 1, [&](int64_t pb, int64_t pe) {
+        for (int64_t p = pb; p < pe; ++p) {
+            int64_t* cur = cursor.data() + p * n_tiles;
+            for (int64_t i = p * chunk; i < std::min(CN, (p + 1) * chunk); ++i)
+                if (tiles_per_gauss[i]) for_tiles(i, [&](int64_t t) { flat[cur[t]++] = int32_t(i); });
+        }
+    });
     // Per-tile depth sort, ties by Gaussian index. The depth is read through the flat index of a contiguous [C,N] array.
+    // float32 depths sort as one uint64 key (order-preserving depth bits, then the index); float64 as pairs.
     dynamic_for(n_tiles, tile_start[n_tiles], [&](int64_t t) {
         const int64_t s = tile_start[t], e = tile_start[t + 1];
         if (e - s < 2) return;
-        std::vector<std::pair<T, int32_t>> keyed(e - s);
-        for (int64_t k = s; k < e; ++k) keyed[k - s] = {depths[flat[k]], flat[k]};
-        std::sort(keyed.begin(), keyed.end());
-        for (int64_t k = s; k < e; ++k) flat[k] = keyed[k - s].second;
+        if constexpr (std::is_same_v<T, float>) {
+            thread_local std::vector<uint64_t> keys;
+            keys.resize(e - s);
+            for (int64_t k = s; k < e; ++k) {
+                uint32_t bits;
+                std::memcpy(&bits, &depths[flat[k]], 4);
+                bits ^= (bits & 0x80000000u) ? 0xFFFFFFFFu : 0x80000000u;  // IEEE order as unsigned order
+                keys[k - s] = (uint64_t(bits) << 32) | uint32_t(flat[k]);
+            }
+            std::sort(keys.begin(), keys.end());
+            for (int64_t k = s; k < e; ++k) flat[k] = int32_t(uint32_t(keys[k - s]));
+        } else {
+            std::vector<std::pair<T, int32_t>> keyed(e - s);
+            for (int64_t k = s; k < e; ++k) keyed[k - s] = {depths[flat[k]], flat[k]};
+            std::sort(keyed.begin(), keyed.end());
+            for (int64_t k = s; k < e; ++k) flat[k] = keyed[k - s].second;
+        }
     });
 }
 
