@@ -6,24 +6,19 @@ nvcc_command, used by tests/test_cuda_build.py on machines without a GPU).
 """
 from __future__ import annotations
 
-import logging
 import os
 import shutil
-import threading
 from pathlib import Path
 from types import ModuleType
 
 from realsim.assets.errors import RealsimError
 
-log = logging.getLogger("realsim.render")
+from . import _jit
 
-CSRC = Path(__file__).resolve().parent / "csrc"
+CSRC = _jit.CSRC
 KERNELS = ("cuda_project.cu", "cuda_isect.cu", "cuda_rasterize.cu", "prefilter_cuda.cu")
 BINDING = "cuda_bindings.cpp"
 NVCC_FLAGS = ["-O3", "-std=c++17"]
-_lock = threading.Lock()
-_module: ModuleType | None = None
-_error: str | None = None
 
 
 def kernel_sources() -> list[Path]:
@@ -49,37 +44,23 @@ def nvcc_command(source: Path, output: Path, arch: str = "sm_80", nvcc: str | No
             "-I", str(CSRC), "-c", str(source), "-o", str(output)]
 
 
-def load() -> ModuleType:
-    """The compiled CUDA op module; RealsimError (one clear line) without a CUDA device, nvcc, or when the build fails."""
-    global _module, _error
-    if _module is not None:
-        return _module
-    with _lock:
-        if _module is not None:
-            return _module
-        if _error is not None:
-            raise RealsimError(_error)
-        import torch
-        from torch.utils import cpp_extension
+def _build() -> ModuleType:
+    import torch
+    from torch.utils import cpp_extension
 
-        if not torch.cuda.is_available():
-            _error = ("realsim's CUDA kernels need a CUDA GPU and a CUDA build of torch (torch.cuda.is_available() is "
-                      "False); use backend='cpu' or 'torch'")
-            raise RealsimError(_error)
-        if cpp_extension.CUDA_HOME is None or find_nvcc() is None:
-            _error = "nvcc (the CUDA toolkit) was not found to build realsim's CUDA kernels: set CUDA_HOME or use backend='gsplat'"
-            raise RealsimError(_error)
-        try:
-            _module = cpp_extension.load(
-                name="realsim_cuda_kernels", sources=[str(CSRC / BINDING), *map(str, kernel_sources())],
-                extra_include_paths=[str(CSRC)], extra_cflags=["-O3", "-std=c++17"], extra_cuda_cflags=NVCC_FLAGS,
-                verbose=False)
-        except (RuntimeError, OSError, ImportError) as e:
-            tail = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-            _error = f"building realsim's CUDA kernels failed ({tail}); use backend='gsplat' or check the CUDA toolkit"
-            log.warning("CUDA kernel build failed: %s", e)
-            raise RealsimError(_error) from e
-        return _module
+    if not torch.cuda.is_available():
+        raise RealsimError("realsim's CUDA kernels need a CUDA GPU and a CUDA build of torch (torch.cuda.is_available() "
+                           "is False); use backend='cpu' or 'torch'")
+    if cpp_extension.CUDA_HOME is None or find_nvcc() is None:
+        raise RealsimError("nvcc (the CUDA toolkit) was not found to build realsim's CUDA kernels: set CUDA_HOME or use "
+                           "backend='gsplat'")
+    return _jit.build("realsim_cuda_kernels", [BINDING, *KERNELS], "CUDA kernels",
+                      "use backend='gsplat' or check the CUDA toolkit", extra_cflags=["-O3", "-std=c++17"],
+                      extra_cuda_cflags=NVCC_FLAGS)
+
+
+load = _jit.CachedModule(_build)
+load.__doc__ = "The compiled CUDA op module; RealsimError (one clear line) without a CUDA device, nvcc, or a build."
 
 
 def available() -> bool:

@@ -8,18 +8,15 @@ render/csrc/prefilter_common.h.
 """
 from __future__ import annotations
 
-import functools
 import logging
-import os
-import shutil
-from pathlib import Path
 
 import torch
 
 from realsim.assets.errors import InputError, RealsimError
 
+from . import _jit
+
 _LOG = logging.getLogger("realsim.render.prefilter")
-_CSRC = Path(__file__).resolve().parent / "csrc"
 BACKENDS = ("auto", "torch", "cpu", "cuda", "gsplat")
 
 
@@ -96,35 +93,8 @@ def anchor_prefilter_torch(anchors: torch.Tensor, radii: torch.Tensor, viewmat: 
     return finite & (inside | (d2 <= radii * radii))
 
 
-_cpu_error: list[str] = []  # first build failure, remembered so 'auto' does not retry a failing build every call
-
-
-@functools.lru_cache(maxsize=1)
-def _cpu_ext_build():
-    cxx = os.environ.get("CXX", "c++")
-    if shutil.which(cxx) is None:
-        raise RealsimError(f"no C++ compiler ({cxx!r}) found to build realsim's anchor prefilter: install g++ (or set "
-                           "CXX), or use backend='torch'")
-    from torch.utils.cpp_extension import load
-
-    try:
-        return load(name="realsim_prefilter_cpu", sources=[str(_CSRC / "prefilter_cpu.cpp")],
-                    extra_include_paths=[str(_CSRC)], extra_cflags=["-O3", "-fopenmp", "-std=c++17"],
-                    extra_ldflags=["-fopenmp"], verbose=False)
-    except (RuntimeError, OSError, ImportError) as e:
-        tail = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-        raise RealsimError(f"building realsim's C++ anchor prefilter failed ({tail}); use backend='torch'") from e
-
-
-def _cpu_ext():
-    """Build (once, cached by torch under TORCH_EXTENSIONS_DIR) and import the C++ prefilter kernel."""
-    if _cpu_error:
-        raise RealsimError(_cpu_error[0])
-    try:
-        return _cpu_ext_build()
-    except RealsimError as e:
-        _cpu_error.append(str(e))
-        raise
+_cpu_ext = _jit.CachedModule(lambda: _jit.build_cpu("realsim_prefilter_cpu", ["prefilter_cpu.cpp"],
+                                                     "C++ anchor prefilter"))
 
 
 def _check(anchors: torch.Tensor, radii, viewmat: torch.Tensor, K: torch.Tensor, width: int, height: int,

@@ -385,3 +385,46 @@ def test_fused_cpu_sh_matches_torch_sh(degree):
     # float32 agrees with float64 to float precision
     out32 = _functions.spherical_harmonics(ops, degree, dirs.float(), coeffs.float())
     assert rel(out32.double(), res[0][0]) < 1e-6
+
+
+def test_stale_build_lock_is_cleared(tmp_path, monkeypatch):
+    """A lock left by a killed extension build (torch would wait on it forever) is removed once it is old."""
+    import os
+    import time
+
+    from realsim.render import _jit
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    lock = tmp_path / "realsim_x" / "lock"
+    lock.parent.mkdir()
+    lock.touch()
+    _jit.clear_stale_lock("realsim_x")
+    assert lock.exists()  # fresh: another process may be building
+    old = time.time() - _jit.STALE_LOCK_S - 5
+    os.utime(lock, (old, old))
+    _jit.clear_stale_lock("realsim_x")
+    assert not lock.exists()
+
+
+def test_missing_compiler_gives_one_clear_error(tmp_path):
+    """Without a C++ compiler, backend='cpu' says so in one line and 'auto' falls back to the torch reference."""
+    import os
+    import subprocess
+    import sys
+    code = """
+import torch
+from realsim.assets.errors import RealsimError
+from realsim.render import rasterization
+m = torch.zeros(1, 3); m[0, 2] = 2
+args = (m, torch.tensor([[1.0, 0, 0, 0]]), torch.full((1, 3), 0.1), torch.ones(1), torch.ones(1, 3),
+        torch.eye(4)[None], torch.tensor([[[8.0, 0, 4], [0, 8, 4], [0, 0, 1]]]), 8, 8)
+try:
+    rasterization(*args, backend="cpu")
+except RealsimError as e:
+    print("ERR", e)
+print("AUTO", rasterization(*args)[2]["backend"])
+"""
+    env = {**os.environ, "CXX": "no-such-compiler", "TORCH_EXTENSIONS_DIR": str(tmp_path)}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "ERR no C++ compiler ('no-such-compiler') found" in p.stdout
+    assert "AUTO torch" in p.stdout
