@@ -247,8 +247,8 @@ def main(argv: list[str] | None = None) -> int:
                     "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                     "load_avg_at_start": os.getloadavg(),
                     "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")},
-        "note": "shared 2-core machine (several engineers running jobs at once): timings are noisy; tables show the "
-                "minimum over repeats, the JSON also has medians",
+        "note": "tables show the minimum over repeats, the JSON also has medians; a load average above the core "
+                "count at start means other jobs shared the machine and timings are inflated",
         "rows": rows, "speedups_cpu_vs_torch": speedups,
     }
     out = Path(args.out)
