@@ -7,13 +7,23 @@ Public API:
     SceneInfo, WorldInfo, load_scene_info, save_scene_info, save_tensors, load_tensors  -- scene bundle
     ProgressFn, report                            -- progress callbacks (the library never prints)
     frames                                        -- OpenCV <-> OpenGL camera conversions, quaternions
+
+OpenMP wait policy: importing realsim (any subpackage: all import realsim.assets first) before torch sets
+OMP_WAIT_POLICY=PASSIVE unless the environment already sets it. torch's OpenMP threads (which also run realsim's C++
+kernels) then sleep at a barrier instead of spinning, so on a shared or busy CPU a waiting thread does not take the core
+its partner needs (bench/results/rasterize_wait_policy.json). libgomp reads the variable once, when torch loads it:
+importing torch before realsim keeps libgomp's default.
 """
-from . import frames
-from .atomic import atomic_dir, atomic_path, write_bytes_atomic, write_text_atomic
-from .cameras import CameraFrame, CameraSet, holdout_split, load_cameras, save_cameras
-from .errors import InputError, RealsimError
-from .progress import ProgressFn, report
-from .scene import SceneInfo, WorldInfo, load_scene_info, load_tensors, save_scene_info, save_tensors
+import os as _os
+
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import frames  # noqa: E402
+from .atomic import atomic_dir, atomic_path, write_bytes_atomic, write_text_atomic  # noqa: E402
+from .cameras import CameraFrame, CameraSet, holdout_split, load_cameras, save_cameras  # noqa: E402
+from .errors import InputError, RealsimError  # noqa: E402
+from .progress import ProgressFn, report  # noqa: E402
+from .scene import SceneInfo, WorldInfo, load_scene_info, load_tensors, save_scene_info, save_tensors  # noqa: E402
 
 __all__ = [
     "frames", "atomic_dir", "atomic_path", "write_bytes_atomic", "write_text_atomic",

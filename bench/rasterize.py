@@ -4,11 +4,14 @@ training step (forward + backward + Adam, SH degree 3) and the speed-up of the C
     python bench/rasterize.py                        # default matrix (see --sizes / --res), every backend present
     python bench/rasterize.py --sizes 10k,100k --res 256x256 --backends cpu --threads 2 --compare ''""
     python bench/rasterize.py --train 20k@256x192,100k@256x192 --sizes '' # training steps only
+    python bench/rasterize.py --wait-policy active,passive --busy 0,1 --train 20k@256x192  # OpenMP wait policy study
 
 The dense torch reference (an oracle, no tiling) only runs at the small --compare configs, beside cpu.
-On a machine shared with other busy processes, run with OMP_WAIT_POLICY=PASSIVE: torch's OpenMP threads otherwise
-spin at every barrier while their partner is descheduled (measured here: a 20k training step took 1.84 s instead of
-0.29 s with 2 threads at load ~12).
+realsim sets OMP_WAIT_POLICY=PASSIVE when it is imported before torch (realsim.assets), unless the environment says
+otherwise: with ACTIVE, torch's OpenMP threads spin at every barrier while their partner is descheduled by another job.
+`--wait-policy P1,P2 --busy 0,1` measures training steps under each policy (active, passive, or default = libgomp's own
+spin-then-sleep) with 0 or 1 background busy-loop processes (`yes > /dev/null`), each case in a fresh subprocess (libgomp
+reads OMP_WAIT_POLICY once, when it loads), and writes bench/results/rasterize_wait_policy.json.
 Each configuration runs in a fresh subprocess so the peak RSS (ru_maxrss) is its own. Throughput counts
 Gaussian-pixel pairs inside the visible Gaussians' screen boxes (an upper bound of the alpha evaluations; early
 termination skips some) per second of forward time. Timings are the minimum over --repeats after a warm-up (the
@@ -146,10 +149,10 @@ def child_train(cfg: dict) -> dict:
             "n_isects": int(meta["flatten_ids"].numel()) if "flatten_ids" in meta else None}
 
 
-def run_child(cfg: dict, timeout: float) -> dict:
+def run_child(cfg: dict, timeout: float, env: dict | None = None) -> dict:
     cmd = [sys.executable, __file__, "--child", json.dumps(cfg)]
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
     if p.returncode != 0:
@@ -165,6 +168,77 @@ def backends_present() -> list[str]:
     return out
 
 
+POLICIES = ("active", "passive", "default")
+
+
+def _policy_env(policy: str) -> dict:
+    """The child's environment: OMP_WAIT_POLICY=ACTIVE / PASSIVE, or unset (libgomp's spin-then-sleep default; the child
+    imports torch before realsim, so realsim's own default does not apply there)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    if policy != "default":
+        env["OMP_WAIT_POLICY"] = policy.upper()
+    return env
+
+
+def wait_policy_study(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """Training-step time per (wait policy, background busy processes), each case in a fresh subprocess."""
+    import platform
+
+    import torch
+    policies = [p.strip().lower() for p in args.wait_policy.split(",") if p.strip()]
+    bad = [p for p in policies if p not in POLICIES]
+    if bad:
+        raise SystemExit(f"unknown --wait-policy {', '.join(bad)} (choose from {', '.join(POLICIES)})")
+    busy_counts = [int(b) for b in args.busy.split(",") if b.strip()]
+    specs = [s for s in args.train.split(",") if s.strip()]
+    rows = []
+    load0 = os.getloadavg()
+    print(f"{'config':>14} {'policy':8} {'busy':>4} {'step ms':>8} {'median':>8} {'cpu ms':>8} {'load 1m':>8}")
+    for spec in specs:
+        n_s, res = spec.split("@")
+        w, h = (int(v) for v in res.lower().split("x"))
+        for busy in busy_counts:
+            for policy in policies:
+                hogs = [subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) for _ in range(busy)]
+                try:
+                    time.sleep(0.5 if busy else 0.0)
+                    load = os.getloadavg()
+                    cfg = {"kind": "train", "backend": "cpu", "n": parse_n(n_s), "width": w, "height": h,
+                           "threads": args.threads, "repeats": max(5, args.repeats)}
+                    r = {**cfg, "policy": policy, "busy_processes": busy, "load_avg_before": load,
+                         **run_child(cfg, args.timeout, _policy_env(policy))}
+                finally:
+                    for hp in hogs:
+                        hp.kill()
+                        hp.wait()
+                rows.append(r)
+                if "error" in r:
+                    print(f"{spec:>14} {policy:8} {busy:>4} error: {r['error']}")
+                else:
+                    print(f"{spec:>14} {policy:8} {busy:>4} {1e3 * r['step_s']:8.1f} {1e3 * r['step_median_s']:8.1f} "
+                          f"{1e3 * r['step_cpu_s']:8.1f} {load[0]:8.2f}")
+                sys.stdout.flush()
+    result = {
+        "command": " ".join([Path(sys.executable).name, "bench/rasterize.py", *(argv if argv is not None else sys.argv[1:])]),
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)), "threads": args.threads,
+                    "torch": torch.__version__, "platform": platform.platform(), "processor": platform.processor(),
+                    "load_avg_at_start": load0, "load_avg_at_end": os.getloadavg()},
+        "note": "training step = forward + backward + fused Adam, SH degree 3, cpu backend; busy = that many `yes` "
+                "processes running beside it; step ms is the minimum over repeats (medians too). The machine was shared "
+                "with other jobs, so 'busy 0' is not an idle machine: see each row's load_avg_before.",
+        "rows": rows,
+    }
+    out = Path(args.out if args.out != str(ROOT / "bench" / "results" / "rasterize.json")
+               else ROOT / "bench" / "results" / "rasterize_wait_policy.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(out)
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10k,100k,1M", help="Gaussian counts (comma list, k/M suffixes)")
@@ -177,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per configuration")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "rasterize.json"))
+    ap.add_argument("--wait-policy", default="", metavar="P1,P2",
+                    help="OpenMP wait policies to compare on the --train configs: active, passive, default")
+    ap.add_argument("--busy", default="0,1", help="with --wait-policy: background busy-loop processes per case (comma list)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -186,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(res))
         return 0
+    if args.wait_policy:
+        return wait_policy_study(args, argv)
 
     backends = [b for b in args.backends.split(",") if b] or backends_present()
     sizes = [parse_n(s) for s in args.sizes.split(",") if s.strip()]

@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 from realsim.cli.argtypes import pos_int as _pos_int, pos_float as _pos_float
+from realsim.cli.common import add_max_pixels_option, add_threads_option
 
 
 def add_parser(sub) -> None:
@@ -31,6 +32,8 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="start from scratch instead of reusing finished stages")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_max_pixels_option(p)
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 
@@ -49,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     opts = DemoOptions(images=str(args.images) if args.images else None, agents=args.agents, seconds=args.seconds,
                        seed=args.seed, iterations=args.iterations, train_minutes=args.train_minutes, preset=args.preset,
                        max_width=args.max_width, scale=args.scale, camera_height=args.camera_height, n_images=args.n_images,
-                       capture_width=cw, capture_height=ch, fps=args.fps, motion=args.motion, overwrite=args.overwrite)
+                       capture_width=cw, capture_height=ch, fps=args.fps, motion=args.motion, overwrite=args.overwrite,
+                       max_pixels=args.max_pixels)
     with RichProgress(not args.quiet) as prog:
         r = run_demo(args.output, opts, progress=prog)
     if args.json:
@@ -59,9 +63,12 @@ def run(args: argparse.Namespace) -> int:
     src = "SYNTHETIC procedural street" if r["synthetic"] else str(args.images)
     print(f"demo done in {t['total_s']:.0f} s ({src}): capture {t['capture_s']:.0f} s, poses {t['poses_s']:.0f} s, "
           f"train {t['train_s']:.0f} s, simulate+render {t['simulate_s']:.0f} s")
-    print(f"  video: {r['video']}")
+    print(f"  video: {r['video']} ({r['sim']['width']}x{r['sim']['height']} @ {opts.fps:g} fps)")
     print(f"  streams: {Path(r['video']).parent}/ (depth/, masks/, keypoints.json, cameras.json, trajectories.json)")
     m = r["sim"]["metrics"]
     if "min_agent_distance_m" in m:
         print(f"  {r['sim']['agents']} agents ({r['sim']['motion_backend']} motion), min distance {m['min_agent_distance_m']:.2f} m")
+    if "frames_with_agent_fraction" in m:
+        print(f"  agents in view in {100 * m['frames_with_agent_fraction']:.0f}% of {r['sim']['frames']} frames "
+              f"({m['visible_agents_mean']:.1f} per frame on average)")
     return 0

@@ -6,7 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from realsim.assets.atomic import write_text_atomic
+from realsim.assets.atomic import check_writable, write_text_atomic
+from realsim.cli.common import add_threads_option
 
 
 def add_parser(sub) -> None:
@@ -18,6 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("--backend", choices=["auto", "torch", "cpu", "cuda", "gsplat"], default="auto")
     p.add_argument("-o", "--output", type=Path, metavar="JSON", help="also write the results to this JSON file")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 
@@ -28,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from realsim.recon.bundle import load_scene
 
     scene = load_scene(args.scene)  # bad bundles fail here, before any progress output
+    if args.output:
+        check_writable(args.output)  # before the evaluation, not after it
     with RichProgress(not args.quiet) as prog:
         res = evaluate_scene(scene, args.downscale, args.backend, args.split, progress=prog)
     text = json.dumps(res, indent=1)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from realsim.assets.errors import InputError
+from realsim.cli.common import add_threads_option
 
 
 def add_parser(sub) -> None:
@@ -27,12 +28,14 @@ def add_parser(sub) -> None:
     p.add_argument("--backend", choices=["auto", "torch", "cpu", "cuda", "gsplat"], default="auto", help="rasterizer backend")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from realsim.cli.progress import RichProgress
     from realsim.recon.bundle import load_scene
+    from realsim.assets.atomic import check_writable
     from realsim.recon.export import ExportConfig, export_scene
 
     fmt = args.format or args.output.suffix.lower().lstrip(".")
@@ -46,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"output {args.output} is a folder; give a file name")
     if args.output.exists() and not args.overwrite:
         raise InputError(f"output {args.output} exists (pass --overwrite to replace it)")
+    check_writable(args.output)  # before the bake, not after it
     scene = load_scene(args.scene)
     cfg = ExportConfig(sh_degree=args.sh_degree, views_between=args.views_between)
     with RichProgress(not args.quiet) as prog:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from realsim.assets.errors import InputError
+from realsim.cli.common import add_threads_option
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="only walk/run/turn clips (default: every clip; gestures supply the standing frames)")
     t.add_argument("--log", default=None, help="append JSON lines (step, loss) to this file")
     t.add_argument("--seed", type=int, default=0)
+    add_threads_option(t)
     t.set_defaults(func=run_train)
     s = msub.add_parser("sample", help="generate motion along a path -> OUT.bvh (metres, Y up) + OUT.mp4 stick figure")
     s.add_argument("--path", default="straight", help="straight | circle | zigzag | stopgo | a JSON/CSV file of x,y waypoints (m)")
@@ -32,6 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--weights", default=None, help="model file (default: the shipped weights)")
     s.add_argument("--no-video", action="store_true", help="write only the BVH")
     s.add_argument("-o", "--output", required=True, help="output path stem: writes OUT.bvh and OUT.mp4")
+    add_threads_option(s)
     s.set_defaults(func=run_sample)
     p.set_defaults(func=lambda a: (p.print_help(sys.stderr), 2)[1])
 
@@ -39,6 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from realsim.assets.atomic import check_writable
     from realsim.sim.motion.data import LOCOMOTION, build_dataset
     from realsim.sim.motion.train import PRESETS, train
 
@@ -54,6 +58,9 @@ def run_train(args: argparse.Namespace) -> int:
         cfg = replace(cfg, steps=args.steps)
     if args.minutes is not None:
         cfg = replace(cfg, minutes=args.minutes)
+    if getattr(args, "threads_explicit", False):  # else the preset's own thread count
+        cfg = replace(cfg, threads=args.threads)
+    check_writable(out)
     with RichProgress(not args.quiet) as prog:
         ds = build_dataset(args.data, actions=LOCOMOTION if args.locomotion_only else None, progress=prog)
         model = train(ds, out, cfg, progress=prog, log_path=args.log)
@@ -63,13 +70,16 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_sample(args: argparse.Namespace) -> int:
+    from realsim.assets.atomic import check_writable
     from realsim.sim.motion.sample import sample_to_files
 
     from .progress import RichProgress
 
+    check_writable(Path(args.output).with_suffix(".bvh"))
     with RichProgress(not args.quiet) as prog:
         res = sample_to_files(args.path, args.style, args.seconds, args.seed, args.output, weights=args.weights,
-                              speed=args.speed, radius=args.radius, video=not args.no_video, progress=prog)
+                              speed=args.speed, radius=args.radius, video=not args.no_video, progress=prog,
+                              threads=args.threads if getattr(args, "threads_explicit", False) else 1)
     for k, v in res.items():
         print(f"{k}: {v}")
     return 0

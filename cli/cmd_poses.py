@@ -8,6 +8,7 @@ from pathlib import Path
 
 from realsim.assets.errors import InputError
 from realsim.cli.argtypes import pos_int as _positive_int, pos_float as _positive_float
+from realsim.cli.common import add_threads_option
 
 
 def add_parser(sub) -> None:
@@ -28,7 +29,7 @@ def add_parser(sub) -> None:
     p.add_argument("--max-frames", type=_positive_int, default=300, help="at most this many video frames (default 300)")
     p.add_argument("--no-align", action="store_true", help="keep the frame of a given COLMAP model / transforms.json")
     p.add_argument("--text", action="store_true", help="also write the COLMAP model as text (sparse/0_text)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: all of this machine)")
+    add_threads_option(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty WORKDIR")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--holdout-every must be >= 0, got {args.holdout_every}")
     opts = PosesOptions(max_image_size=args.max_image_size, seed=args.seed, matcher=args.matcher, scale=args.scale,
                         camera_height=args.camera_height, holdout_every=args.holdout_every, video_fps=args.video_fps,
-                        max_frames=args.max_frames, num_threads=max(0, args.threads), align=not args.no_align,
+                        max_frames=args.max_frames, num_threads=args.threads, align=not args.no_align,
                         text_model=args.text)
     with RichProgress(not args.quiet) as prog:
         res = run_poses(args.input, args.output, opts, colmap_dir=args.colmap, overwrite=args.overwrite, progress=prog)

@@ -24,10 +24,15 @@ def run(args: argparse.Namespace) -> int:
     from realsim.cli.progress import RichProgress
     from realsim.recon.poses import PosesOptions, run_poses
 
+    from realsim.assets.atomic import check_writable
+    from realsim.recon.trainer import guard_interrupted_run
+
+    guard_interrupted_run(args.output, args.resume, args.overwrite)  # before poses, not after them
+    check_writable(args.output)
     workdir = args.output.parent / f"{args.output.name}.poses"
     if not (args.resume and (workdir / "cameras.json").is_file()):
         opts = PosesOptions(max_image_size=args.max_image_size, seed=args.seed, scale=args.scale,
-                            camera_height=args.camera_height)
+                            camera_height=args.camera_height, num_threads=args.threads)
         with RichProgress(not args.quiet) as prog:
             run_poses(args.input, workdir, opts, overwrite=True, progress=prog)
     return train_and_report(workdir, args)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from realsim.assets.errors import InputError
 from realsim.cli.argtypes import pos_float as _pos_float
+from realsim.cli.common import add_max_pixels_option, add_threads_option
 
 PATH_KINDS = ("interp", "orbit", "spiral")
 
@@ -46,6 +47,8 @@ def add_parser(sub) -> None:
     p.add_argument("--crf", type=int, default=18, help="H.264 quality (0 best .. 51 worst; default 18)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_max_pixels_option(p)
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 
@@ -70,7 +73,7 @@ def build_path(scene, args: argparse.Namespace, points):
     file = Path(kind)
     if file.suffix.lower() != ".json":
         raise InputError(f"--path must be interp, orbit, spiral or a camera_path .json file (got {kind!r})")
-    path = P.load_camera_path(file, args.width, args.height)
+    path = P.load_camera_path(file, args.width, args.height, max_pixels=args.max_pixels)
     if args.seconds or args.fps:
         path = P.resample_path(path, args.seconds or path.seconds, args.fps or path.fps)
     if path.width % 2 or path.height % 2:
@@ -81,7 +84,10 @@ def build_path(scene, args: argparse.Namespace, points):
 def run(args: argparse.Namespace) -> int:
     from realsim.cli.progress import RichProgress
     from realsim.recon.bundle import load_scene
+    from realsim.assets.atomic import check_writable
+    from realsim.render import paths as P
     from realsim.render.bundle import parse_streams, write_video_bundle
+    from realsim.render.limits import check_frame_size
 
     if not 0 <= args.crf <= 51:
         raise InputError(f"--crf must be 0..51, got {args.crf}")
@@ -89,12 +95,19 @@ def run(args: argparse.Namespace) -> int:
     out = args.output
     if out.resolve() == args.scene.resolve():
         raise InputError("the output folder must not be the scene folder")
+    # absurd frame sizes fail now, before the scene loads
+    if args.width and args.height:
+        check_frame_size(args.width, args.height, args.max_pixels)
+    if str(args.path) not in PATH_KINDS and Path(str(args.path)).suffix.lower() == ".json":
+        P.load_camera_path(args.path, args.width, args.height, max_pixels=args.max_pixels)
+    check_writable(out)
     scene = load_scene(args.scene)
     try:
         points = scene.points()[0]
     except InputError:
         points = None  # no SfM points: the focus point and depth range come from the cameras / first frame
     path = build_path(scene, args, points)
+    check_frame_size(path.width, path.height, args.max_pixels)
 
     def render_fn(V, K, W, H):
         return scene.render(V, K, W, H, backend=args.backend)

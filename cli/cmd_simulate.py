@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 from realsim.cli.argtypes import pos_float as _pos_float, nonneg_int as _nonneg_int
+from realsim.cli.common import add_max_pixels_option, add_threads_option
 
 
 def add_parser(sub) -> None:
@@ -31,6 +32,8 @@ def add_parser(sub) -> None:
     p.add_argument("--ssaa", type=int, default=2, help="agent anti-aliasing samples per axis (1-4, default 2)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty OUTDIR")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_max_pixels_option(p)
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
                            seed=args.seed, scale=args.scale, camera=args.camera, width=args.width, height=args.height,
                            fps=args.fps, motion=args.motion,
                            motion_weights=str(args.motion_weights) if args.motion_weights else None, backend=args.backend,
-                           ssaa=args.ssaa, overwrite=args.overwrite)
+                           ssaa=args.ssaa, overwrite=args.overwrite, max_pixels=args.max_pixels)
     with RichProgress(not args.quiet) as prog:
         s = simulate_scene(args.scene, args.output, opts, progress=prog)
     if args.json:
@@ -54,4 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if "min_agent_distance_m" in m:
         print(f"  min distance between agents {m['min_agent_distance_m']:.2f} m; off walkable {m['off_walkable_fraction']:.3f}; "
               f"feet-ground error max {100 * m['foot_error_m_max']:.1f} cm")
+    if "frames_with_agent_fraction" in m:
+        print(f"  agents in view in {100 * m['frames_with_agent_fraction']:.0f}% of the frames "
+              f"({m['visible_agents_mean']:.1f} per frame on average)")
     return 0

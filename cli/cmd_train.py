@@ -8,6 +8,7 @@ from pathlib import Path
 
 from realsim.assets.errors import InputError
 from realsim.cli.argtypes import pos_int as _pos_int, pos_float as _pos_float
+from realsim.cli.common import add_threads_option
 
 
 def add_train_options(p: argparse.ArgumentParser) -> None:
@@ -22,8 +23,13 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--holdout-every", type=int, help="re-split: every Nth view (by name) held out (default: the WORKDIR's split)")
     p.add_argument("--checkpoint-every", type=_pos_int, help="iterations between checkpoints (default from the preset)")
     p.add_argument("--max-minutes", type=_pos_float, help="stop training after this wall time and write the bundle")
-    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of this output")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from its last checkpoint (give the options it was started with)")
+    p.add_argument("--override-config", action="store_true",
+                   help="with --resume: continue with these options where they differ from the checkpoint's")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a non-empty output folder, or start over an interrupted run's checkpoint")
+    add_threads_option(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -63,10 +69,13 @@ def train_and_report(source: Path, args: argparse.Namespace) -> int:
     from realsim.recon.dataset import load_camera_source
 
     cfg = config_from_args(args)
+    if args.override_config and not args.resume:
+        raise InputError("--override-config only applies with --resume")
     if not args.resume:
         load_camera_source(source)  # bad input fails here, before any progress output
     with RichProgress(not args.quiet) as prog:
-        res = train(source, args.output, cfg, progress=prog, resume=args.resume, overwrite=args.overwrite)
+        res = train(source, args.output, cfg, progress=prog, resume=args.resume, overwrite=args.overwrite,
+                    override_config=args.override_config)
     m = res.metrics
     summary = {"scene": str(res.out), "model": cfg.model, "iterations": res.iterations, "train_seconds": round(res.seconds, 1),
                "test_views": m.get("n_views"), "psnr": m.get("psnr"), "ssim": m.get("ssim"),

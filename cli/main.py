@@ -8,7 +8,9 @@ import logging
 import os
 import sys
 
-from realsim.assets.errors import RealsimError
+from realsim.assets.atomic import SPACE_ERRNOS, as_output_error, os_reason
+from realsim.assets.errors import OutputError, RealsimError
+from realsim.cli.common import apply_threads, resolve_threads
 
 # Each command lives in realsim.cli.cmd_<name> and defines `add_parser(subparsers)` which sets `func=run`.
 COMMANDS = ["poses", "train", "reconstruct", "eval", "render", "export", "simulate", "demo", "motion", "view"]
@@ -67,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        if hasattr(args, "threads"):  # every heavy command: --threads / $REALSIM_THREADS / the available cores
+            args.threads, args.threads_explicit = resolve_threads(args.threads)
+            apply_threads(args.threads)
         rc = args.func(args)
         return int(rc or 0)
     except RealsimError as e:
@@ -79,10 +84,29 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"realsim {args.command}: error: out of memory (try a smaller --downscale or image size)\n")
         return 1
     except Exception as e:  # a bug, not bad input: still one line unless asked for the traceback
+        oe = _output_error(e, args)
+        if oe is not None:  # the disk or file system refused an output (full, read-only, ...): not a bug
+            sys.stderr.write(f"realsim {args.command}: error: {oe}\n")
+            return oe.exit_code
         if os.environ.get("REALSIM_DEBUG"):
             raise
         sys.stderr.write(f"realsim {args.command}: internal error: {type(e).__name__}: {e} (set REALSIM_DEBUG=1 for a traceback)\n")
         return 1
+
+
+def _output_error(e: BaseException, args: argparse.Namespace) -> OutputError | None:
+    """An OSError that failed to write the command's output (or any file of it, or disk full anywhere) as an OutputError."""
+    if not isinstance(e, OSError):
+        return None
+    out = getattr(args, "output", None)
+    if out is not None:
+        oe = as_output_error(e, out)
+        if oe is not None:
+            return oe
+    if e.errno in SPACE_ERRNOS:
+        return OutputError(os.fsdecode(e.filename) if isinstance(e.filename, (str, bytes)) else (out or "output"),
+                           os_reason(e))
+    return None
 
 
 if __name__ == "__main__":

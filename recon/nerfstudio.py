@@ -107,22 +107,36 @@ def frames_to_reconstruction(frames: list[NsFrame], names: list[str]):
     return rec
 
 
-def write_transforms(path: str | os.PathLike, cams, ply_name: str | None = None) -> None:
-    """transforms.json for undistorted cameras (assets.cameras.CameraSet) whose images sit in cams.images_dir."""
+def write_transforms(path: str | os.PathLike, cams, ply_name: str | None = None,
+                     image_ids: dict[str, int] | None = None) -> None:
+    """transforms.json for undistorted cameras (assets.cameras.CameraSet) whose images sit in cams.images_dir.
+
+    `image_ids` (image name -> COLMAP image id of the sparse model) fills each frame's colmap_im_id. The train/test split
+    of cameras.json goes into top-level train_filenames / val_filenames / test_filenames (nerfstudio reads those lists,
+    not a per-frame "split"; once one list is given it needs the one for every split it loads, and evaluates on "val"
+    while training, so val = test). Without held-out views no lists are written and nerfstudio splits by itself.
+    """
     frames = []
     for f in cams.frames:
         K = np.asarray(f.K, dtype=float)
-        frames.append({
+        fr = {
             "file_path": f"{cams.images_dir}/{f.name}",
             "transform_matrix": viewmat_to_c2w_opengl(f.viewmat).tolist(),
             "fl_x": float(K[0, 0]), "fl_y": float(K[1, 1]), "cx": float(K[0, 2]), "cy": float(K[1, 2]),
             "w": int(f.width), "h": int(f.height), "camera_model": "OPENCV",
-            "k1": 0.0, "k2": 0.0, "p1": 0.0, "p2": 0.0,
-            "colmap_im_id": int(f.camera_id), "split": f.split,
-        })
+            "k1": 0.0, "k2": 0.0, "p1": 0.0, "p2": 0.0, "split": f.split,
+        }
+        if image_ids is not None and f.name in image_ids:
+            fr["colmap_im_id"] = int(image_ids[f.name])
+        frames.append(fr)
     data: dict = {"camera_model": "OPENCV", "frames": frames}
     if ply_name:
         data["ply_file_path"] = ply_name
+    test = [fr["file_path"] for fr in frames if fr["split"] == "test"]
+    if test:
+        data["train_filenames"] = [fr["file_path"] for fr in frames if fr["split"] != "test"]
+        data["val_filenames"] = test
+        data["test_filenames"] = test
     write_text_atomic(path, json.dumps(data, indent=1))
 
 

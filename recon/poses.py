@@ -239,7 +239,8 @@ def run_poses(src: str | Path | None, workdir: str | Path, opts: PosesOptions | 
         save_cameras(out / "cameras.json", cams)
         xyz, rgb = colmap_io.points_of(und)
         nerfstudio.write_points_ply(out / "sparse_pc.ply", xyz, rgb)
-        nerfstudio.write_transforms(out / "transforms.json", cams, "sparse_pc.ply")
+        nerfstudio.write_transforms(out / "transforms.json", cams, "sparse_pc.ply",
+                                    {im.name: int(im.image_id) for im in und.images.values()})
         err = float(und.compute_mean_reprojection_error()) if und.num_points3D() else float("nan")
         n_reg = len(cams.frames)
         meta.update(n_images=n_images, n_registered=n_reg, n_points=int(und.num_points3D()), mean_reprojection_error_px=err,

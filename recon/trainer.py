@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from realsim.assets.atomic import atomic_dir, write_text_atomic
+from realsim.assets.atomic import atomic_dir, check_writable, make_dirs, write_text_atomic
 from realsim.assets.errors import InputError, RealsimError
 from realsim.assets.progress import ProgressFn, report
 from realsim.assets.scene import SceneInfo, load_scene_info, load_tensors, save_tensors
@@ -60,7 +60,7 @@ class TrainConfig:
     log_every: int = 10
     lr_scale: float = 1.0  # multiplies every learning rate (short CPU runs use > 1)
     sh_degree_interval: int = 1000  # 3DGS: raise the active SH degree every this many steps
-    threads: int = 2  # torch CPU threads (0 = leave torch's default)
+    threads: int = 0  # torch CPU threads; 0 = leave them as set (the CLI sets --threads / $REALSIM_THREADS at start)
     # wall-time budget (0 = off): training stops when it is spent, and learning-rate, resolution and densification
     # schedules advance by max(iteration, elapsed share of the budget) so a run fits the budget (not bit-reproducible)
     max_seconds: float = 0.0
@@ -226,6 +226,82 @@ def restore_optimizers(opts: dict[str, torch.optim.Optimizer], tensors: dict[str
                             "exp_avg": tensors[f"{key}.exp_avg"].clone(), "exp_avg_sq": tensors[f"{key}.exp_avg_sq"].clone()}
 
 
+def checkpoint_step(path: Path) -> int | None:
+    """The iteration a checkpoint was saved at (from its header only), or None when it is unreadable."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return int((f.metadata() or {})["step"])
+    except Exception:  # corrupt or foreign file: the caller says so
+        return None
+
+
+# TrainConfig fields a resumed run cannot change (the checkpoint's model and train/test split are fixed) / does not compare
+RESUME_FIXED = ("model", "holdout_every")
+RESUME_FIXED_PREFIXES = ("scaffold.", "gs3d.")  # the model's architecture comes from the checkpoint
+RESUME_IGNORED = ("threads",)
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def config_diff(old: TrainConfig, new: TrainConfig) -> list[tuple[str, Any, Any]]:
+    """[(field, old, new)] where two configs differ (nested fields dotted, e.g. scaffold_strategy.update_until);
+    top-level fields first, fields in RESUME_IGNORED skipped."""
+    a, b = (_flat(json.loads(json.dumps(c.to_dict()))) for c in (old, new))
+    diffs = [(k, a.get(k), b.get(k)) for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k) and k not in RESUME_IGNORED]
+    return sorted(diffs, key=lambda d: "." in d[0])
+
+
+def format_diff(diffs: list[tuple[str, Any, Any]], limit: int = 8) -> str:
+    """"iterations 3000 -> 500, max_width 504 -> 256, and 4 more"."""
+    def f(v: Any) -> str:
+        return "none" if v is None else (json.dumps(v) if isinstance(v, (list, dict)) else str(v))
+
+    text = ", ".join(f"{k} {f(a)} -> {f(b)}" for k, a, b in diffs[:limit])
+    return text + (f", and {len(diffs) - limit} more" if len(diffs) > limit else "")
+
+
+def resumed_config(saved: TrainConfig, new: TrainConfig, ckpt: Path, step: int, override: bool) -> TrainConfig:
+    """The config a resumed run continues with: the checkpoint's, or with `override` the new one (one warning line).
+
+    Differences are refused unless `override`; a different model or split is refused always.
+    """
+    diffs = config_diff(saved, new)
+    fixed = [d for d in diffs if d[0] in RESUME_FIXED or d[0].startswith(RESUME_FIXED_PREFIXES)]
+    if fixed:
+        raise InputError(f"--resume: the checkpoint at {ckpt} (iteration {step}) cannot continue with {format_diff(fixed)} "
+                         "(its model and train/test split are fixed): give the options it was started with, or pass "
+                         "--overwrite to start over")
+    if diffs and not override:
+        raise InputError(f"--resume: options differ from the checkpoint at {ckpt} (iteration {step}): {format_diff(diffs)}; "
+                         "give the same options, or pass --override-config to continue with the new values")
+    if diffs:
+        log.warning("--override-config: resuming from iteration %d with %s", step, format_diff(diffs, limit=len(diffs)))
+        return new
+    saved.threads = new.threads  # how many threads run it is not part of the run
+    return saved
+
+
+def guard_interrupted_run(out: str | os.PathLike, resume: bool, overwrite: bool) -> None:
+    """Refuse to start over an interrupted run's checkpoint (beside OUT) unless asked to resume or overwrite it."""
+    ck = ckpt_dir_for(Path(out)) / "checkpoint.safetensors"
+    if resume or overwrite or not ck.is_file():
+        return
+    step = checkpoint_step(ck)
+    at = f"iteration {step}" if step is not None else "unreadable"
+    raise RealsimError(f"an interrupted run's checkpoint is at {ck} ({at}): pass --resume to continue it or --overwrite "
+                       "to start over")
+
+
 # ---------------------------------------------------------------------------------------------------------------- training
 @dataclass
 class TrainResult:
@@ -264,17 +340,19 @@ def ckpt_dir_for(out: Path) -> Path:
 
 def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, progress: ProgressFn | None = None,
           resume: bool = False, overwrite: bool = False, dataset: Dataset | None = None,
-          stop_after: int | None = None) -> TrainResult:
+          stop_after: int | None = None, override_config: bool = False) -> TrainResult:
     """Train cfg.model on the posed images at `source` and write the scene bundle `out`.
 
     Checkpoints and the metrics log live in OUT's sibling `.OUT.train/` until the bundle is complete. `stop_after`
-    ends the run (with a checkpoint, no bundle) after that many iterations, as an interruption would.
+    ends the run (with a checkpoint, no bundle) after that many iterations, as an interruption would. An interrupted
+    run's checkpoint is never dropped silently: `resume` continues it (its config must equal `cfg` unless
+    `override_config`), `overwrite` starts over, neither is refused.
     """
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite and not resume:
         raise RealsimError(f"output folder {out} is not empty (pass --overwrite to replace it)")
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
+    guard_interrupted_run(out, resume, overwrite)
+    check_writable(out)
     work = ckpt_dir_for(out)
     ckpt_path = work / "checkpoint.safetensors"
     metrics_path = work / "metrics.jsonl"
@@ -283,10 +361,12 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
         if not ckpt_path.is_file():
             raise InputError(f"nothing to resume: no checkpoint at {ckpt_path}")
         ck = load_checkpoint(ckpt_path)
-        cfg = TrainConfig.from_dict(ck["config"])
+        cfg = resumed_config(TrainConfig.from_dict(ck["config"]), cfg, ckpt_path, ck["step"], override_config)
     elif work.exists():
         shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
+    make_dirs(work)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
 
     ds = dataset or load_dataset(source, cfg.downscale, cfg.max_width, cfg.holdout_every)
     lrs = lr_table(cfg, ds.scene_extent)

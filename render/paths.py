@@ -19,6 +19,8 @@ from realsim.assets.atomic import write_text_atomic
 from realsim.assets.cameras import CameraFrame
 from realsim.assets.errors import InputError
 
+from .limits import check_frame_size
+
 WORLD_UP = np.array([0.0, 0.0, 1.0])
 
 
@@ -465,8 +467,10 @@ def save_camera_path(file: str | os.PathLike, path: CameraPath) -> None:
     write_text_atomic(file, json.dumps(camera_path_to_json(path), indent=1))
 
 
-def load_camera_path(file: str | os.PathLike, width: int | None = None, height: int | None = None) -> CameraPath:
-    """Read a nerfstudio camera_path.json (ours or nerfstudio's viewer export); InputError for anything else."""
+def load_camera_path(file: str | os.PathLike, width: int | None = None, height: int | None = None,
+                     max_pixels: int | None = None) -> CameraPath:
+    """Read a nerfstudio camera_path.json (ours or nerfstudio's viewer export); InputError for anything else, and for
+    frames above `max_pixels` (default $REALSIM_MAX_PIXELS or 4096x4096: see render.limits)."""
     file = Path(file)
     if not file.is_file():
         raise InputError(f"camera path file {file} not found")
@@ -509,6 +513,7 @@ def load_camera_path(file: str | os.PathLike, width: int | None = None, height: 
         raise InputError(f"{file}: bad render size {W0}x{H0} or fps {fps}")
     V_arr, K_arr = np.stack(V), np.stack(K)
     W, H = (W0, H0) if width is None and height is None else _default_size(np.array([[W0, H0]]), width, height)
+    check_frame_size(W, H, max_pixels, what=f"{file}: render size")
     if (W, H) != (W0, H0):
         kn = _keys_from(V_arr, K_arr, np.tile([[W0, H0]], (len(V_arr), 1))).kn
         _, K_arr = _compose(np.zeros((len(V_arr), 3)), np.zeros((len(V_arr), 3, 3)), kn, W, H)

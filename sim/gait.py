@@ -105,8 +105,11 @@ def _two_bone(hip: np.ndarray, ankle: np.ndarray, a: float, b: float, fwd: np.nd
     return hip + a * (cos_a * u + np.sqrt(1 - cos_a ** 2) * w)
 
 
+_AMP_TAU = -1.0 / (30 * math.log(0.85))  # s (~0.2): the swing amplitude eases to its target, x0.15 a frame at 30 Hz
+
+
 class ProceduralWalker:
-    """Batch of walking agents; same calls as the motion controller (reset, step(future_xy), skeleton)."""
+    """Batch of walking agents; same calls as the motion controller (reset, step(future_xy, dt), skeleton)."""
 
     def __init__(self, n_agents: int, ground_height: Callable[[np.ndarray], np.ndarray], scales: np.ndarray | None = None,
                  fps: float = 30.0, seed: int = 0, max_turn_rate: float = 5.0) -> None:
@@ -127,22 +130,23 @@ class ProceduralWalker:
         self.heading = np.asarray(heading, np.float64).copy()
         self.amp[:] = 0.0
 
-    def step(self, future_xy: np.ndarray) -> AgentPose:
-        """Move each root to future_xy[:,0] and pose the body for that frame."""
+    def step(self, future_xy: np.ndarray, dt: float | None = None) -> AgentPose:
+        """Move each root to future_xy[:,0] (the target dt seconds ahead; point k at +(k+1) dt) and pose the body."""
+        dt = self.dt if dt is None else float(dt)
         fut = np.asarray(future_xy, np.float64)
         new = fut[:, 0]
-        vel = (new - self.xy) / self.dt
+        vel = (new - self.xy) / dt
         speed = np.linalg.norm(vel, axis=1)
-        # face where the path goes (a bit ahead), turning at a bounded rate
-        look = fut[:, min(fut.shape[1] - 1, 10)] - self.xy
+        # face where the path goes (about 1/3 s ahead), turning at a bounded rate
+        look = fut[:, min(fut.shape[1] - 1, int(round(1.0 / (3 * dt))))] - self.xy
         want = np.where(np.linalg.norm(look, axis=1) > 0.05, np.arctan2(look[:, 1], look[:, 0]), self.heading)
         dh = (want - self.heading + math.pi) % (2 * math.pi) - math.pi
-        self.heading = self.heading + np.clip(dh, -self.max_turn * self.dt, self.max_turn * self.dt)
+        self.heading = self.heading + np.clip(dh, -self.max_turn * dt, self.max_turn * dt)
         self.xy = new
         target_amp = np.clip(speed / 1.1, 0, 1.2)
-        self.amp += (target_amp - self.amp) * 0.15
+        self.amp += (target_amp - self.amp) * (1.0 - math.exp(-dt / _AMP_TAU))
         stride = 1.35 * self.scale * np.clip(0.55 + 0.45 * speed / 1.3, 0.55, 1.3)  # full gait cycle length (m)
-        self.phase = (self.phase + 2 * math.pi * speed * self.dt / stride) % (2 * math.pi)
+        self.phase = (self.phase + 2 * math.pi * speed * dt / stride) % (2 * math.pi)
         return self._pose(stride)
 
     def _pose(self, stride: np.ndarray) -> AgentPose:

@@ -1,8 +1,10 @@
-"""The sim loop at a fixed rate (30 Hz): plan paths, avoid each other, step the motion controller, keep feet on the terrain.
+"""The sim loop at a fixed rate (default 30 Hz, any fps): plan paths, avoid each other, step the motion controller, keep feet
+on the terrain.
 
 Per frame: the crowd model moves every agent's planar target (social forces + hard separation and walkability), the motion
 model turns the next ~1.5 s of targets into a full-body pose, the pose is held to the crowd's constraints (a small horizontal
 shift if the body's root strayed onto a blocked cell or into another agent) and its lowest foot is put on the ground.
+Metrics measure both what is written and the motion model's raw pose before that shift and snap (`*_raw` keys).
 """
 from __future__ import annotations
 
@@ -21,11 +23,14 @@ from .crowd import Crowd, CrowdConfig
 from .gait import ProceduralWalker
 from .planner import plan_path
 from .scenario import Scenario
+from .spawn import random_goal, spawn_agents
 from .world import World
 
-__all__ = ["SimResult", "run_sim", "make_motion", "foot_heights"]
+__all__ = ["SimResult", "run_sim", "make_motion", "foot_heights", "sim_metrics", "HORIZON_S"]
 
 log = logging.getLogger("realsim.sim.loop")
+
+HORIZON_S = 1.5  # seconds of the crowd's future handed to the motion model each step (its trajectory condition spans 1.5 s)
 
 
 @dataclass
@@ -47,6 +52,7 @@ class SimResult:
     motion_backend: str
     metrics: dict[str, float] = field(default_factory=dict)
     rest_foot_heights: np.ndarray | None = None  # [F] planted height of each foot joint above the ground
+    raw: dict[str, np.ndarray] = field(default_factory=dict)  # per frame before the constraints: root_xy [T,A,2], foot [T,A]
 
     @property
     def n_frames(self) -> int:
@@ -92,7 +98,7 @@ def foot_heights(joints: np.ndarray, world: World, feet: list[int], rest_h: np.n
 
 
 def make_motion(n: int, styles: list[str], world: World, scales: np.ndarray, seed: int, backend: str = "auto",
-                weights: str | None = None):
+                weights: str | None = None, fps: float = 30.0):
     """The motion-diffusion controller when available (backend auto|controller), else the procedural walker.
 
     `weights`: a motion model file to use instead of the shipped default weights.
@@ -116,100 +122,53 @@ def make_motion(n: int, styles: list[str], world: World, scales: np.ndarray, see
             if backend == "controller":
                 raise RealsimError(f"motion controller unavailable: {type(e).__name__}: {e}") from None
             log.warning("motion controller unavailable (%s); agents use the procedural walk cycle", type(e).__name__)
-    return ProceduralWalker(n, world.height, scales=scales, seed=seed), "procedural"
+    return ProceduralWalker(n, world.height, scales=scales, fps=fps, seed=seed), "procedural"
 
 
-def _spawn(world: World, scenario: Scenario, rng: np.random.Generator, spawn_mask: np.ndarray | None):
-    """Starts [A,2], waypoint lists, styles, speeds, wander flags of all agents."""
-    starts: list[np.ndarray | None] = []
-    goals: list[list[np.ndarray]] = []
-    styles, speeds, wander = [], [], []
-    for k, spec in enumerate(scenario.agents):
-        for _ in range(spec.count):
-            if spec.start is not None:
-                p = np.array(spec.start, np.float64)
-                if not world.is_walkable(p[None])[0]:
-                    raise RealsimError(f"agents[{k}].start ({p[0]:.2f}, {p[1]:.2f}) m is not on walkable ground "
-                                       f"(walkable x {world.origin[0]:.1f}..{world.origin[0] + world.shape[0] * world.cell:.1f}, "
-                                       f"y {world.origin[1]:.1f}..{world.origin[1] + world.shape[1] * world.cell:.1f})")
-                starts.append(p)
-            else:
-                starts.append(None)
-            gl = []
-            for j, g in enumerate(spec.goals):
-                q = np.array(g, np.float64)
-                if not world.is_walkable(q[None])[0]:
-                    near = world.nearest_walkable(q[None])[0]
-                    if np.linalg.norm(near - q) > 1.0:
-                        raise RealsimError(f"agents[{k}].goals[{j}] ({q[0]:.2f}, {q[1]:.2f}) m is not on walkable ground")
-                    q = near
-                gl.append(q)
-            goals.append(gl)
-            styles.append(spec.style)
-            speeds.append(rng.uniform(*spec.speed) if spec.speed[1] > spec.speed[0] else spec.speed[0])
-            wander.append(not spec.goals)
-    fixed = np.array([s for s in starts if s is not None]).reshape(-1, 2)
-    n_rand = sum(s is None for s in starts)
-    if n_rand:
-        w = world
-        if spawn_mask is not None and (spawn_mask & world.walkable).sum() >= 4 * n_rand:
-            w = _masked(world, spawn_mask)
-        rnd = list(w.sample_free(n_rand, rng, min_sep=1.2, avoid=fixed))
-        starts = [s if s is not None else rnd.pop(0) for s in starts]
-    return np.array(starts), goals, styles, np.array(speeds), np.array(wander)
-
-
-def _masked(world: World, mask: np.ndarray) -> World:
-    return World(world.plane, world.origin, world.cell, world.walkable & mask, world.obstacle, world.support, world.heights,
-                 world.scale, world.config)
-
-
-def _random_goal(world: World, pos: np.ndarray, rng: np.random.Generator, spawn_mask: np.ndarray | None) -> np.ndarray:
-    w = world
-    if spawn_mask is not None and (spawn_mask & world.walkable).sum() > 20:
-        w = _masked(world, spawn_mask)
-    cells = np.argwhere(w.walkable & (w.clearance >= 0.4))
-    if len(cells) == 0:
-        cells = np.argwhere(w.walkable)
-    pts = w.to_world(cells)
-    d = np.linalg.norm(pts - pos, axis=1)
-    far = pts[(d > 4.0) & (d < 14.0)]
-    if len(far) == 0:
-        far = pts[d > 1.0] if (d > 1.0).any() else pts
-    return far[rng.integers(len(far))]
+def _initial_paths(world: World, starts: np.ndarray, goals: list[list[np.ndarray]], rng: np.random.Generator,
+                   spawn_mask: np.ndarray | None) -> list[np.ndarray]:
+    """Each agent's first path [K,2]: through its waypoints, or to a random goal; a goal no path reaches is skipped."""
+    out = []
+    for i, s in enumerate(starts):
+        wp = goals[i] if goals[i] else [random_goal(world, s, rng, spawn_mask)]
+        pts = [s]
+        for g in wp:
+            try:
+                pts.extend(plan_path(world, pts[-1], g)[1:])
+            except RealsimError as e:
+                log.warning("agent %d skips a goal: %s", i, e)
+        out.append(np.array(pts))
+    return out
 
 
 def run_sim(world: World, scenario: Scenario, motion: str = "auto", spawn_mask: np.ndarray | None = None,
-            future_frames: int = 45, progress: ProgressFn | None = None, motion_weights: str | None = None) -> SimResult:
-    """Simulate the scenario's agents for its duration at its fps; spawn_mask [NX,NY] limits random places (e.g. in view)."""
+            future_frames: int | None = None, progress: ProgressFn | None = None, motion_weights: str | None = None) -> SimResult:
+    """Simulate the scenario's agents for its duration at its fps; spawn_mask [NX,NY] limits random places (e.g. in view).
+
+    Agents that do not fit on the walkable ground are dropped with a warning (metrics: agents vs agents_requested).
+    `future_frames`: sim steps of crowd future given to the motion model (default HORIZON_S at the sim's fps).
+    """
     rng = np.random.default_rng(scenario.seed)
     fps = float(scenario.fps)
     dt = 1.0 / fps
     T = max(1, int(round(scenario.duration * fps)))
     if scenario.n_agents == 0:
         raise RealsimError("the scenario has no agents")
-    starts, goals, styles, speeds, wander = _spawn(world, scenario, rng, spawn_mask)
+    sp = spawn_agents(world, scenario, rng, spawn_mask)
+    starts, goals, wander = sp.starts, sp.goals, sp.wander
     A = len(starts)
     looks = random_looks(A, rng)
     scales = np.array([lk.height for lk in looks])
     radii = 0.24 * np.array([lk.build for lk in looks])
-    paths: list[list[np.ndarray]] = []
-    cur_paths = []
-    for i in range(A):
-        wp = goals[i] if goals[i] else [_random_goal(world, starts[i], rng, spawn_mask)]
-        pts = [starts[i]]
-        for g in wp:
-            seg = plan_path(world, pts[-1], g)
-            pts.extend(seg[1:])
-        p = np.array(pts)
-        paths.append([p])
-        cur_paths.append(p)
-    crowd = Crowd(world, starts, radii, speeds, cur_paths, CrowdConfig())
+    cur_paths = _initial_paths(world, starts, goals, rng, spawn_mask)
+    paths: list[list[np.ndarray]] = [[p] for p in cur_paths]
+    crowd = Crowd(world, starts, radii, sp.speeds, cur_paths, CrowdConfig())
     heading0 = np.array([math.atan2(*(p[min(1, len(p) - 1)] - p[0])[::-1]) if len(p) > 1 else 0.0 for p in cur_paths])
-    ctrl, backend = make_motion(A, styles, world, scales, scenario.seed, motion, motion_weights)
+    ctrl, backend = make_motion(A, sp.styles, world, scales, scenario.seed, motion, motion_weights, fps)
     ctrl.reset(starts.copy(), heading0)
     skel = ctrl.skeleton
     feet = _foot_joints(skel)
+    n_fut = max(2, int(future_frames) if future_frames else int(math.ceil(HORIZON_S * fps)) + 1)
     rest_h: np.ndarray | None = None
     J = len(skel.names)
     joints = np.zeros((T, A, J, 3))
@@ -217,29 +176,32 @@ def run_sim(world: World, scenario: Scenario, motion: str = "auto", spawn_mask: 
     heading = np.zeros((T, A))
     contacts = np.zeros((T, A, 2), bool)
     targets = np.zeros((T, A, 2))
-    raw_foot = np.zeros((T, A))
-    shift_xy = np.zeros((T, A))
+    raw = {k: np.zeros((T, A, 2)) for k in ("root_xy", "from_xy")}
+    raw.update({k: np.zeros((T, A)) for k in ("foot", "shift", "lift")})
     prev_xy = starts.copy()
     for t in range(T):
+        raw["from_xy"][t] = crowd.pos
         crowd.step(dt)
         targets[t] = crowd.pos
-        fut = np.stack([np.vstack([crowd.pos[i][None], crowd.future(i, future_frames - 1, dt)]) for i in range(A)])
-        pose = ctrl.step(fut)
+        fut = np.stack([np.vstack([crowd.pos[i][None], crowd.future(i, n_fut - 1, dt)]) for i in range(A)])
+        pose = ctrl.step(fut, dt)
+        raw["lift"][t] = getattr(ctrl, "last_lift", 0.0)
         Jt = np.asarray(pose.joints, np.float64).copy()
         if backend == "controller":
             # body size variation around the ground point under the root
             base = np.concatenate([pose.root[:, None, :2], world.height(pose.root[:, :2])[:, None, None]], -1)
             Jt = base + (Jt - base) * scales[:, None, None]
-        r_xy = Jt[:, 0, :2].copy()  # the root joint
-        fixed = crowd.enforce(r_xy, prev_xy)
-        d = fixed - r_xy
-        shift_xy[t] = np.linalg.norm(d, axis=1)
-        Jt[..., :2] += d[:, None]
-        # feet on the terrain: the lowest foot rests on the ground
         if rest_h is None:
             rest_h = _rest_foot_heights(Jt, world, feet)
+        raw["foot"][t] = foot_heights(Jt, world, feet, rest_h)  # the model's own feet, before any fix
+        r_xy = Jt[:, 0, :2].copy()  # the root joint
+        raw["root_xy"][t] = r_xy
+        fixed = crowd.enforce(r_xy, prev_xy)
+        d = fixed - r_xy
+        raw["shift"][t] = np.linalg.norm(d, axis=1)
+        Jt[..., :2] += d[:, None]
+        # feet on the terrain: the lowest foot rests on the ground
         fh = foot_heights(Jt, world, feet, rest_h)
-        raw_foot[t] = fh
         Jt[..., 2] -= fh[:, None]
         joints[t] = Jt
         root[t] = np.asarray(pose.root, np.float64)
@@ -251,7 +213,7 @@ def run_sim(world: World, scenario: Scenario, motion: str = "auto", spawn_mask: 
         prev_xy = fixed.copy()
         # wanderers pick a new goal on arrival
         for i in np.nonzero(crowd.arrived & wander)[0]:
-            g = _random_goal(world, crowd.pos[i], rng, spawn_mask)
+            g = random_goal(world, crowd.pos[i], rng, spawn_mask)
             try:
                 p = plan_path(world, crowd.pos[i], g)
             except RealsimError:
@@ -260,31 +222,67 @@ def run_sim(world: World, scenario: Scenario, motion: str = "auto", spawn_mask: 
             paths[i].append(p)
         if (t + 1) % 10 == 0 or t + 1 == T:
             report(progress, "simulate", t + 1, T)
-    res = SimResult(fps, joints, root, heading, contacts, targets, skel, looks, styles, speeds, radii, paths, backend)
+    res = SimResult(fps, joints, root, heading, contacts, targets, skel, looks, sp.styles, sp.speeds, radii, paths, backend)
     res.rest_foot_heights = rest_h
+    res.raw = raw
     res.metrics = sim_metrics(res, world, feet, rest_h)
-    res.metrics["raw_foot_error_m_p95"] = float(np.percentile(np.abs(raw_foot), 95))
-    res.metrics["raw_foot_error_m_max"] = float(np.abs(raw_foot).max())
-    res.metrics["constraint_shift_m_max"] = float(shift_xy.max())
-    res.metrics["constraint_shift_m_mean"] = float(shift_xy.mean())
+    res.metrics["agents_requested"] = float(sp.requested)
     return res
 
 
 def sim_metrics(res: SimResult, world: World, feet: list[int] | None = None, rest_h: np.ndarray | None = None) -> dict[str, float]:
-    """Minimum distance between agents, frames off walkable cells / in obstacles, feet-on-ground error."""
+    """What the video shows (after the constraints) and what the motion model produced before them (`*_raw`).
+
+    Spacing, walkability and obstacles of the root joint; feet vs the ground; root track vs the crowd's commanded targets.
+    """
     if feet is None or rest_h is None:
         feet, rest_h = _foot_joints(res.skeleton), res.rest_foot_heights
-    xy = res.joints[:, :, 0, :2]  # root joint
+    xy = res.joints[:, :, 0, :2]  # root joint [T,A,2]
     out: dict[str, float] = {}
     A = res.n_agents
-    if A > 1:
-        d = np.linalg.norm(xy[:, :, None] - xy[:, None], axis=-1) + np.eye(A) * 1e9
-        out["min_agent_distance_m"] = float(d.min())
-        out["min_body_gap_m"] = float((d - res.radii[:, None] - res.radii[None]).min())
-    out["off_walkable_fraction"] = float((~world.is_walkable(xy)).mean())
-    out["in_obstacle_fraction"] = float(world.is_obstacle(xy).mean())
-    fh = foot_heights(res.joints, world, feet, rest_h)
+    raw = res.raw or {}
+    for tag, p in (("", xy), ("_raw", raw.get("root_xy"))):
+        if p is None:
+            continue
+        if A > 1:
+            d = np.linalg.norm(p[:, :, None] - p[:, None], axis=-1) + np.eye(A) * 1e9
+            out[f"min_agent_distance{tag}_m"] = float(d.min())
+            out[f"min_body_gap{tag}_m"] = float((d - res.radii[:, None] - res.radii[None]).min())
+        out[f"off_walkable{tag}_fraction"] = float((~world.is_walkable(p)).mean())
+        out[f"in_obstacle{tag}_fraction"] = float(world.is_obstacle(p).mean())
+    fh = foot_heights(res.joints, world, feet, rest_h)  # [T,A]
     out["foot_error_m_max"] = float(np.abs(fh).max())
+    out["penetration_m_max"] = float(np.maximum(-fh, 0).max())
+    if "foot" in raw:
+        out["foot_error_raw_m_p95"] = float(np.percentile(np.abs(raw["foot"]), 95))
+        out["foot_error_raw_m_max"] = float(np.abs(raw["foot"]).max())
+        out["penetration_raw_m_max"] = float(np.maximum(-raw["foot"], 0).max())
+        out["floor_clamp_lift_m_max"] = float(np.max(raw["lift"]))
+        out["constraint_shift_m_max"] = float(raw["shift"].max())
+        out["constraint_shift_m_mean"] = float(raw["shift"].mean())
+        out.update(track_metrics(raw["root_xy"], res.targets, raw["from_xy"]))
     out["frames"] = float(res.n_frames)
     out["agents"] = float(A)
+    return out
+
+
+def track_metrics(q: np.ndarray, target: np.ndarray, start: np.ndarray, min_cmd: float = 0.5) -> dict[str, float]:
+    """The motion model's root q [T,A,2] against the crowd's commanded targets [T,A,2] (each frame the crowd steps from
+    start [T,A,2], where the agent stood): cross-track error (m, perpendicular to the commanded step, while it moves),
+    along-track |travelled - commanded| / commanded per agent (agents commanded >= min_cmd m), end error (m)."""
+    step = target - start
+    n = np.linalg.norm(step, axis=-1)
+    moving = n > 1e-4
+    u = step / np.maximum(n, 1e-9)[..., None]
+    e = q - target
+    cross = np.abs(e[..., 0] * u[..., 1] - e[..., 1] * u[..., 0])[moving]
+    cmd = n.sum(0)  # [A]
+    trav = np.linalg.norm(np.diff(np.concatenate([start[:1], q]), axis=0), axis=-1).sum(0)
+    ok = cmd >= min_cmd
+    rel = np.abs(trav - cmd)[ok] / cmd[ok]
+    out = {"traj_cross_m_mean": float(cross.mean()) if cross.size else 0.0,
+           "traj_cross_m_max": float(cross.max()) if cross.size else 0.0,
+           "traj_along_rel_err": float(rel.mean()) if rel.size else 0.0,
+           "traj_along_rel_err_max": float(rel.max()) if rel.size else 0.0,
+           "traj_end_m": float(np.linalg.norm(q[-1] - target[-1], axis=-1).max())}
     return out

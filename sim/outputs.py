@@ -31,11 +31,13 @@ from realsim.render.composite import composite_layers, contact_shadow, unproject
 from realsim.render.mesh import MeshRenderConfig, render_mesh
 
 from .body import BodyModel, coco17_points
+from .camera import make_camera_path, visible_mask  # noqa: F401  (re-exported: the path helpers moved to sim.camera)
 from .gait import COCO17
 from .loop import SimResult
 from .world import World
 
-__all__ = ["SceneLayer", "gaussian_layer", "mesh_layer", "make_camera_path", "visible_mask", "render_frame", "write_outputs"]
+__all__ = ["SceneLayer", "gaussian_layer", "mesh_layer", "make_camera_path", "visible_mask", "render_frame", "write_outputs",
+           "visibility_metrics"]
 
 # (viewmat [4,4] metres-world, K [3,3], width, height) -> {"rgb" [H,W,3], "depth" [H,W,1] metres, "alpha" [H,W,1]}
 SceneLayer = Callable[[np.ndarray, np.ndarray, int, int], dict[str, torch.Tensor]]
@@ -66,119 +68,6 @@ def mesh_layer(proc_scene, ssaa: int = 1) -> SceneLayer:
         return {"rgb": torch.from_numpy(r["rgb"]), "depth": d, "alpha": (d > 0).float()}
 
     return fn
-
-
-def _metric_frames(frames: list[CameraFrame], scale: float) -> list[CameraFrame]:
-    out = []
-    for f in frames:
-        V = f.viewmat.copy()
-        V[:3, 3] *= scale
-        out.append(CameraFrame(f.name, f.K.copy(), V, f.width, f.height, f.split, f.camera_id))
-    return out
-
-
-def make_camera_path(kind: str, frames: list[CameraFrame], seconds: float, fps: float, scale: float = 1.0,
-                     width: int | None = None, height: int | None = None, sim: SimResult | None = None,
-                     max_speed: float | None = 0.8):
-    """A render.paths.CameraPath in metres: interp | orbit | spiral | static | follow | a camera_path.json file.
-
-    interp walks through consecutive capture cameras (in name order) around the middle of the capture, at most `max_speed`
-    m/s (None: through all of them), so the agents stay in view of a camera that moves like a person filming.
-    """
-    from realsim.render import paths as P
-
-    if not frames:
-        raise RealsimError("the scene has no cameras to build a camera path from")
-    mf = _metric_frames(sorted(frames, key=lambda f: f.name), scale)
-    w = width or (mf[0].width // 2 * 2)
-    h = height or (mf[0].height // 2 * 2)
-    if kind.endswith(".json"):
-        cp = P.load_camera_path(kind, w, h)
-        V = cp.viewmats.copy()
-        V[:, :3, 3] *= scale
-        return P.resample_path(P.CameraPath(V, cp.Ks, cp.width, cp.height, cp.fps), seconds, fps)
-    if kind == "interp":
-        return P.interp_path(_walk_window(mf, seconds * max_speed) if max_speed else mf, seconds, fps, w, h)
-    if kind == "orbit":
-        return P.orbit_path(mf, seconds, fps, w, h)
-    if kind == "spiral":
-        return P.spiral_path(mf, seconds, fps, w, h)
-    T = max(1, int(round(seconds * fps)))
-    base = P.interp_path([mf[len(mf) // 2]], 1.0 / fps, fps, w, h)
-    if kind == "static":
-        return P.CameraPath(np.repeat(base.viewmats[:1], T, 0), np.repeat(base.Ks[:1], T, 0), w, h, fps)
-    if kind == "follow":
-        if sim is None:
-            raise RealsimError("camera path 'follow' needs the simulated agents")
-        c = sim.root[:, :, :2].mean(1)  # [T,2] agents' centroid
-        k = max(1, int(fps))
-        ker = np.ones(2 * k + 1) / (2 * k + 1)
-        cs = np.stack([np.convolve(np.pad(c[:, i], k, mode="edge"), ker, "valid") for i in range(2)], 1)[: len(c)]
-        cam_c = np.array([f.viewmat for f in mf])
-        ctr = np.array([-V[:3, :3].T @ V[:3, 3] for V in cam_c])
-        eye_h = float(np.median(ctr[:, 2]))
-        ground = float(np.median(sim.root[:, :, 2])) - 0.9
-        d = cs[-1] - cs[0] if np.linalg.norm(cs[-1] - cs[0]) > 0.5 else np.array([1.0, 0.0])
-        d = d / np.linalg.norm(d)
-        Vs = []
-        for t in range(T):
-            tt = min(t, len(cs) - 1)
-            eye = np.r_[cs[tt] - 6.0 * d, max(eye_h, ground + 2.0)]
-            tgt = np.r_[cs[tt], ground + 1.0]
-            Vs.append(P.look_at(eye, tgt))
-        return P.CameraPath(np.array(Vs), np.repeat(base.Ks[:1], T, 0), w, h, fps)
-    raise RealsimError(f"unknown camera path {kind!r}")
-
-
-def _walk_window(frames: list[CameraFrame], length: float) -> list[CameraFrame]:
-    """The consecutive run of cameras around the middle whose path is at most `length` metres (at least two cameras)."""
-    from realsim.assets.frames import camera_center
-
-    if len(frames) <= 2:
-        return frames
-    c = np.array([camera_center(f.viewmat) for f in frames])
-    seg = np.linalg.norm(np.diff(c, axis=0), axis=1)
-    lo = hi = len(frames) // 2
-    total = 0.0
-    while True:
-        grown = False
-        for side in (1, -1):
-            if side > 0 and hi + 1 < len(frames) and total + seg[hi] <= length:
-                total += seg[hi]; hi += 1; grown = True
-            if side < 0 and lo > 0 and total + seg[lo - 1] <= length:
-                total += seg[lo - 1]; lo -= 1; grown = True
-        if not grown:
-            break
-    if hi == lo:
-        hi = min(lo + 1, len(frames) - 1)
-        lo = hi - 1
-    return frames[lo:hi + 1]
-
-
-def visible_mask(world: World, path, every: int = 8, near: float = 2.0, far: float = 14.0, frac: float = 0.5) -> np.ndarray:
-    """Walkable cells [NX,NY] seen (in frame, near..far m) by at least `frac` of the sampled path cameras."""
-    ii, jj = np.meshgrid(np.arange(world.shape[0]), np.arange(world.shape[1]), indexing="ij")
-    xy = world.to_world(np.stack([ii, jj], -1)).reshape(-1, 2)
-    P = np.c_[xy, world.height(xy) + 0.9]
-    idx = list(range(0, len(path), every)) or [0]
-    seen = np.zeros(len(P))
-    for t in idx:
-        V, K = path.viewmats[t], path.Ks[t]
-        pc = P @ V[:3, :3].T + V[:3, 3]
-        z = pc[:, 2]
-        uv = pc @ K.T
-        u = uv[:, 0] / np.maximum(z, 1e-9)
-        v = uv[:, 1] / np.maximum(z, 1e-9)
-        m = (z > near) & (z < far) & (u > 0.1 * path.width) & (u < 0.9 * path.width) & (v > 0) & (v < path.height)
-        # line of sight over the obstacle grid (walls and props hide what is behind them)
-        c = -V[:3, :3].T @ V[:3, 3]
-        s = np.linspace(0.05, 0.95, 24)[:, None, None]
-        ray = c[None, None, :2] + s * (xy[None][:, m] - c[None, None, :2])  # [S,M,2]
-        blocked = world.is_obstacle(ray).any(0)
-        mm = np.nonzero(m)[0]
-        m[mm[blocked]] = False
-        seen += m
-    return (seen / len(idx) >= frac).reshape(world.shape) & world.walkable
 
 
 def _project(points: np.ndarray, V: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -359,6 +248,13 @@ def world_map(world: World, sim: SimResult | None = None, px_per_cell: int = 3) 
     return np.ascontiguousarray(img.transpose(1, 0, 2)[::-1])  # rows = -y, columns = +x
 
 
+def visibility_metrics(shown: np.ndarray, frame_pixels: int) -> dict[str, float]:
+    """How much the video shows the agents, from mask pixels per frame per agent shown [T,A]."""
+    vis = shown > 0
+    return {"frames_with_agent_fraction": float(vis.any(1).mean()), "visible_agents_mean": float(vis.sum(1).mean()),
+            "agent_pixels_fraction_mean": float(shown.sum(1).mean() / frame_pixels)}
+
+
 def write_outputs(out_dir: str | os.PathLike, layer: SceneLayer, world: World, sim: SimResult, path, *, overwrite: bool = False,
                   ssaa: int = 2, provenance: dict | None = None, progress: ProgressFn | None = None,
                   preview_every: int = 0) -> dict:
@@ -382,6 +278,7 @@ def write_outputs(out_dir: str | os.PathLike, layer: SceneLayer, world: World, s
     palette = (np.array([[0, 0, 0]] + [[int(255 * c) for c in lk.shirt] for lk in sim.looks])).astype(np.uint8)
     images, anns = [], []
     stats = {"render_s": 0.0}
+    shown = np.zeros((T, sim.n_agents), np.int64)  # mask pixels of each agent in each frame
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         (tmp / "depth").mkdir()
         (tmp / "masks").mkdir()
@@ -396,6 +293,7 @@ def write_outputs(out_dir: str | os.PathLike, layer: SceneLayer, world: World, s
                 rgb = fr["rgb"].numpy()
                 depth = fr["depth"].numpy()
                 inst = fr["instance"].numpy()
+                shown[t] = np.bincount(inst[inst >= 0].ravel(), minlength=sim.n_agents)[:sim.n_agents]
                 vrgb.write(rgb)
                 vdep.write(colorize_depth(depth, 0.0, vmax))
                 vmask.write(palette[inst + 1])
@@ -433,7 +331,8 @@ def write_outputs(out_dir: str | os.PathLike, layer: SceneLayer, world: World, s
                                                   "heading": torch.from_numpy(sim.heading[:T]).float()},
                      {"skeleton": json.dumps(skel), "fps": str(sim.fps)})
         summary = {"frames": T, "fps": path.fps, "width": W, "height": H, "agents": sim.n_agents,
-                   "motion_backend": sim.motion_backend, "metrics": sim.metrics, "world": world.summary(),
+                   "motion_backend": sim.motion_backend, "metrics": {**sim.metrics, **visibility_metrics(shown, W * H)},
+                   "world": world.summary(),
                    "depth_png_scale_m": depth_scale, "render_s": round(stats["render_s"], 2),
                    "render_s_per_frame": round(stats["render_s"] / T, 3), "total_s": round(time.time() - t0, 2),
                    "provenance": provenance or {}}

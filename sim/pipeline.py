@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from realsim.assets.atomic import check_writable, make_dirs, write_text_atomic
 from realsim.assets.errors import InputError, RealsimError
 from realsim.assets.progress import ProgressFn, report
 
 from .scenario import Scenario, default_scenario, load_scenario
 
-__all__ = ["SimulateOptions", "simulate_scene", "DemoOptions", "run_demo"]
+__all__ = ["SimulateOptions", "simulate_scene", "DemoOptions", "run_demo", "demo_simulate_options"]
 
 log = logging.getLogger("realsim.sim.pipeline")
 
@@ -37,6 +38,7 @@ class SimulateOptions:
     ssaa: int = 2
     overwrite: bool = False
     preview_every: int = 0
+    max_pixels: int | None = None  # frame-size guard (None: $REALSIM_MAX_PIXELS, else 4096x4096; see render.limits)
 
 
 def _scenario(opts: SimulateOptions) -> Scenario:
@@ -83,7 +85,9 @@ def simulate_scene(scene_path: str | os.PathLike, out_dir: str | os.PathLike, op
     from realsim.recon import load_scene
 
     from .loop import run_sim
-    from .outputs import gaussian_layer, make_camera_path, visible_mask, write_outputs
+    from .camera import make_camera_path, metric_frames, output_intrinsics, spawn_region
+    from .follow import plan_follow
+    from .outputs import gaussian_layer, write_outputs
     from .world import world_from_scene
 
     opts = opts or SimulateOptions()
@@ -93,20 +97,34 @@ def simulate_scene(scene_path: str | os.PathLike, out_dir: str | os.PathLike, op
     if out_dir.exists() and any(out_dir.iterdir()) and not opts.overwrite:
         raise RealsimError(f"output folder {out_dir} is not empty (pass --overwrite to replace it)")
     sc = _scenario(opts)
+    from realsim.render.limits import check_frame_size
+
+    if sc.camera.width and sc.camera.height:
+        check_frame_size(sc.camera.width, sc.camera.height, opts.max_pixels, ssaa=opts.ssaa)
+    check_writable(out_dir)
     t0 = time.time()
     scene = load_scene(scene_path)
     report(progress, "world", 0, 1)
     world = world_from_scene(scene, scale=sc.scale)
     report(progress, "world", 1, 1)
-    first = "interp" if sc.camera.path == "follow" else sc.camera.path  # follow needs the agents: spawn in the capture's view
-    path = make_camera_path(first, scene.cameras.frames, sc.duration, sc.fps, world.scale, sc.camera.width, sc.camera.height)
-    spawn = visible_mask(world, path)
+    follow = sc.camera.path == "follow"
+    if follow:  # the camera walks a window of the capture track: agents start and wander where all of it sees
+        mf = metric_frames(scene.cameras.frames, world.scale)
+        K, w, h = output_intrinsics(mf, sc.camera.width, sc.camera.height)
+        check_frame_size(w, h, opts.max_pixels, ssaa=opts.ssaa)
+        plan = plan_follow(world, mf, sc.duration, w, float(K[0, 0]), sc.n_agents)
+        spawn = plan.region
+    else:
+        path = make_camera_path(sc.camera.path, scene.cameras.frames, sc.duration, sc.fps, world.scale, sc.camera.width,
+                                sc.camera.height, max_pixels=opts.max_pixels)
+        check_frame_size(path.width, path.height, opts.max_pixels, ssaa=opts.ssaa)
+        spawn = spawn_region(world, path, sc.n_agents)
     if opts.motion_weights and not Path(opts.motion_weights).is_file():
         raise InputError(f"motion weights {opts.motion_weights} not found")
     sim = run_sim(world, sc, motion=opts.motion, spawn_mask=spawn, progress=progress, motion_weights=opts.motion_weights)
-    if sc.camera.path == "follow":
-        path = make_camera_path("follow", scene.cameras.frames, sc.duration, sc.fps, world.scale, sc.camera.width,
-                                sc.camera.height, sim=sim)
+    if follow:
+        path = make_camera_path("follow", scene.cameras.frames, sc.duration, sc.fps, world.scale, w, h, sim=sim, world=world,
+                                plan=plan)
     layer = gaussian_layer(scene, world.scale, backend=opts.backend)
     prov = dict(provenance or {})
     prov.setdefault("scene", str(Path(scene_path).resolve()))
@@ -140,7 +158,23 @@ class DemoOptions:
     fps: float = 30.0
     overwrite: bool = False
     keep_going: bool = True  # reuse finished stages in an existing demo folder
+    max_pixels: int | None = None  # frame-size guard for the capture and the video (see render.limits)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def demo_simulate_options(opts: DemoOptions, poses_dir: str | os.PathLike, max_width: int = 960) -> SimulateOptions:
+    """The demo's sim: the `follow` camera at the photos' size (the synthetic capture's; real photos' at most max_width)."""
+    if opts.images is None:
+        w, h = opts.capture_width, opts.capture_height
+    else:
+        from realsim.assets.cameras import load_cameras
+
+        f = load_cameras(Path(poses_dir) / "cameras.json").frames[0]
+        k = min(1.0, max_width / f.width)
+        w, h = max(16, 2 * round(f.width * k / 2)), max(16, 2 * round(f.height * k / 2))
+    return SimulateOptions(agents=opts.agents, seconds=opts.seconds, seed=opts.seed, scale=None, motion=opts.motion,
+                           fps=opts.fps, camera="follow", width=w, height=h, overwrite=True,
+                           preview_every=max(1, int(round(opts.seconds * opts.fps / 6))), max_pixels=opts.max_pixels)
 
 
 def run_demo(out_dir: str | os.PathLike, opts: DemoOptions | None = None, progress: ProgressFn | None = None) -> dict[str, Any]:
@@ -156,6 +190,10 @@ def run_demo(out_dir: str | os.PathLike, opts: DemoOptions | None = None, progre
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise RealsimError(f"{out} exists and is not a folder")
+    from realsim.render.limits import check_frame_size
+
+    check_frame_size(opts.capture_width, opts.capture_height, opts.max_pixels, ssaa=2, what="capture size")
+    check_writable(out)
     if opts.overwrite and out.exists():
         for sub in ("capture", "poses", "scene", "sim", "demo.json"):
             p = out / sub
@@ -163,7 +201,7 @@ def run_demo(out_dir: str | os.PathLike, opts: DemoOptions | None = None, progre
                 shutil.rmtree(p)
             elif p.exists():
                 p.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)
     timings: dict[str, float] = {}
     synthetic = opts.images is None
     # 1. capture
@@ -212,22 +250,23 @@ def run_demo(out_dir: str | os.PathLike, opts: DemoOptions | None = None, progre
         if opts.train_minutes:
             cfg.max_seconds = 60.0 * opts.train_minutes  # a slow machine stops early with what it has
         resume = (out / ".scene.train" / "checkpoint.safetensors").is_file() and not opts.overwrite
-        tres = train(poses_dir, scene_dir, cfg, progress=progress, overwrite=True, resume=resume)
+        # a re-run with other options continues the checkpoint with them (one warning line says which)
+        tres = train(poses_dir, scene_dir, cfg, progress=progress, overwrite=True, resume=resume, override_config=True)
         train_info = {"iterations": tres.iterations, **{k: v for k, v in (tres.metrics or {}).items() if isinstance(v, (int, float, str))}}
     else:
         train_info = {"reused": True}
     timings["train_s"] = round(time.time() - t, 2)
     # 4. simulate + outputs
     t = time.time()
-    sopts = SimulateOptions(agents=opts.agents, seconds=opts.seconds, seed=opts.seed, scale=None, motion=opts.motion,
-                            fps=opts.fps, overwrite=True, preview_every=max(1, int(round(opts.seconds * opts.fps / 6))))
+    sopts = demo_simulate_options(opts, poses_dir)
     prov = {"synthetic": synthetic, "demo": True,
             "input": "SYNTHETIC procedural street (realsim.sim.capture), not real photos" if synthetic else str(images)}
     summary = simulate_scene(scene_dir, out / "sim", sopts, progress=progress, provenance=prov)
     timings["simulate_s"] = round(time.time() - t, 2)
     timings["total_s"] = round(sum(timings.values()), 2)
     result = {"out": str(out), "synthetic": synthetic, "timings": timings, "poses": poses_info, "train": train_info,
-              "sim": {k: summary[k] for k in ("frames", "agents", "motion_backend", "metrics", "render_s_per_frame")},
+              "sim": {k: summary[k] for k in ("frames", "width", "height", "agents", "motion_backend", "metrics",
+                                              "render_s_per_frame")},
               "video": str(out / "sim" / "rgb.mp4")}
-    (out / "demo.json").write_text(json.dumps(result, indent=1, default=str))
+    write_text_atomic(out / "demo.json", json.dumps(result, indent=1, default=str))
     return result

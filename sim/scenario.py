@@ -6,8 +6,8 @@ Example:
     fps: 30
     scale: null            # metres per scene unit, only for non-metric scenes
     agents:
-      - start: [0.5, 2.0]  # metres in the scene's world (x, y); omit for a random free place
-        goals: [[1.0, 12.0], [-1.0, 20.0]]   # visited in order (waypoints); omit to wander
+      - start: [0.5, 2.0]  # metres in the scene's world (x, y), on walkable ground (else an error); omit for a random place
+        goals: [[1.0, 12.0], [-1.0, 20.0]]   # visited in order (waypoints; off walkable ground: moved, with a warning)
         style: neutral
         speed: 1.3         # m/s
       - count: 4           # four more agents at random places, wandering

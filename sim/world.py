@@ -109,6 +109,7 @@ class World:
     scale: float = 1.0  # metres per scene unit (1 for metric scenes)
     config: WorldConfig = field(default_factory=WorldConfig)
     clearance: np.ndarray | None = None  # [NX,NY] metres from each cell to the nearest non-walkable cell
+    _labels: np.ndarray | None = field(default=None, init=False, repr=False)  # connected walkable regions, made on demand
 
     def __post_init__(self) -> None:
         if self.clearance is None:
@@ -164,39 +165,96 @@ class World:
             return zp
         return _bilinear(self.heights, (xy - self.origin) / self.cell - 0.5, fallback=zp)
 
-    def sample_free(self, n: int, rng: np.random.Generator, min_sep: float = 1.0, min_clearance: float = 0.3,
-                    avoid: np.ndarray | None = None) -> np.ndarray:
-        """n walkable points [n,2] at least min_sep apart (and from `avoid` points), preferring roomy cells."""
-        cand = np.argwhere(self.walkable & (self.clearance >= min_clearance))
-        if len(cand) == 0:
-            cand = np.argwhere(self.walkable)
-        if len(cand) == 0:
-            raise RealsimError("the scene has no walkable ground for agents")
-        pts: list[np.ndarray] = [] if avoid is None else [np.asarray(a, np.float64) for a in np.asarray(avoid).reshape(-1, 2)]
-        out = []
-        order = rng.permutation(len(cand))
-        sep = min_sep
-        for _ in range(4):
-            for k in order:
-                p = self.to_world(cand[k]) + rng.uniform(-0.3, 0.3, 2) * self.cell
-                if not self.is_walkable(p[None])[0]:
-                    continue
-                if all(np.linalg.norm(p - q) >= sep for q in pts):
-                    pts.append(p)
-                    out.append(p)
-                    if len(out) == n:
-                        return np.array(out)
-            sep *= 0.6  # crowded: relax and go again
-        raise RealsimError(f"could not place {n} agents on the walkable ground (only {len(out)} fit)")
+    def place(self, n: int, rng: np.random.Generator, min_sep: float = 1.0, min_clearance: float = 0.3,
+              avoid: np.ndarray | None = None, body_sep: float = 0.6) -> tuple[np.ndarray, float]:
+        """Up to n walkable points [m,2] (m <= n) and the separation last tried; never raises on a cramped world.
 
-    def nearest_walkable(self, xy: np.ndarray) -> np.ndarray:
-        """The centre of the walkable cell nearest to each point [...,2]."""
-        _, idx = ndimage.distance_transform_edt(~self.walkable, return_indices=True)
+        Greedy random placement that first keeps min_sep between points (and from `avoid`) on roomy cells, then relaxes
+        clearance (min_clearance, half, 0) and separation (x0.6 steps, never below body_sep, the no-overlap floor).
+        """
+        if not self.walkable.any():
+            raise RealsimError("the scene has no walkable ground for agents")
+        taken: list[np.ndarray] = [] if avoid is None else list(np.asarray(avoid, np.float64).reshape(-1, 2))
+        out: list[np.ndarray] = []
+        if n <= 0:
+            return np.zeros((0, 2)), min_sep
+        seps = [min_sep]
+        while seps[-1] * 0.6 > body_sep:
+            seps.append(seps[-1] * 0.6)
+        if seps[-1] > body_sep:
+            seps.append(body_sep)
+        clrs = [min_clearance, min_clearance / 2, 0.0] if min_clearance > 0 else [0.0]
+        for sep in seps:
+            for clr in clrs:
+                cand = np.argwhere(self.walkable & (self.clearance >= clr))
+                P = self.to_world(cand[rng.permutation(len(cand))]) + rng.uniform(-0.3, 0.3, (len(cand), 2)) * self.cell
+                ok = self.is_walkable(P)  # [C]
+                dmin = np.full(len(P), np.inf)
+                for q in taken:
+                    dmin = np.minimum(dmin, np.linalg.norm(P - q, axis=1))
+                i = 0
+                while len(out) < n:
+                    free = ok[i:] & (dmin[i:] >= sep)
+                    if not free.any():
+                        break
+                    i += int(np.argmax(free))  # the next candidate in random order that still fits
+                    taken.append(P[i])
+                    out.append(P[i])
+                    dmin = np.minimum(dmin, np.linalg.norm(P - P[i], axis=1))
+                if len(out) == n:
+                    return np.array(out), sep
+        # still short at the floor: farthest-point packing of cell centres from scratch can fit more than random greedy
+        spread = self._spread(n, body_sep, [] if avoid is None else list(np.asarray(avoid, np.float64).reshape(-1, 2)))
+        if len(spread) > len(out):
+            out = list(spread)
+        return np.array(out).reshape(-1, 2), body_sep
+
+    def _spread(self, n: int, sep: float, fixed: list[np.ndarray]) -> np.ndarray:
+        """Farthest-point placement on walkable cell centres [m,2] (m <= n), at least sep apart and from `fixed`."""
+        pts = self.to_world(np.argwhere(self.walkable))  # [C,2]
+        if len(pts) > 20000:  # the greedy pass already covered large worlds; keep this bounded
+            pts = pts[:: int(np.ceil(len(pts) / 20000))]
+        dmin = np.full(len(pts), np.inf)
+        for q in fixed:
+            dmin = np.minimum(dmin, np.linalg.norm(pts - q, axis=1))
+        out = []
+        for _ in range(n):
+            if not out and not fixed:
+                k = int(np.argmax(np.linalg.norm(pts - pts.mean(0), axis=1)))  # start at an extreme of the area
+            else:
+                k = int(np.argmax(dmin))
+                if dmin[k] < sep:
+                    break
+            out.append(pts[k])
+            dmin = np.minimum(dmin, np.linalg.norm(pts - pts[k], axis=1))
+        return np.array(out).reshape(-1, 2)
+
+    def sample_free(self, n: int, rng: np.random.Generator, min_sep: float = 1.0, min_clearance: float = 0.3,
+                    avoid: np.ndarray | None = None, body_sep: float = 0.6) -> np.ndarray:
+        """Up to n walkable points [m,2] apart (see `place`); one warning when fewer than n fit."""
+        pts, sep = self.place(n, rng, min_sep, min_clearance, avoid, body_sep)
+        if len(pts) < n:
+            log.warning("placed %d of %d agents: the walkable ground holds no more at >= %.1f m apart", len(pts), n, sep)
+        return pts
+
+    def nearest_walkable(self, xy: np.ndarray, region: np.ndarray | None = None) -> np.ndarray:
+        """The centre of the walkable cell (within `region` [NX,NY] if given) nearest to each point [...,2]."""
+        free = self.walkable if region is None else self.walkable & region
+        if not free.any():
+            raise RealsimError("the scene has no walkable ground for agents")
+        _, idx = ndimage.distance_transform_edt(~free, return_indices=True)
         ij = self.to_cell(xy)
         ij[..., 0] = np.clip(ij[..., 0], 0, self.shape[0] - 1)
         ij[..., 1] = np.clip(ij[..., 1], 0, self.shape[1] - 1)
         ni, nj = idx[0][ij[..., 0], ij[..., 1]], idx[1][ij[..., 0], ij[..., 1]]
         return self.to_world(np.stack([ni, nj], -1))
+
+    def region_of(self, xy: np.ndarray) -> np.ndarray:
+        """Walkable cells [NX,NY] connected to the walkable cell nearest to xy [2]: what a path from there can reach."""
+        if self._labels is None:
+            self._labels = ndimage.label(self.walkable)[0]  # 4-connected, as A* moves (no diagonal squeeze)
+        ij = self.to_cell(self.nearest_walkable(np.asarray(xy, np.float64)[None])[0])
+        return self._labels == self._labels[ij[0], ij[1]]
 
     def summary(self) -> dict:
         return {"cell_m": self.cell, "grid": list(self.shape), "origin": self.origin.tolist(), "plane": self.plane.tolist(),

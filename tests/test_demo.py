@@ -12,6 +12,8 @@ import pytest
 
 pytestmark = pytest.mark.slow  # the whole pipeline: about a minute on an idle 2-core machine
 
+SECONDS, FPS = 2, 10  # the demo clip: 20 frames at the capture size (320x240), the default (diffusion) motion controller
+
 
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
@@ -19,9 +21,18 @@ def demo_dir(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("demo") / "d"
     rc = main(["-q", "demo", "-o", str(out), "--capture-size", "320x240", "--images-count", "14", "--iterations", "30",
-               "--max-width", "160", "--seconds", "1", "--fps", "10", "--agents", "3", "--motion", "procedural"])
+               "--max-width", "160", "--seconds", str(SECONDS), "--fps", str(FPS), "--agents", "3"])
     assert rc == 0
     return out
+
+
+def _agents_in_masks(sim_dir) -> tuple[float, float]:
+    """(fraction of frames whose agent mask is non-empty, mean number of agents shown per frame) from sim/masks/*.png."""
+    from PIL import Image
+
+    masks = [np.asarray(Image.open(p)) for p in sorted((sim_dir / "masks").glob("*.png"))]
+    assert masks
+    return float(np.mean([(m > 0).any() for m in masks])), float(np.mean([len(np.unique(m[m > 0])) for m in masks]))
 
 
 def test_demo_outputs(demo_dir):
@@ -37,22 +48,68 @@ def test_demo_outputs(demo_dir):
     assert gt["matched"] >= 12
     assert gt["centre_rmse_m"] < 0.05 and gt["rotation_max_deg"] < 1.0
     assert abs(gt["scale_to_gt"] - 1) < 0.05  # metric from the known camera height
-    # video and streams
+    # video and streams: at the capture's size, the default motion controller, agents in view in (nearly) every frame
+    T = SECONDS * FPS
     video, fps = read_video(demo_dir / "sim" / "rgb.mp4")
-    assert video.shape[0] == 10 and fps == pytest.approx(10)
+    assert video.shape == (T, 240, 320, 3) and fps == pytest.approx(FPS)
     assert video.std() > 5  # not a blank frame
     sim = json.loads((demo_dir / "sim" / "sim.json").read_text())
     assert sim["provenance"]["synthetic"] is True
+    assert sim["motion_backend"] == "controller" and summary["sim"]["motion_backend"] == "controller"
+    frac, mean = _agents_in_masks(demo_dir / "sim")
+    assert frac >= 0.8 and mean >= 1.0, (frac, mean)
     m = sim["metrics"]
+    assert m["frames_with_agent_fraction"] == pytest.approx(frac) and m["visible_agents_mean"] == pytest.approx(mean)
+    assert summary["sim"]["metrics"]["frames_with_agent_fraction"] == pytest.approx(frac)
     assert m["off_walkable_fraction"] == 0 and m["in_obstacle_fraction"] == 0 and m["foot_error_m_max"] < 0.03
     assert m["min_body_gap_m"] >= -1e-6
     print(f"\n[demo tiny] timings {summary['timings']}, min agent distance {m['min_agent_distance_m']:.2f} m, "
-          f"pose rmse {100 * gt['centre_rmse_m']:.2f} cm")
+          f"pose rmse {100 * gt['centre_rmse_m']:.2f} cm, agents in view in {100 * frac:.0f}% of frames ({mean:.1f} per frame)")
     kp = json.loads((demo_dir / "sim" / "keypoints.json").read_text())
-    assert len(kp["images"]) == 10
+    assert len(kp["images"]) == T
     for name in ("depth.mp4", "masks.mp4", "cameras.json", "camera_path.json", "trajectories.json", "motion.safetensors"):
         assert (demo_dir / "sim" / name).is_file(), name
-    assert len(list((demo_dir / "sim" / "depth").glob("*.png"))) == 10
+    assert len(list((demo_dir / "sim" / "depth").glob("*.png"))) == T
+
+
+@pytest.mark.parametrize("seed,threads", [(1, 1), (2, 2), (3, 1)])
+def test_demo_sim_shows_agents_for_other_seeds_and_threads(demo_dir, tmp_path, seed, threads):
+    """The demo's own sim settings on its trained scene (training is the slow part): agents in view for every seed."""
+    import torch
+
+    from realsim.sim.pipeline import DemoOptions, demo_simulate_options, simulate_scene
+
+    opts = DemoOptions(agents=3, seconds=1.5, fps=FPS, seed=seed, capture_width=320, capture_height=240)
+    sopts = demo_simulate_options(opts, demo_dir / "poses")
+    assert sopts.camera == "follow" and (sopts.width, sopts.height) == (320, 240)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        summary = simulate_scene(demo_dir / "scene", tmp_path / "sim", sopts)
+    finally:
+        torch.set_num_threads(before)
+    frac, mean = _agents_in_masks(tmp_path / "sim")
+    assert summary["frames"] == 15 and summary["motion_backend"] == "controller"
+    assert frac >= 0.8 and mean >= 1.0, (seed, threads, frac, mean)
+    assert summary["metrics"]["frames_with_agent_fraction"] == pytest.approx(frac)
+    print(f"\n[demo sim seed {seed}, {threads} thread(s)] agents in view in {100 * frac:.0f}% of frames ({mean:.1f} per frame)")
+
+
+@pytest.mark.parametrize("camera", ["follow", "interp", "static"])
+def test_simulate_cli_camera_paths(demo_dir, tmp_path, capsys, camera):
+    """`realsim simulate --camera ...` on the demo's scene: the run says how often agents are in view, and it is true."""
+    from realsim.cli.main import main
+
+    out = tmp_path / camera
+    rc = main(["-q", "simulate", str(demo_dir / "scene"), "-o", str(out), "--camera", camera, "--agents", "3", "--seconds", "1",
+               "--fps", "8", "--width", "160", "--height", "120"])
+    printed = capsys.readouterr().out
+    assert rc == 0 and "agents in view in" in printed
+    frac, _ = _agents_in_masks(out)
+    assert json.loads((out / "sim.json").read_text())["metrics"]["frames_with_agent_fraction"] == pytest.approx(frac)
+    assert f"{100 * frac:.0f}% of the frames" in printed
+    if camera == "follow":
+        assert frac >= 0.8
 
 
 def test_demo_rerun_reuses_stages_and_bad_images_dir(demo_dir, tmp_path, capsys):
@@ -60,7 +117,7 @@ def test_demo_rerun_reuses_stages_and_bad_images_dir(demo_dir, tmp_path, capsys)
 
     before = (demo_dir / "scene" / "model.safetensors").stat().st_mtime_ns
     rc = main(["-q", "demo", "-o", str(demo_dir), "--capture-size", "320x240", "--images-count", "14", "--seconds", "0.5",
-               "--fps", "10", "--agents", "2", "--motion", "procedural"])
+               "--fps", "10", "--agents", "2"])
     assert rc == 0
     assert (demo_dir / "scene" / "model.safetensors").stat().st_mtime_ns == before  # not retrained
     assert json.loads((demo_dir / "demo.json").read_text())["train"] == {"reused": True}

@@ -103,6 +103,38 @@ def test_transforms_aligned_round_trip(from_transforms, tmp_path, capsys):
         np.testing.assert_allclose(b[n], a[n], atol=1e-6)
     # The PLY named by transforms.json was used: no new triangulation.
     assert "triangulated_with_fixed_poses" not in json.loads((out / "scene.json").read_text())["metadata"]
+    # nerfstudio's split lists match cameras.json (nerfstudio ignores a per-frame "split"; it evaluates on "val" while
+    # training) and colmap_im_id is the image id in sparse/0, not the camera id
+    ns = json.loads((out / "transforms.json").read_text())
+    cams = load_cameras(out / "cameras.json")
+    test = [f"images/{f.name}" for f in cams.frames if f.split == "test"]
+    assert test and ns["test_filenames"] == ns["val_filenames"] == test
+    assert ns["train_filenames"] == [f"images/{f.name}" for f in cams.frames if f.split == "train"]
+    assert sorted(ns["train_filenames"] + test) == sorted(fr["file_path"] for fr in ns["frames"])
+    ids = {im.name: im.image_id for im in read_model(out / "sparse" / "0").images.values()}
+    assert sorted(ids.values()) != [1] * len(ids)
+    assert {fr["file_path"]: fr["colmap_im_id"] for fr in ns["frames"]} == {f"images/{n}": i for n, i in ids.items()}
+
+
+def test_write_transforms_ids_and_split_lists(tmp_path):
+    """colmap_im_id is the image id given (not the shared camera id); split lists follow the frames' split."""
+    from realsim.assets.cameras import CameraFrame, CameraSet
+    from realsim.recon.nerfstudio import read_transforms, write_transforms
+
+    K = np.array([[50.0, 0, 32], [0, 50.0, 24], [0, 0, 1]])
+    frames = [CameraFrame(f"{i:02d}.png", K, np.eye(4), 64, 48, "test" if i == 1 else "train", camera_id=1) for i in range(3)]
+    write_transforms(tmp_path / "transforms.json", CameraSet(frames), image_ids={"00.png": 7, "01.png": 3, "02.png": 12})
+    ns = json.loads((tmp_path / "transforms.json").read_text())
+    assert [fr["colmap_im_id"] for fr in ns["frames"]] == [7, 3, 12]
+    assert ns["train_filenames"] == ["images/00.png", "images/02.png"]
+    assert ns["test_filenames"] == ns["val_filenames"] == ["images/01.png"]
+    (tmp_path / "images").mkdir()
+    for f in frames:
+        Image.new("RGB", (64, 48)).save(tmp_path / "images" / f.name)
+    assert len(read_transforms(tmp_path / "transforms.json")[0]) == 3  # still reads back as realsim input
+    # no held-out views: no lists (nerfstudio would then demand a list for every split it loads)
+    write_transforms(tmp_path / "t2.json", CameraSet([CameraFrame("a.png", K, np.eye(4), 64, 48, "train")]))
+    assert not {"train_filenames", "val_filenames", "test_filenames"} & set(json.loads((tmp_path / "t2.json").read_text()))
 
 
 def _write_video(path, frames, fps):
@@ -202,7 +234,8 @@ def test_unwritable_output(tmp_path, capsys):
     make_render_set(tmp_path / "imgs", n=3)
     (tmp_path / "file").write_text("x")
     rc, err = _run(["-q", "poses", str(tmp_path / "imgs"), "-o", str(tmp_path / "file" / "wd")], capsys)
-    assert rc != 0 and "cannot create output folder" in err and len(err.strip().splitlines()) == 1
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert f"cannot create {tmp_path / 'file' / 'wd'}: not writable (part of the path is a file" in err, err
 
 
 def test_existing_output_not_clobbered(tmp_path, capsys):

@@ -1,4 +1,7 @@
-"""Batched 30 Hz motion controller for sim agents (INTERFACES §5): desired future root positions in, full-body poses out.
+"""Batched motion controller for sim agents (INTERFACES §5): desired future root positions in, full-body poses out.
+
+The model runs at 30 Hz on its own clock; `step(future, dt)` advances by any sim time step (whole model frames, then a
+linear blend towards the next one), resampling the commanded future to 30 Hz.
 
 The model works in its own Y-up frame; the controller converts to the sim's +Z-up world with
 world (x, y, z) = model (z, x, y), so world heading (about +Z, 0 = +X) equals the model yaw (about +Y, 0 = +Z).
@@ -104,9 +107,13 @@ class BaseController:
         self.plan: np.ndarray | None = None
         self.ptr = 0
         self.frame = self.past[:, -1].copy()
+        self.frac = 0.0  # model-time clock: fraction of the next model frame already shown (0 <= frac < 1)
+        self.vis_xz, self.vis_yaw, self.vis_frame = self.xz.copy(), self.yaw.copy(), self.frame.copy()  # the shown pose
+        self.last_lift = np.zeros(self.A)  # how far the floor clamp lifted each body in the last pose (m)
 
     def _targets(self, future_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Sparse [A,K,4] and dense [A,F,4] trajectory conditions in each agent's root frame from world future_xy [A,N,2]."""
+        """Sparse [A,K,4] and dense [A,F,4] trajectory conditions in each agent's root frame from world future_xy [A,N,2]
+        sampled at the model's 30 Hz (first point = the next model frame)."""
         fut = np.asarray(future_xy, dtype=np.float64)
         if fut.ndim != 3 or fut.shape[0] != self.A or fut.shape[2] != 2 or fut.shape[1] < 1:
             raise InputError(f"future_xy must be [A={self.A},F,2], got {list(fut.shape)}")
@@ -124,10 +131,26 @@ class BaseController:
         sparse = allc[:, np.arange(1, self.K + 1) * self.stride - 1]
         return sparse, allc[:, : self.F]
 
-    def step(self, future_xy: np.ndarray) -> AgentPose:
-        """Advance every agent one frame (1/30 s) towards its desired future root positions future_xy [A,F,2] (world)."""
+    def _resample(self, future_xy: np.ndarray, dt: float, frames: int) -> np.ndarray:
+        """World targets [A,N,2] at +dt, +2dt, ... from now -> [A,frames,2] at model frames +1, +2, ... from the last whole
+        model frame (now - frac/30 s); linear in time, the last point held."""
+        fut = np.asarray(future_xy, dtype=np.float64)
+        if fut.ndim != 3 or fut.shape[0] != self.A or fut.shape[2] != 2 or fut.shape[1] < 1:
+            raise InputError(f"future_xy must be [A={self.A},F,2], got {list(fut.shape)}")
+        N = fut.shape[1]
+        now = 2 * fut[:, 0] - fut[:, 1] if N > 1 else fut[:, 0]  # the commanded position now (linear extrapolation)
+        seq = np.concatenate([now[:, None], fut], 1)                 # [A,N+1,2]: index j at time j*dt
+        ratio = FPS * dt
+        u = np.clip((np.arange(1, frames + 1) - self.frac) / (1.0 if abs(ratio - 1) < 1e-9 else ratio), 0, N)
+        i0 = np.minimum(np.floor(u + 1e-9).astype(np.int64), N)
+        w = np.clip(u - i0, 0, 1)[None, :, None]
+        return seq[:, i0] * (1 - w) + seq[:, np.minimum(i0 + 1, N)] * w
+
+    def _advance(self, track: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The next model frame's features [A,D], root xz [A,2] and yaw [A] towards world track [A,M,2] (30 Hz, first =
+        that frame's target); replans when due. Does not move the clock."""
         if self.plan is None or self.ptr >= self.replan:
-            sparse, dense = self._targets(future_xy)
+            sparse, dense = self._targets(track)
             new = self._plan(self.past, sparse, dense)
             if self.plan is not None and self.blend > 0:  # cross-fade from what the old plan would have played next
                 old = self.plan[:, self.ptr: self.ptr + self.blend]
@@ -137,46 +160,70 @@ class BaseController:
             self.plan = new
             self.ptr = 0
         f = self.plan[:, self.ptr].astype(np.float64)
-        self.ptr += 1
         v = f[:, SL_VEL] / FPS
         c, s = np.cos(self.yaw), np.sin(self.yaw)
-        self.xz = self.xz + np.stack([c * v[:, 0] + s * v[:, 1], -s * v[:, 0] + c * v[:, 1]], -1)
-        self.yaw = wrap_angle(self.yaw + f[:, SL_YAW] / FPS)
+        xz = self.xz + np.stack([c * v[:, 0] + s * v[:, 1], -s * v[:, 0] + c * v[:, 1]], -1)
+        yaw = wrap_angle(self.yaw + f[:, SL_YAW] / FPS)
         if self.correction > 0:  # pull gently onto the commanded track and its direction (bounded drift; costs a
-            fut = world_xy_to_model(np.asarray(future_xy, dtype=np.float64)[:, :10])  # little foot sliding)
-            self.xz = self.xz + self.correction * (fut[:, 0] - self.xz)
+            fut = world_xy_to_model(track[:, :10])                   # little foot sliding)
+            xz = xz + self.correction * (fut[:, 0] - xz)
             d = fut[:, -1] - fut[:, 0]
             moving = np.linalg.norm(d, axis=-1) > 0.1
-            err = wrap_angle(np.arctan2(d[:, 0], d[:, 1]) - self.yaw)
-            self.yaw = wrap_angle(self.yaw + np.where(moving, self.correction * err, 0.0))
-        self.past = np.concatenate([self.past[:, 1:], f[:, None]], 1)
-        self.frame = f
+            err = wrap_angle(np.arctan2(d[:, 0], d[:, 1]) - yaw)
+            yaw = wrap_angle(yaw + np.where(moving, self.correction * err, 0.0))
+        return f, xz, yaw
+
+    def step(self, future_xy: np.ndarray, dt: float | None = None) -> AgentPose:
+        """Advance every agent by dt seconds (default one model frame, 1/30 s) towards its desired future root positions
+        future_xy [A,N,2] (world; point k is the target at +(k+1) dt). Between model frames the pose is interpolated."""
+        dt = 1.0 / FPS if dt is None else float(dt)
+        if not (np.isfinite(dt) and dt > 0):
+            raise InputError(f"dt must be a positive number of seconds, got {dt}")
+        adv = self.frac + dt * FPS
+        n_full = int(np.floor(adv + 1e-9))
+        frac = adv - n_full if adv - n_full > 1e-9 else 0.0
+        track = self._resample(future_xy, dt, n_full + max(self.K * self.stride, self.F) + 1)
+        for m in range(n_full):
+            f, self.xz, self.yaw = self._advance(track[:, m:])
+            self.ptr += 1
+            self.past = np.concatenate([self.past[:, 1:], f[:, None]], 1)
+            self.frame = f
+        self.frac = frac
+        if frac > 0:  # part-way to the next model frame: root and yaw move linearly (exact distance), features blend
+            f, xz, yaw = self._advance(track[:, n_full:])
+            self.vis_xz = self.xz + frac * (xz - self.xz)
+            self.vis_yaw = wrap_angle(self.yaw + frac * wrap_angle(yaw - self.yaw))
+            self.vis_frame = (1 - frac) * self.frame + frac * f
+        else:
+            self.vis_xz, self.vis_yaw, self.vis_frame = self.xz.copy(), self.yaw.copy(), self.frame.copy()
         return self.pose()
 
     def model_pose(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Current pose in the model frame: local_rot [A,J,3,3] (hips in model world), hips [A,3], global_rot, joints."""
-        f = self.frame
+        """Current (shown) pose in the model frame: local_rot [A,J,3,3] (hips in model world), hips [A,3], global_rot, joints."""
+        f = self.vis_frame
         Lr = sixd_to_mat(f[:, SL_ROT].reshape(self.A, -1, 6))
         L = Lr.copy()
-        L[:, 0] = rot_y(self.yaw) @ Lr[:, 0]
-        hips = np.stack([self.xz[:, 0], f[:, SL_H], self.xz[:, 1]], -1)
+        L[:, 0] = rot_y(self.vis_yaw) @ Lr[:, 0]
+        hips = np.stack([self.vis_xz[:, 0], f[:, SL_H], self.vis_xz[:, 1]], -1)
         G, pos = self.skeleton.fk(L, hips)
+        self.last_lift = np.zeros(self.A)
         if self.floor_clamp:  # lift the body so no ankle/toe joint sinks below its standing height
             feet = np.array(FOOT_IDX).reshape(-1)
             sole = np.tile([SOLE_HEIGHT["Foot"], SOLE_HEIGHT["Toes"]], len(FOOT_IDX))
             lift = np.maximum(sole - pos[:, feet, 1], 0).max(1)                              # [A]
             hips[:, 1] += lift
             pos[..., 1] += lift[:, None]
+            self.last_lift = lift
         return L, hips, G, pos
 
     def pose(self) -> AgentPose:
         _, _, G, pos = self.model_pose()
         joints = pos @ M_TO_WORLD.T
-        groot = model_xz_to_world(self.xz)
+        groot = model_xz_to_world(self.vis_xz)
         gz = np.zeros(self.A) if self.ground_height is None else np.asarray(self.ground_height(groot), dtype=np.float64)
         joints[..., 2] += gz[:, None]
-        return AgentPose(joints, M_TO_WORLD @ G, np.concatenate([groot, gz[:, None]], 1), self.yaw.copy(),
-                         self.frame[:, SL_CONTACT] > 0.5)
+        return AgentPose(joints, M_TO_WORLD @ G, np.concatenate([groot, gz[:, None]], 1), self.vis_yaw.copy(),
+                         self.vis_frame[:, SL_CONTACT] > 0.5)
 
 
 class MotionController(BaseController):
