@@ -7,6 +7,10 @@ Public API:
     SceneInfo, WorldInfo, load_scene_info, save_scene_info, save_tensors, load_tensors  -- scene bundle
     ProgressFn, report                            -- progress callbacks (the library never prints)
     frames                                        -- OpenCV <-> OpenGL camera conversions, quaternions
+    GaussianCloud, read_ply, write_ply            -- standard 3DGS PLY (means, quats wxyz, linear scales, opacities, sh)
+    read_splat, write_splat                       -- antimatter15 .splat (32 bytes per Gaussian)
+    BVH, read_bvh, parse_bvh, write_bvh           -- motion capture; BVH.local_transforms()
+    Skeleton                                      -- names, parents, offsets (m); fk(local_rot, root_pos); coco17()
 
 OpenMP wait policy: importing realsim (any subpackage: all import realsim.assets first) before torch sets
 OMP_WAIT_POLICY=PASSIVE unless the environment already sets it. torch's OpenMP threads (which also run realsim's C++
@@ -18,30 +22,23 @@ import os as _os
 
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# The imports below come after the environment default on purpose (see above).
 from . import frames  # noqa: E402
 from .atomic import atomic_dir, atomic_path, write_bytes_atomic, write_text_atomic  # noqa: E402
+from .bvh import BVH, parse_bvh, read_bvh, write_bvh  # noqa: E402
 from .cameras import CameraFrame, CameraSet, holdout_split, load_cameras, save_cameras  # noqa: E402
 from .errors import InputError, RealsimError  # noqa: E402
+from .ply import GaussianCloud, read_ply, write_ply  # noqa: E402
 from .progress import ProgressFn, report  # noqa: E402
 from .scene import SceneInfo, WorldInfo, load_scene_info, load_tensors, save_scene_info, save_tensors  # noqa: E402
+from .skeleton import Skeleton  # noqa: E402
+from .splat import read_splat, write_splat  # noqa: E402
 
 __all__ = [
     "frames", "atomic_dir", "atomic_path", "write_bytes_atomic", "write_text_atomic",
     "CameraFrame", "CameraSet", "holdout_split", "load_cameras", "save_cameras",
     "InputError", "RealsimError", "ProgressFn", "report",
     "SceneInfo", "WorldInfo", "load_scene_info", "load_tensors", "save_scene_info", "save_tensors",
+    "GaussianCloud", "read_ply", "write_ply", "read_splat", "write_splat",
+    "BVH", "parse_bvh", "read_bvh", "write_bvh", "Skeleton",
 ]
-
-# Gaussian splat files [render team]: GaussianCloud (means, quats wxyz, linear scales, opacities, sh [N,K,3]);
-# write_ply / read_ply (standard 3DGS PLY); write_splat / read_splat (antimatter15 .splat, 32 bytes per Gaussian).
-from .ply import GaussianCloud, read_ply, write_ply  # noqa: E402
-from .splat import read_splat, write_splat  # noqa: E402
-
-__all__ += ["GaussianCloud", "read_ply", "write_ply", "read_splat", "write_splat"]
-
-# Motion capture [motion team]: BVH (read_bvh/parse_bvh -> BVH with local_transforms(); write_bvh) and Skeleton
-# (names, parents, offsets in metres; fk(local_rot, root_pos) -> global_rot, positions; coco17()).
-from .bvh import BVH, parse_bvh, read_bvh, write_bvh  # noqa: E402
-from .skeleton import Skeleton  # noqa: E402
-
-__all__ += ["BVH", "parse_bvh", "read_bvh", "write_bvh", "Skeleton"]

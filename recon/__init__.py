@@ -1,19 +1,40 @@
-"""realsim.recon (public API documented here as it lands)."""
+"""realsim.recon: inputs -> camera poses (pycolmap) -> trained scene bundles (Scaffold-GS, 3DGS); metrics and export.
 
-# --- poses (issue 2): photos/video/COLMAP/transforms.json -> WORKDIR (INTERFACES.md section 2)
-from .colmap_io import load_sfm_points  # noqa: E402  (xyz [P,3] float32 world, rgb [P,3] uint8) from WORKDIR/sparse/0
-from .poses import PosesOptions, PosesResult, run_poses  # noqa: E402
+Public API:
+    run_poses(src, workdir, PosesOptions, colmap_dir=None) -> PosesResult
+                                    -- `realsim poses`: photos / video / COLMAP model / transforms.json -> a WORKDIR of
+                                       undistorted images, cameras.json, scene.json, sparse/0 (+Z up world, metres if known)
+    load_sfm_points(path) -> (xyz [P,3] float32, rgb [P,3] uint8)   -- SfM points of a WORKDIR / COLMAP model (pycolmap)
+    load_scene(path) -> Scene       -- a trained bundle: Scene.info, .cameras, .root, .model; Scene.render(viewmat, K, W, H,
+                                       backend, background) -> {"rgb" [H,W,3], "depth" [H,W,1], "alpha" [H,W,1]};
+                                       Scene.points(); Scene.splats(viewmat, K, W, H) -> Splats
+    render_model(model, viewmat, K, W, H, backend, background)      -- the same render for a bare model
+    Dataset, load_dataset(root, downscale, max_width)               -- posed training images + SfM points
+    ScaffoldModel, ScaffoldConfig   -- anchor-based Scaffold-GS (Lu et al. 2024)
+    GS3DModel, GS3DConfig           -- plain 3D Gaussian Splatting (SH degree 3), the baseline
+    ScaffoldStrategy, ADCStrategy   -- densification strategies, kept apart from the models (as in gsplat)
+    Splats, rasterize_splats        -- the explicit Gaussians a model yields for one view; the one call into the rasterizer
+    TrainConfig, preset_config(name, model, iterations), train(source, out, cfg, ...)  -- resumable training
+    evaluate_views(model, views)    -- held-out PSNR / SSIM
+    psnr, ssim                      -- image metrics ([H,W,3] in [0, 1])
 
-# Scene bundles and models [scaffold team]:
-#   load_scene(path) -> Scene(info, cameras, root, model); Scene.render(viewmat, K, W, H, backend, background) ->
-#   {"rgb","depth","alpha"}; Scene.points(); Scene.splats(...); model.splats(viewmat, K, W, H) -> Splats
-#   ScaffoldModel/ScaffoldConfig, GS3DModel/GS3DConfig, ScaffoldStrategy/ADCStrategy, TrainConfig/preset_config/train,
-#   evaluate_views, load_dataset, psnr/ssim.
-from .bundle import Scene, load_scene, render_model  # noqa: E402
-from .dataset import Dataset, load_dataset  # noqa: E402
-from .gs3d import GS3DConfig, GS3DModel  # noqa: E402
-from .metrics import psnr, ssim  # noqa: E402
-from .scaffold import ScaffoldConfig, ScaffoldModel  # noqa: E402
-from .splats import Splats, rasterize_splats  # noqa: E402
-from .strategy import ADCStrategy, ScaffoldStrategy  # noqa: E402
-from .trainer import TrainConfig, evaluate_views, preset_config, train  # noqa: E402
+Modules not re-exported here: `sfm` (pycolmap SfM), `colmap_io` (COLMAP models through pycolmap), `align` (gravity and
+scale), `nerfstudio` (transforms.json in and out), `inputs` (photo folders, video frames), `export` (PLY / .splat / USD).
+"""
+from .bundle import Scene, load_scene, render_model
+from .colmap_io import load_sfm_points
+from .dataset import Dataset, load_dataset
+from .gs3d import GS3DConfig, GS3DModel
+from .metrics import psnr, ssim
+from .poses import PosesOptions, PosesResult, run_poses
+from .scaffold import ScaffoldConfig, ScaffoldModel
+from .splats import Splats, rasterize_splats
+from .strategy import ADCStrategy, ScaffoldStrategy
+from .trainer import TrainConfig, evaluate_views, preset_config, train
+
+__all__ = [
+    "run_poses", "PosesOptions", "PosesResult", "load_sfm_points",
+    "Scene", "load_scene", "render_model", "Dataset", "load_dataset",
+    "ScaffoldModel", "ScaffoldConfig", "GS3DModel", "GS3DConfig", "ScaffoldStrategy", "ADCStrategy",
+    "Splats", "rasterize_splats", "TrainConfig", "preset_config", "train", "evaluate_views", "psnr", "ssim",
+]

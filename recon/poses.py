@@ -1,5 +1,5 @@
 """`realsim poses`: photos / video / COLMAP model / transforms.json -> a WORKDIR of undistorted images, posed cameras in the
-gravity-aligned world, the COLMAP model in that world, scene.json and a nerfstudio transforms.json (INTERFACES.md section 2)."""
+gravity-aligned world, the COLMAP model in that world, scene.json and a nerfstudio transforms.json (layout: README, "Camera poses")."""
 from __future__ import annotations
 
 import logging

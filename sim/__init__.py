@@ -1,26 +1,37 @@
-"""realsim.sim (public API documented here as it lands)."""
+"""realsim.sim: a walkable world from a reconstruction, agents that plan, crowd and walk in it, and the videos of them.
 
-# Simulation layer [sim team]:
-#   world_from_scene(scene, scale=None) / world_from_points(xyz, camera_centers, metric, scale) -> World (ground plane or
-#     height field, walkable/obstacle grid in metres; World.height(xy), is_walkable(xy), sample_free(n, rng));
-#   plan_path(world, start, goal) -> [K,2] (A* + string pulling); Crowd (social forces + hard separation);
-#   load_scenario(yaml) / parse_scenario(dict) -> Scenario; run_sim(world, scenario, motion="auto") -> SimResult
-#     (joints [T,A,J,3], root, heading, contacts, metrics); BodyModel(skeleton).vertices(joints, heading, looks) (LBS body);
-#   write_outputs(out_dir, layer, world, sim, camera_path) -> rgb.mp4, depth/, masks/, keypoints.json (COCO-17),
-#     cameras.json, trajectories.json, motion.safetensors, sim.json;
-#     sim.json metrics include frames_with_agent_fraction / visible_agents_mean (how much the video shows the agents);
-#   make_camera_path(kind, frames, seconds, fps, ...) (sim.camera): interp | orbit | spiral | static | follow | FILE.json;
-#     follow (sim.follow): plan_follow(world, frames, ...) picks a window of the capture walk and the region agents use,
-#     follow_path(...) walks that window behind the agents and turns (bounded rate) to frame them;
-#   simulate_scene(scene_dir, out_dir, SimulateOptions) and run_demo(out_dir, DemoOptions) behind `realsim simulate|demo`
-#     (the demo films with the follow camera at the photos' size);
-#   make_capture(out_dir, CaptureConfig) -> the SYNTHETIC procedural street photographed along a walk.
-from .world import World, WorldConfig, world_from_points, world_from_scene  # noqa: E402
-from .planner import plan_path  # noqa: E402
-from .crowd import Crowd, CrowdConfig  # noqa: E402
-from .scenario import AgentSpec, Scenario, load_scenario, parse_scenario  # noqa: E402
-from .body import AgentLook, BodyModel  # noqa: E402
-from .loop import SimResult, run_sim  # noqa: E402
-from .outputs import write_outputs  # noqa: E402
-from .capture import CaptureConfig, make_capture  # noqa: E402
-from .pipeline import DemoOptions, SimulateOptions, run_demo, simulate_scene  # noqa: E402
+Public API:
+    world_from_scene(scene, scale=None) / world_from_points(xyz, camera_centers, metric, scale) -> World
+                                    -- ground plane or height field and a walkable / obstacle grid in metres:
+                                       World.height(xy), is_walkable(xy), sample_free(n, rng); WorldConfig
+    plan_path(world, start, goal) -> [K,2]  -- A* on the grid + string pulling
+    Crowd, CrowdConfig              -- social forces with hard separation
+    load_scenario(yaml) / parse_scenario(dict) -> Scenario (AgentSpec per agent: start, goals / waypoints, style, speed)
+    run_sim(world, scenario, motion="auto") -> SimResult  -- joints [T,A,J,3], root, heading, contacts, metrics
+    BodyModel(skeleton).vertices(joints, heading, looks), AgentLook  -- skinned agent bodies
+    write_outputs(out_dir, layer, world, sim, camera_path)  -- rgb.mp4, depth/, masks/, keypoints.json (COCO-17),
+                                       cameras.json, trajectories.json, motion.safetensors, sim.json (with
+                                       frames_with_agent_fraction / visible_agents_mean)
+    simulate_scene(scene_dir, out_dir, SimulateOptions), run_demo(out_dir, DemoOptions)  -- `realsim simulate | demo`
+    make_capture(out_dir, CaptureConfig)  -- the SYNTHETIC procedural street photographed along a walk (sim.capture)
+
+Modules: `camera` (make_camera_path: interp | orbit | spiral | static | follow | FILE.json), `follow` (the follow camera:
+plan_follow, follow_path), `spawn` (start and goal placement), `gait` (procedural walker, the fallback motion),
+`capture` (synthetic street, textures, camera rig, ground-truth pose check), `motion` (the motion-diffusion model and
+MotionController).
+"""
+from .body import AgentLook, BodyModel
+from .capture import CaptureConfig, make_capture
+from .crowd import Crowd, CrowdConfig
+from .loop import SimResult, run_sim
+from .outputs import write_outputs
+from .pipeline import DemoOptions, SimulateOptions, run_demo, simulate_scene
+from .planner import plan_path
+from .scenario import AgentSpec, Scenario, load_scenario, parse_scenario
+from .world import World, WorldConfig, world_from_points, world_from_scene
+
+__all__ = [
+    "World", "WorldConfig", "world_from_points", "world_from_scene", "plan_path", "Crowd", "CrowdConfig",
+    "AgentSpec", "Scenario", "load_scenario", "parse_scenario", "AgentLook", "BodyModel", "SimResult", "run_sim",
+    "write_outputs", "CaptureConfig", "make_capture", "DemoOptions", "SimulateOptions", "run_demo", "simulate_scene",
+]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from realsim.assets.cameras import CameraFrame
-from realsim.render.paths import CameraPath
+from realsim.render.paths import CameraPath, look_at
 
 from .world import World
 
@@ -229,7 +229,5 @@ def follow_path(plan: FollowPlan, world: World | None, roots: np.ndarray, fps: f
     pitch = _smooth(np.arctan2(dz, dd), 0.5 * fps)
     pitch = np.clip(pitch, plan.track.pitch - np.radians(8), plan.track.pitch + np.radians(5))
     fwd = np.stack([np.cos(pitch) * np.cos(yaw), np.cos(pitch) * np.sin(yaw), np.sin(pitch)], -1)
-    from realsim.render.paths import look_at
-
     V = np.stack([look_at(e, e + f) for e, f in zip(eyes, fwd)])
     return CameraPath(V, np.repeat(np.asarray(K, np.float64)[None], T, 0), width, height, fps)

@@ -1,7 +1,7 @@
 """realsim.sim.motion: controllable human-motion diffusion (data, model, training, sampling, controller).
 
 Public API:
-    MotionController, AgentPose         -- batched 30 Hz agents (INTERFACES §5): from_default(n, styles, ground_height),
+    MotionController, AgentPose         -- batched 30 Hz agents: from_default(n, styles, ground_height),
                                            reset(xy, heading), step(future_xy) -> AgentPose (world +Z up, metres)
     MotionMatchingController            -- nearest-neighbour motion-matching baseline with the same API
     MotionModel, MotionModelConfig      -- the diffusion model (load/save .safetensors, sample)

@@ -1,4 +1,4 @@
-"""Batched motion controller for sim agents (INTERFACES §5): desired future root positions in, full-body poses out.
+"""Batched motion controller for sim agents: desired future root positions in, full-body poses out.
 
 The model runs at 30 Hz on its own clock; `step(future, dt)` advances by any sim time step (whole model frames, then a
 linear blend towards the next one), resampling the commanded future to 30 Hz.
