@@ -24,11 +24,6 @@ def c2w_opengl_to_viewmat(c2w: np.ndarray) -> np.ndarray:
     return np.linalg.inv(c2w @ CV_TO_GL)
 
 
-def viewmat_to_c2w(viewmat: np.ndarray) -> np.ndarray:
-    """OpenCV world-to-camera -> OpenCV camera-to-world."""
-    return np.linalg.inv(np.asarray(viewmat, dtype=np.float64))
-
-
 def camera_center(viewmat: np.ndarray) -> np.ndarray:
     """World position [3] of a camera given its world-to-camera [4,4]."""
     v = np.asarray(viewmat, dtype=np.float64)

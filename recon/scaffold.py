@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from realsim.render.prefilter import anchor_prefilter
+
 from .splats import Splats
 
 
@@ -64,22 +66,6 @@ def knn_mean_dist(xyz: np.ndarray, k: int = 3) -> np.ndarray:
     k = min(k, len(xyz) - 1)
     d, _ = cKDTree(xyz).query(xyz, k=k + 1)
     return np.sqrt((d[:, 1:] ** 2).mean(1)).astype(np.float32)
-
-
-def frustum_mask(centers: torch.Tensor, radii: torch.Tensor, viewmat: torch.Tensor, K: torch.Tensor, width: int,
-                 height: int, near: float = 0.01) -> torch.Tensor:
-    """Spheres (centre [M,3], radius [M]) that may meet the pinhole frustum: [M] bool (conservative plane test)."""
-    p = centers @ viewmat[:3, :3].T + viewmat[:3, 3]
-    x, y, z = p.unbind(-1)
-    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    ok = z > near - radii
-    for lo, hi, f, c, v in ((-cx, width - cx, fx, cx, x), (-cy, height - cy, fy, cy, y)):
-        for bound, sign in ((lo, -1.0), (hi, 1.0)):
-            # plane through the origin containing the frustum edge v/z = bound/f; outward normal n (unnormalised)
-            n_v, n_z = sign * f, -sign * bound
-            dist = (n_v * v + n_z * z) / torch.sqrt(n_v * n_v + n_z * n_z)
-            ok = ok & (dist < radii)
-    return ok
 
 
 class ScaffoldModel(nn.Module):
@@ -151,14 +137,7 @@ class ScaffoldModel(nn.Module):
                         backend: str = "auto") -> torch.Tensor:
         """Frustum prefilter over anchors: [M] bool."""
         with torch.no_grad():
-            radii = self.anchor_radii()
-            try:
-                from realsim.render import anchor_prefilter
-            except ImportError:
-                anchor_prefilter = None
-            if anchor_prefilter is not None:
-                return anchor_prefilter(self.anchors, radii, viewmat, K, int(width), int(height), backend=backend)
-            return frustum_mask(self.anchors, radii, viewmat, K, int(width), int(height))
+            return anchor_prefilter(self.anchors, self.anchor_radii(), viewmat, K, int(width), int(height), backend=backend)
 
     # ------------------------------------------------------------ decoding
     def decode(self, viewmat: torch.Tensor, K: torch.Tensor, width: int, height: int, cam_index: int | None = None,

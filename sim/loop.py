@@ -63,15 +63,6 @@ class SimResult:
         return self.joints.shape[1]
 
 
-def _rest_positions(skeleton) -> np.ndarray:
-    off = np.asarray(skeleton.offsets, np.float64)
-    par = list(skeleton.parents)
-    P = np.zeros_like(off)
-    for j in range(len(par)):
-        P[j] = off[j] + (P[par[j]] if par[j] >= 0 else 0)
-    return P
-
-
 def _foot_joints(skeleton) -> list[int]:
     """Foot joint indices: ankles, then toes when the skeleton has them (left, right)."""
     sem = _semantic(skeleton)

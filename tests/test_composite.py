@@ -83,12 +83,13 @@ def test_agent_behind_kiosk_is_occluded_and_in_front_is_not(street):
     """A body standing behind the kiosk (scene geometry) is hidden where the kiosk is, and its depth never wins there."""
     from realsim.render.mesh import render_mesh
     from realsim.sim.body import BodyModel, random_looks
-    from realsim.sim.capture import look_at_viewmat, render_view
+    from realsim.render.paths import look_at
+    from realsim.sim.capture import render_view
     from realsim.sim.gait import ProceduralWalker
 
     Wd, Hd = 160, 120
     K = np.array([[130.0, 0, 80], [0, 130.0, 60], [0, 0, 1]])
-    V = look_at_viewmat([-1.2, 12.0, 1.6], [-1.2, 19.0, 1.2])  # looking at the kiosk (centre (-1.2, 19), 2.2 m wide)
+    V = look_at([-1.2, 12.0, 1.6], [-1.2, 19.0, 1.2])  # looking at the kiosk (centre (-1.2, 19), 2.2 m wide)
     scene = render_view(street, V, K, Wd, Hd, ssaa=1)
     walker = ProceduralWalker(2, lambda xy: np.zeros(xy.shape[:-1]))
     walker.reset(np.array([[-1.2, 21.5], [-1.2, 16.0]]), np.zeros(2))  # behind the kiosk / in front of it
