@@ -11,18 +11,18 @@ from realsim.cli.common import add_max_pixels_option, add_threads_option
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="end to end: capture (SYNTHETIC street, or --images) -> poses -> Scaffold-GS -> agents -> video",
                        description="Without --images it renders its own SYNTHETIC capture (a procedural street photographed "
-                                   "along a walk), then runs poses, trains Scaffold-GS with the cpu-fast preset, simulates "
+                                   "along a walk), then runs poses, trains Scaffold-GS at the video's size (coarse to fine), simulates "
                                    "agents walking there and writes DIR/sim/rgb.mp4 with depth, masks, keypoints and cameras. "
                                    "Finished stages are reused when re-run on the same DIR.")
     p.add_argument("-o", "--output", type=Path, default=Path("realsim_demo"), metavar="DIR", help="demo folder (default ./realsim_demo)")
     p.add_argument("--images", type=Path, metavar="DIR", help="real photos instead of the synthetic capture (e.g. lund_street/images)")
     p.add_argument("--agents", type=_pos_int, default=6)
     p.add_argument("--seconds", type=_pos_float, default=6.0, help="simulated seconds (default 6)")
-    p.add_argument("--iterations", type=_pos_int, help="Scaffold-GS iterations (default: the preset's)")
+    p.add_argument("--iterations", type=_pos_int, help="Scaffold-GS iterations (default: 30 epochs of the training photos, 600..3000)")
     p.add_argument("--train-minutes", type=_pos_float, default=10.0,
                    help="stop Scaffold-GS training after this many minutes if its iterations are not done (default 10)")
     p.add_argument("--preset", default="cpu-fast", choices=["cpu-fast", "cpu", "gpu"])
-    p.add_argument("--max-width", type=_pos_int, help="training image width (default: the preset's)")
+    p.add_argument("--max-width", type=_pos_int, help="training and video width (default: the synthetic capture's, real photos' up to 640)")
     p.add_argument("--scale", type=_pos_float, help="metres per SfM unit (photos without GPS)")
     p.add_argument("--camera-height", type=_pos_float, help="camera height above the ground in metres (photos without GPS)")
     p.add_argument("--images-count", type=_pos_int, default=30, dest="n_images", help="synthetic photos (default 30)")

@@ -62,9 +62,29 @@ def camera_up_vectors(R_cw: np.ndarray) -> np.ndarray:
     return -R_cw[:, 1, :]
 
 
-def fit_ground_plane(points: np.ndarray, up_hint: np.ndarray, centers: np.ndarray, max_angle_deg: float = 30.0,
-                     iters: int = 400, seed: int = 0) -> tuple[np.ndarray, float, float] | None:
-    """RANSAC plane n.x + d = 0 among points, normal within max_angle of up_hint and below most cameras.
+def plane_hypotheses(points: np.ndarray, up: np.ndarray, max_angle_deg: float, iters: int, rng: np.random.Generator,
+                     eps: float = 1e-12):
+    """RANSAC samples: for each of `iters` random point triples, the plane (n [3] oriented towards `up`, d; n.x + d = 0)
+    through them when its normal is within max_angle_deg of `up` (degenerate or steeper triples yield nothing)."""
+    cos_max = math.cos(math.radians(max_angle_deg))
+    for _ in range(iters):
+        p = points[rng.choice(len(points), 3, replace=False)]
+        n = np.cross(p[1] - p[0], p[2] - p[0])
+        nn = np.linalg.norm(n)
+        if nn < eps:
+            continue
+        n = n / nn
+        if n @ up < 0:
+            n = -n
+        if n @ up < cos_max:
+            continue
+        yield n, -n @ p[0]
+
+
+def fit_sfm_ground(points: np.ndarray, up_hint: np.ndarray, centers: np.ndarray, max_angle_deg: float = 30.0,
+                   iters: int = 400, seed: int = 0) -> tuple[np.ndarray, float, float] | None:
+    """Ground in an SfM frame of unknown up and scale: RANSAC plane n.x + d = 0 among points, normal within max_angle of
+    up_hint and below most cameras (the metric +Z-up world's ground for the sim is sim.ground.fit_ground_plane).
 
     Returns (n [3] oriented up, d, inlier fraction) or None when no such plane holds >= 15% of the points.
     """
@@ -73,19 +93,8 @@ def fit_ground_plane(points: np.ndarray, up_hint: np.ndarray, centers: np.ndarra
     rng = np.random.default_rng(seed)
     spread = np.median(np.linalg.norm(points - np.median(points, 0), axis=1))
     thr = 0.02 * spread
-    cos_max = math.cos(math.radians(max_angle_deg))
     best, best_count = None, 0
-    for _ in range(iters):
-        p = points[rng.choice(len(points), 3, replace=False)]
-        n = np.cross(p[1] - p[0], p[2] - p[0])
-        if np.linalg.norm(n) < 1e-12:
-            continue
-        n /= np.linalg.norm(n)
-        if n @ up_hint < 0:
-            n = -n
-        if n @ up_hint < cos_max:
-            continue
-        d = -n @ p[0]
+    for n, d in plane_hypotheses(points, up_hint, max_angle_deg, iters, rng):
         if np.mean(centers @ n + d > 0) < 0.8:  # cameras stand above the ground
             continue
         count = int((np.abs(points @ n + d) < thr).sum())
@@ -109,8 +118,13 @@ def fit_ground_plane(points: np.ndarray, up_hint: np.ndarray, centers: np.ndarra
 
 def compute_alignment(R_cw: np.ndarray, centers: np.ndarray, points: np.ndarray, names: list[str],
                       gps_enu: dict[str, np.ndarray] | None = None, scale: float | None = None,
-                      camera_height: float | None = None, gps_min_span: float = 10.0, seed: int = 0) -> Alignment:
-    """World-from-SfM similarity for cameras (R_cw [N,3,3], centers [N,3]) and SfM points [P,3]."""
+                      camera_height: float | None = None, gps_min_span: float = 10.0, seed: int = 0,
+                      assumed_camera_height: float | None = None) -> Alignment:
+    """World-from-SfM similarity for cameras (R_cw [N,3,3], centers [N,3]) and SfM points [P,3].
+
+    `assumed_camera_height`: when neither GPS nor a user value fixes the scale, take this camera height (metres) above the
+    fitted ground instead of leaving the scene non-metric (one warning line says so; scale_source "assumed_camera_height").
+    """
     if scale is not None and camera_height is not None:
         raise InputError("give either --scale or --camera-height, not both")
     if scale is not None and not (scale > 0 and math.isfinite(scale)):
@@ -120,7 +134,7 @@ def compute_alignment(R_cw: np.ndarray, centers: np.ndarray, points: np.ndarray,
     ups = camera_up_vectors(R_cw)
     cam_up = ups.mean(0)
     cam_up /= max(np.linalg.norm(cam_up), 1e-12)
-    plane = fit_ground_plane(points, cam_up, centers, seed=seed) if len(points) else None
+    plane = fit_sfm_ground(points, cam_up, centers, seed=seed) if len(points) else None
     info: dict = {"camera_up_spread_deg": float(np.degrees(np.arccos(np.clip(ups @ cam_up, -1, 1))).mean())}
     if plane is not None:
         up, up_source = plane[0], "ground_plane"
@@ -150,6 +164,13 @@ def compute_alignment(R_cw: np.ndarray, centers: np.ndarray, points: np.ndarray,
             log.warning("GPS positions span only %.1f m (< %.0f m): too little to fix the scale; scene left non-metric", span, gps_min_span)
     if scale is not None:
         s, scale_source, metric = float(scale), "user_scale", True
+    if not metric and assumed_camera_height is not None and plane is not None:
+        h = np.median(c_rot[:, 2] - ground_z)
+        if h > 0:
+            s, scale_source, metric = assumed_camera_height / h, "assumed_camera_height", True
+            info["median_camera_height_sfm"] = float(h)
+            log.warning("no GPS or scale in the photos: assuming a hand-held camera %.1f m above the ground for metres "
+                        "(pass --camera-height or --scale to set it)", assumed_camera_height)
     if camera_height is not None:
         if plane is None:
             raise InputError("--camera-height needs a visible ground plane and none was found; give --scale instead")

@@ -33,6 +33,7 @@ class PosesOptions:
     matcher: str = "auto"
     scale: float | None = None  # metres per SfM unit
     camera_height: float | None = None  # metres of camera above the ground plane
+    assumed_camera_height: float | None = None  # used (with a warning) when no GPS, scale or camera_height fixes metres
     holdout_every: int = 8
     video_fps: float = 2.0
     max_frames: int = 300
@@ -222,7 +223,8 @@ def run_poses(src: str | Path | None, workdir: str | Path, opts: PosesOptions | 
         xyz, _ = colmap_io.points_of(und)
         if opts.align:
             al = _align.compute_alignment(R_cw, C, xyz.astype(np.float64), names, sfm_res.gps_enu if sfm_res else None,
-                                          opts.scale, opts.camera_height, seed=opts.seed)
+                                          opts.scale, opts.camera_height, seed=opts.seed,
+                                          assumed_camera_height=opts.assumed_camera_height)
         else:
             s = opts.scale or 1.0
             M = np.eye(4)

@@ -20,6 +20,8 @@ __all__ = ["SimulateOptions", "simulate_scene", "DemoOptions", "run_demo", "demo
 
 log = logging.getLogger("realsim.sim.pipeline")
 
+HAND_HELD_CAMERA_HEIGHT_M = 1.6  # `demo --images` without GPS or a scale: metres from this camera height above the ground
+
 
 @dataclass
 class SimulateOptions:
@@ -72,8 +74,8 @@ def _scenario(opts: SimulateOptions) -> Scenario:
             if v < 16 or v % 2:
                 raise InputError(f"--{k} must be an even number >= 16, got {v}")
             setattr(sc.camera, k, int(v))
-    if sc.n_agents == 0:
-        raise InputError("no agents to simulate (give --agents N or agents in the scenario)")
+    if sc.n_agents == 0 and not sc.props:
+        raise InputError("no agents or props to simulate (give --agents N, or agents or props in the scenario)")
     if sc.n_agents > 64:
         raise InputError(f"{sc.n_agents} agents is more than this CPU sim handles (max 64)")
     return sc
@@ -125,6 +127,11 @@ def simulate_scene(scene_path: str | os.PathLike, out_dir: str | os.PathLike, op
     if follow:
         path = make_camera_path("follow", scene.cameras.frames, sc.duration, sc.fps, world.scale, w, h, sim=sim, world=world,
                                 plan=plan)
+    props = None
+    if sc.props:  # physics post-pass over the finished agent motion (agents are kinematic: props never push them)
+        from .physics import simulate_props
+
+        props = simulate_props(world, sc.props, sim.n_frames, sc.fps, sim=sim, spawn_mask=spawn, seed=sc.seed)
     layer = gaussian_layer(scene, world.scale, backend=opts.backend)
     prov = dict(provenance or {})
     prov.setdefault("scene", str(Path(scene_path).resolve()))
@@ -134,7 +141,7 @@ def simulate_scene(scene_path: str | os.PathLike, out_dir: str | os.PathLike, op
     prov["scenario"] = sc.name
     prov["seed"] = sc.seed
     summary = write_outputs(out_dir, layer, world, sim, path, overwrite=opts.overwrite, ssaa=opts.ssaa, provenance=prov,
-                            progress=progress, preview_every=opts.preview_every)
+                            progress=progress, preview_every=opts.preview_every, props=props)
     summary["wall_s"] = round(time.time() - t0, 2)
     return summary
 
@@ -145,10 +152,10 @@ class DemoOptions:
     agents: int = 6
     seconds: float = 6.0
     seed: int = 0
-    iterations: int | None = None  # Scaffold-GS iterations (cpu-fast preset default when None)
+    iterations: int | None = None  # Scaffold-GS iterations (None: 30 epochs of the training photos, 600..3000)
     train_minutes: float | None = 10.0  # wall-time cap on training (None: the preset's iterations, however long)
     preset: str = "cpu-fast"
-    max_width: int | None = None  # training resolution (preset default when None)
+    max_width: int | None = None  # training = video width (None: the synthetic capture's, real photos' up to 640)
     scale: float | None = None
     camera_height: float | None = None
     n_images: int = 30
@@ -162,27 +169,54 @@ class DemoOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def demo_simulate_options(opts: DemoOptions, poses_dir: str | os.PathLike, max_width: int = 960) -> SimulateOptions:
-    """The demo's sim: the `follow` camera at the photos' size (the synthetic capture's; real photos' at most max_width)."""
-    if opts.images is None:
-        w, h = opts.capture_width, opts.capture_height
-    else:
-        from realsim.assets.cameras import load_cameras
+def demo_video_size(opts: DemoOptions, poses_dir: str | os.PathLike, max_width: int = 640) -> tuple[int, int]:
+    """The demo trains and renders at one size (no upsampled blur): the synthetic capture's, or real photos' at most max_width.
 
-        f = load_cameras(Path(poses_dir) / "cameras.json").frames[0]
-        k = min(1.0, max_width / f.width)
-        w, h = max(16, 2 * round(f.width * k / 2)), max(16, 2 * round(f.height * k / 2))
+    `--max-width` sets it explicitly (height follows the photos' aspect ratio).
+    """
+    from realsim.assets.cameras import load_cameras
+    from realsim.recon.dataset import resolve_downscale
+
+    if opts.images is None and opts.max_width is None:
+        return opts.capture_width, opts.capture_height  # the undistorted photos are a pixel narrower: same scale
+    frames = load_cameras(Path(poses_dir) / "cameras.json").frames
+    cap = opts.max_width or (opts.capture_width if opts.images is None else max_width)
+    d = resolve_downscale(frames, None, cap)  # the integer factor the trainer uses for this width
+    f = frames[0]
+    return max(16, 2 * int(f.width / d / 2)), max(16, 2 * int(f.height / d / 2))
+
+
+def demo_train_config(opts: DemoOptions, width: int, n_images: int):
+    """Scaffold-GS for the demo: the preset, trained at the video's width, coarse-to-fine, about 30 epochs of the photos."""
+    from realsim.recon import preset_config
+
+    iters = opts.iterations or int(min(3000, max(600, 30 * n_images)))
+    cfg = preset_config(opts.preset, "scaffold", iters)
+    if opts.preset == "cpu-fast":  # train where the video is rendered; 1/4 then 1/2 resolution early on (cheap iterations)
+        cfg.max_width = width
+        cfg.res_schedule = [[0.3, 4], [0.6, 2]]
+    elif opts.max_width is not None:
+        cfg.max_width = opts.max_width
+    cfg.seed = opts.seed
+    if opts.train_minutes:
+        cfg.max_seconds = 60.0 * opts.train_minutes  # a slow machine stops early with what it has
+    return cfg
+
+
+def demo_simulate_options(opts: DemoOptions, poses_dir: str | os.PathLike) -> SimulateOptions:
+    """The demo's sim: the `follow` camera at the size the scene was trained at (demo_video_size)."""
+    w, h = demo_video_size(opts, poses_dir)
     return SimulateOptions(agents=opts.agents, seconds=opts.seconds, seed=opts.seed, scale=None, motion=opts.motion,
                            fps=opts.fps, camera="follow", width=w, height=h, overwrite=True,
                            preview_every=max(1, int(round(opts.seconds * opts.fps / 6))), max_pixels=opts.max_pixels)
 
 
 def run_demo(out_dir: str | os.PathLike, opts: DemoOptions | None = None, progress: ProgressFn | None = None) -> dict[str, Any]:
-    """capture (or --images) -> poses -> Scaffold-GS (cpu-fast) -> simulate -> video + streams, in out_dir/{capture,poses,scene,sim}.
+    """capture (or --images) -> poses -> Scaffold-GS (demo_train_config) -> simulate -> video + streams, in out_dir/{capture,poses,scene,sim}.
 
     Each finished stage is reused on a re-run (so an interrupted demo resumes), unless overwrite is set.
     """
-    from realsim.recon import PosesOptions, preset_config, run_poses, train
+    from realsim.recon import PosesOptions, run_poses, train
 
     from .capture import CaptureConfig, make_capture
 
@@ -225,7 +259,8 @@ def run_demo(out_dir: str | os.PathLike, opts: DemoOptions | None = None, progre
     poses_dir = out / "poses"
     if not (poses_dir / "cameras.json").is_file():
         popts = PosesOptions(max_image_size=max(opts.capture_width, opts.capture_height) if synthetic else 1024, seed=opts.seed,
-                             scale=opts.scale, camera_height=cam_h)
+                             scale=opts.scale, camera_height=cam_h,
+                             assumed_camera_height=None if synthetic else HAND_HELD_CAMERA_HEIGHT_M)
         pres = run_poses(images, poses_dir, popts, overwrite=True, progress=progress)
         poses_info = {"registered": pres.n_registered, "images": pres.n_images, "points": pres.n_points,
                       "reproj_px": pres.mean_reproj_px, "metric": pres.metric, "scale_source": pres.scale_source}
@@ -243,12 +278,11 @@ def run_demo(out_dir: str | os.PathLike, opts: DemoOptions | None = None, progre
     t = time.time()
     scene_dir = out / "scene"
     if not (scene_dir / "model.safetensors").is_file():
-        cfg = preset_config(opts.preset, "scaffold", opts.iterations)
-        if opts.max_width is not None:
-            cfg.max_width = opts.max_width
-        cfg.seed = opts.seed
-        if opts.train_minutes:
-            cfg.max_seconds = 60.0 * opts.train_minutes  # a slow machine stops early with what it has
+        from realsim.assets.cameras import load_cameras
+
+        cams = load_cameras(poses_dir / "cameras.json")
+        n_train = sum(f.split == "train" for f in cams.frames)
+        cfg = demo_train_config(opts, demo_video_size(opts, poses_dir)[0], n_train)
         resume = (out / ".scene.train" / "checkpoint.safetensors").is_file() and not opts.overwrite
         # a re-run with other options continues the checkpoint with them (one warning line says which)
         tres = train(poses_dir, scene_dir, cfg, progress=progress, overwrite=True, resume=resume, override_config=True)

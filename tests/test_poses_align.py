@@ -107,3 +107,19 @@ def test_umeyama_and_rotation_between():
     for a in (np.array([0, 0, 1.0]), np.array([0, 0, -1.0]), rng.normal(size=3)):
         Rb = rotation_between(a, np.array([0, 0, 1.0]))
         assert np.allclose(Rb @ (a / np.linalg.norm(a)), [0, 0, 1]) and np.isclose(np.linalg.det(Rb), 1)
+
+
+def test_assumed_camera_height_when_nothing_else_fixes_metres(scene, caplog):
+    """`demo --images` without GPS: the assumed hand-held height gives metres (one warning); GPS or a user value wins."""
+    (_, C_w, _), (R_s, C_s, P_s), s = scene
+    names = [str(i) for i in range(len(C_s))]
+    with caplog.at_level("WARNING", logger="realsim.recon.align"):
+        al = compute_alignment(R_s, C_s, P_s, names, assumed_camera_height=1.6)
+    assert al.metric and al.scale_source == "assumed_camera_height"
+    assert len([r for r in caplog.records if "assuming a hand-held camera 1.6 m" in r.getMessage()]) == 1
+    R_a, C_a = _apply(al, R_s, C_s)
+    assert abs(np.median(C_a[:, 2]) - 1.6) < 0.01
+    true_h = float(np.median(C_w[:, 2]))
+    assert abs(al.scale - s ** -1 * 1.6 / true_h) < 0.01 * al.scale  # metres off only by the assumed/true height ratio
+    al2 = compute_alignment(R_s, C_s, P_s, names, scale=1 / s, assumed_camera_height=1.6)
+    assert al2.scale_source == "user_scale" and abs(al2.scale - 1 / s) < 1e-12
