@@ -21,7 +21,7 @@ def demo_dir(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("demo") / "d"
     rc = main(["-q", "demo", "-o", str(out), "--capture-size", "320x240", "--images-count", "14", "--iterations", "30",
-               "--max-width", "160", "--seconds", str(SECONDS), "--fps", str(FPS), "--agents", "3"])
+               "--seconds", str(SECONDS), "--fps", str(FPS), "--agents", "3"])
     assert rc == 0
     return out
 
@@ -58,6 +58,9 @@ def test_demo_outputs(demo_dir):
     assert sim["motion_backend"] == "controller" and summary["sim"]["motion_backend"] == "controller"
     frac, mean = _agents_in_masks(demo_dir / "sim")
     assert frac >= 0.8 and mean >= 1.0, (frac, mean)
+    # trained where it is rendered: the video's width, coarse to fine (no upsampled blur)
+    tcfg = json.loads((demo_dir / "scene" / "scene.json").read_text())["metadata"]["train"]["config"]
+    assert tcfg["max_width"] == 320 and tcfg["res_schedule"] == [[0.3, 4], [0.6, 2]] and tcfg["iterations"] == 30
     m = sim["metrics"]
     assert m["frames_with_agent_fraction"] == pytest.approx(frac) and m["visible_agents_mean"] == pytest.approx(mean)
     assert summary["sim"]["metrics"]["frames_with_agent_fraction"] == pytest.approx(frac)
@@ -153,3 +156,15 @@ def test_demo_depth_order_against_the_scene(demo_dir):
         solid = mask & (r["alpha"][..., 0].numpy() > 0.9) & (sd > 0)
         assert (depth[solid] <= sd[solid] + 0.05).mean() > 0.98
     assert shown > 0
+
+
+def test_demo_training_recipe_follows_the_photos():
+    """30 epochs of the training photos (600..3000 iterations) at the video's width; explicit options win."""
+    from realsim.sim.pipeline import DemoOptions, demo_train_config
+
+    cfg = demo_train_config(DemoOptions(), 480, 26)
+    assert (cfg.iterations, cfg.max_width, cfg.max_seconds) == (780, 480, 600.0)
+    assert demo_train_config(DemoOptions(), 480, 5).iterations == 600
+    assert demo_train_config(DemoOptions(), 640, 400).iterations == 3000
+    cfg = demo_train_config(DemoOptions(iterations=50, train_minutes=None, preset="cpu", max_width=256), 480, 26)
+    assert (cfg.iterations, cfg.max_width, cfg.max_seconds) == (50, 256, 0.0)
