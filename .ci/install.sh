@@ -10,6 +10,11 @@ run() { "$@" >>"$log" 2>&1 || { cat "$log" | grep -v "is ignored" | tail -40; ec
 run python -m pip install -q --upgrade pip
 run python -m pip install -q "torch==2.13.0"
 run python -m pip install -q -c .ci/constraints.txt -e ".[dev]"
+# headless Chromium + chromedriver from the distribution for the browser tests of `realsim view` (tests/test_view_browser.py)
+if ! command -v chromedriver >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } >>"$log" 2>&1 \
+        || echo "realsim install: could not apt-get chromium chromium-driver (the browser tests will skip)" >&2
+fi
 rm -f "$log"
 python - <<'PY'
 import torch, sys

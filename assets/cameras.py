@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_text_atomic
+from .config import read_json
 from .errors import InputError
 
 CAMERAS_FORMAT_VERSION = 1
@@ -84,12 +85,7 @@ def save_cameras(path: str | os.PathLike, cams: CameraSet) -> None:
 
 def load_cameras(path: str | os.PathLike) -> CameraSet:
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"camera file {path} not found")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"camera file {path} is not valid JSON: {e}") from None
+    data = read_json(path, "camera file")
     if not isinstance(data, dict) or data.get("format_version") != CAMERAS_FORMAT_VERSION:
         raise InputError(f"camera file {path} has unknown format_version {data.get('format_version') if isinstance(data, dict) else None!r} "
                          f"(this realsim reads {CAMERAS_FORMAT_VERSION})")

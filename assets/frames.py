@@ -24,10 +24,12 @@ def c2w_opengl_to_viewmat(c2w: np.ndarray) -> np.ndarray:
     return np.linalg.inv(c2w @ CV_TO_GL)
 
 
-def camera_center(viewmat: np.ndarray) -> np.ndarray:
-    """World position [3] of a camera given its world-to-camera [4,4]."""
-    v = np.asarray(viewmat, dtype=np.float64)
-    return -v[:3, :3].T @ v[:3, 3]
+def camera_center(viewmat):
+    """World position [...,3] of cameras given world-to-camera [...,4,4] (-R^T t); numpy (float64) or torch alike."""
+    v = viewmat if type(viewmat).__module__.startswith("torch") else np.asarray(viewmat, dtype=np.float64)
+    if v.ndim == 2:
+        return -v[:3, :3].T @ v[:3, 3]
+    return -(v[..., :3, :3].swapaxes(-1, -2) @ v[..., :3, 3:])[..., 0]
 
 
 def quat_to_rotmat(q: np.ndarray) -> np.ndarray:

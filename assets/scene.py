@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_path, write_text_atomic
+from .config import read_json
 from .errors import InputError
 
 SCENE_FORMAT_VERSION = 1
@@ -63,14 +64,7 @@ def load_scene_info(path: str | os.PathLike) -> SceneInfo:
     path = Path(path)
     if path.is_dir():
         path = path / "scene.json"
-    if not path.is_file():
-        raise InputError(f"{path} not found: not a realsim scene (expected scene.json)")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{path} is not valid JSON: {e}") from None
-    if not isinstance(data, dict) or "format_version" not in data:
-        raise InputError(f"{path} is not a realsim scene.json")
+    data = read_json(path, "realsim scene", keys=("format_version",))
     if data["format_version"] != SCENE_FORMAT_VERSION:
         raise InputError(f"{path} has format_version {data['format_version']!r}; this realsim reads {SCENE_FORMAT_VERSION}")
     try:

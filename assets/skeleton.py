@@ -5,16 +5,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# COCO-17 keypoint order: nose, l_eye, r_eye, l_ear, r_ear, l_shoulder, r_shoulder, l_elbow, r_elbow, l_wrist, r_wrist,
-# l_hip, r_hip, l_knee, r_knee, l_ankle, r_ankle. Each entry lists candidate joint names (first match wins).
+# COCO-17 keypoint names, in order (keypoints.json "categories").
+COCO17 = ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
+          "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
+          "right_ankle"]
+
+# Candidate joint names for each COCO-17 keypoint (first match wins): mocap names (Bandai-Namco, CMU-style BVH), then the
+# COCO name itself (the procedural walker's skeleton, sim/gait.py, names its joints that way).
 _COCO_CANDIDATES: list[tuple[str, ...]] = [
-    ("Head", "head", "Nose"), ("LeftEye",), ("RightEye",), ("LeftEar",), ("RightEar",),
-    ("UpperArm_L", "LeftArm", "LeftShoulder"), ("UpperArm_R", "RightArm", "RightShoulder"),
-    ("LowerArm_L", "LeftForeArm"), ("LowerArm_R", "RightForeArm"),
-    ("Hand_L", "LeftHand"), ("Hand_R", "RightHand"),
-    ("UpperLeg_L", "LeftUpLeg"), ("UpperLeg_R", "RightUpLeg"),
-    ("LowerLeg_L", "LeftLeg"), ("LowerLeg_R", "RightLeg"),
-    ("Foot_L", "LeftFoot"), ("Foot_R", "RightFoot"),
+    (*cands, coco) for cands, coco in zip([
+        ("Head", "head", "Nose"), ("LeftEye",), ("RightEye",), ("LeftEar",), ("RightEar",),
+        ("UpperArm_L", "LeftArm", "LeftShoulder"), ("UpperArm_R", "RightArm", "RightShoulder"),
+        ("LowerArm_L", "LeftForeArm"), ("LowerArm_R", "RightForeArm"),
+        ("Hand_L", "LeftHand"), ("Hand_R", "RightHand"),
+        ("UpperLeg_L", "LeftUpLeg"), ("UpperLeg_R", "RightUpLeg"),
+        ("LowerLeg_L", "LeftLeg"), ("LowerLeg_R", "RightLeg"),
+        ("Foot_L", "LeftFoot"), ("Foot_R", "RightFoot"),
+    ], COCO17)
 ]
 
 

@@ -9,16 +9,14 @@ Prints tables and writes bench/results/motion.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import REPO, RESULTS, load_avg, write_result
 
-REPO = Path(__file__).resolve().parents[1]
 PATHS = ("straight", "circle", "zigzag", "stopgo")
 KEYS = ("traj_mean_cm", "traj_max_cm", "heading_deg", "skate_cm_s", "penetration_mean_cm", "penetration_max_cm")
 
@@ -101,7 +99,7 @@ def main() -> int:
     ap.add_argument("--speed", type=float, default=1.2)
     ap.add_argument("--max-agents", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1, help="torch threads for the controller")
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "motion.json")
+    ap.add_argument("--out", type=Path, default=RESULTS / "motion.json")
     args = ap.parse_args()
 
     from realsim.sim.motion.baseline import MotionMatchingController
@@ -120,8 +118,7 @@ def main() -> int:
 
     results: dict = {"weights": str(weights.relative_to(REPO) if weights.is_relative_to(REPO) else weights),
                      "model_steps": model.meta.get("steps"), "styles": styles, "seconds": args.seconds,
-                     "speed_m_s": args.speed, "host": platform.node(), "cpu_count": os.cpu_count(),
-                     "loadavg_at_start": os.getloadavg()[0], "dataset_load_s": round(t_load, 2)}
+                     "speed_m_s": args.speed, "load_avg_start": load_avg(), "dataset_load_s": round(t_load, 2)}
     methods = {
         "diffusion": lambda: MotionController(model, A, styles, seed=0),
         "diffusion_no_correction": lambda: MotionController(model, A, styles, seed=0, correction=0.0),
@@ -142,7 +139,7 @@ def main() -> int:
     results["realtime"] = {f"threads_{th}": realtime_agents(model, args.max_agents, th) for th in sorted({1, args.threads, 2})}
     rt = [r["agents"] for rows in results["realtime"].values() for r in rows if r["realtime"]]
     results["max_realtime_agents"] = max(rt) if rt else 0
-    results["loadavg_at_end"] = os.getloadavg()[0]
+    results["load_avg_end"] = load_avg()
 
     # ---- tables
     hdr = f"{'method':32s} {'traj mean':>9s} {'traj max':>9s} {'heading':>8s} {'skate':>7s} {'pen mean':>8s} {'pen max':>8s}"
@@ -168,10 +165,10 @@ def main() -> int:
     print("\nReal time (30 Hz):")
     for th, rows in results["realtime"].items():
         print("  " + th + ": " + ", ".join(f"{r['agents']} agents {r['ms_per_frame']:.1f} ms" for r in rows))
-    print(f"max agents in real time: {results['max_realtime_agents']} (load avg {results['loadavg_at_start']:.1f} -> "
-          f"{results['loadavg_at_end']:.1f} on {os.cpu_count()} cores)")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1))
+    la0, la1 = results["load_avg_start"] or [float("nan")], results["load_avg_end"] or [float("nan")]
+    print(f"max agents in real time: {results['max_realtime_agents']} (load avg {la0[0]:.1f} -> {la1[0]:.1f} on "
+          f"{os.cpu_count()} cores)")
+    write_result(args.out, results)
     print(f"wrote {args.out}")
     return 0
 

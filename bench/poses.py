@@ -8,15 +8,14 @@ Prints a table and writes bench/results/poses.json. Data comes from REALSIM_DATA
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _common import REPO, RESULTS, load_avg, write_result
+
 SCENES = {  # name -> (image folder under scenes/, matcher)
     "lund_street": ("lund_street/images", "auto"),
     "lund_street_seq": ("lund_street/images", "sequential"),
@@ -31,7 +30,7 @@ def main() -> int:
     ap.add_argument("--scenes", nargs="*", default=list(SCENES), choices=list(SCENES))
     ap.add_argument("--max-image-size", type=int, default=1600)
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "poses.json")
+    ap.add_argument("--out", type=Path, default=RESULTS / "poses.json")
     args = ap.parse_args()
 
     from realsim.recon.poses import PosesOptions, run_poses
@@ -47,7 +46,7 @@ def main() -> int:
         if not src.is_dir():
             print(f"skipping {name}: {src} absent", file=sys.stderr)
             continue
-        load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        load0 = load_avg()
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             res = run_poses(src, Path(tmp) / "wd", PosesOptions(max_image_size=args.max_image_size, matcher=matcher,
@@ -62,13 +61,9 @@ def main() -> int:
         r = rows[-1]
         print(f"{name:16s} {r['matcher']:11s} {r['registered']:3d}/{r['images']:<3d} pairs {r['pairs']!s:>4s} "
               f"points {r['points']:6d} reproj {r['reproj_px']:.3f} px  {r['seconds']:7.1f} s", flush=True)
-    result = {"bench": "poses", "max_image_size": args.max_image_size, "machine": platform.machine(),
-              "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-              "load_avg_at_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None, "rows": rows,
-              "command": "python bench/poses.py " + " ".join(sys.argv[1:])}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.out}  (reproduce: {result['command']})")
+    result = {"bench": "poses", "max_image_size": args.max_image_size, "load_avg_end": load_avg(), "rows": rows}
+    write_result(args.out, result)
+    print(f"wrote {args.out}")
     return 0
 
 

@@ -10,15 +10,11 @@ Prints a table and writes bench/results/prefilter.json.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
+from _common import RESULTS, write_result
 
 
 def parse_n(s: str) -> int:
@@ -53,7 +49,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="10k,100k,1m")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "prefilter.json"))
+    ap.add_argument("--out", default=str(RESULTS / "prefilter.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from realsim.render import anchor_prefilter
@@ -86,11 +82,8 @@ def main() -> None:
     for r in rows:
         print(f"{r['backend']:8} {r['anchors']:9d} {r['ms']:9.2f} {r['anchors_per_s'] / 1e6:11.1f} {r['kept']:7.4f} "
               f"{r['plane_test_kept']:10.4f} {r['mismatch_vs_first']:8d}")
-    info = {"threads": args.threads, "machine": platform.machine(), "processor": platform.processor(),
-            "cpu_count": torch.get_num_threads(), "torch": torch.__version__,
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"info": info, "rows": rows}, indent=2))
+    write_result(args.out, {"threads": args.threads,
+                            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "rows": rows})
     print(f"wrote {args.out}")
 
 

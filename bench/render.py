@@ -14,16 +14,13 @@ scenes or settings are kept).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _common import RESULTS, read_result, stamp, write_result
 
 
 def main() -> int:
@@ -36,7 +33,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     ap.add_argument("--label", default=None, help="name of the scene in the table (default: folder name)")
     ap.add_argument("--note", default=None, help="how the scene was made (stored in the row, e.g. the train command)")
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "render.json")
+    ap.add_argument("--out", type=Path, default=RESULTS / "render.json")
     args = ap.parse_args()
 
     import torch
@@ -83,27 +80,19 @@ def main() -> int:
         "render_fps": round(1.0 / statistics.median(t_render), 3),
         "decode_s_per_frame_median": round(statistics.median(t_decode), 4),
         "bundle_s_per_frame": round(t_bundle, 4),
-        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}",
-        "load_avg_1m": round(os.getloadavg()[0], 2),
-        "scene_note": args.note,  # the machine may be shared: load > cores inflates the times
-        "command": "python " + " ".join(["bench/render.py"] + sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "scene_note": args.note,
+        **stamp(),  # machine["load_avg"]: the machine may be shared, and load > cores inflates the times
     }
     print(f"{'scene':<28}{'kind':<10}{'size':<11}{'backend':<9}{'gauss/frame':>12}{'render s':>10}{'fps':>8}"
           f"{'decode s':>10}{'bundle s/frame':>16}")
     print(f"{row['scene']:<28}{row['model_kind']:<10}{path.width}x{path.height:<6}{args.backend:<9}"
           f"{row['gaussians_per_frame']:>12}{row['render_s_per_frame_median']:>10.3f}{row['render_fps']:>8.2f}"
           f"{row['decode_s_per_frame_median']:>10.3f}{row['bundle_s_per_frame']:>16.3f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    rows = []
-    if args.out.is_file():
-        try:
-            rows = json.loads(args.out.read_text()).get("rows", [])
-        except (json.JSONDecodeError, AttributeError):
-            rows = []
+    old = read_result(args.out, {})
+    rows = old.get("rows", []) if isinstance(old, dict) else []
     key = lambda r: (r.get("scene"), r.get("width"), r.get("height"), r.get("backend"))  # noqa: E731
     rows = [r for r in rows if key(r) != key(row)] + [row]
-    args.out.write_text(json.dumps({"benchmark": "render", "rows": rows}, indent=1))
+    write_result(args.out, {"benchmark": "render", "rows": rows}, stamp_it=False)
     return 0
 
 

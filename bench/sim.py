@@ -6,14 +6,11 @@ synthetic capture per photo. Prints a table and writes bench/results/sim.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from _common import RESULTS, write_result
 
 
 def _t(fn, repeat: int = 3) -> float:
@@ -68,12 +65,7 @@ def main() -> None:
     print(f"{'what':78s} {'time':>9s}")
     for name, v, unit in rows:
         print(f"{name:78s} {v:9.3f} {unit}")
-    out = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch_threads": torch.get_num_threads(),
-                       "loadavg_1m": os.getloadavg()[0]},
-           "results": [{"what": n, "value": v, "unit": u} for n, v, u in rows]}
-    p = Path(__file__).parent / "results" / "sim.json"
-    p.parent.mkdir(exist_ok=True)
-    p.write_text(json.dumps(out, indent=1))
+    p = write_result(RESULTS / "sim.json", {"results": [{"what": n, "value": v, "unit": u} for n, v, u in rows]})
     print(f"wrote {p}")
 
 

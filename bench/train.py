@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _common import REPO, RESULTS, load_avg, read_result, stamp, write_result
 
 
 def data_root() -> Path:
@@ -39,21 +39,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=REPO / "build" / "bench_train")
-    ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "train.json")
+    ap.add_argument("--json", type=Path, default=RESULTS / "train.json")
     ap.add_argument("--from-checkpoints", action="store_true",
                     help="evaluate the last checkpoints of interrupted runs (.SCENE_MODEL.train/) instead of training")
     args = ap.parse_args(argv)
     if args.from_checkpoints:
         return evaluate_checkpoints(args)
 
-    import torch
-
     from realsim.recon.dataset import load_dataset
     from realsim.recon.trainer import evaluate_scene, preset_config, train
 
     scene = args.scene or data_root() / "scenes" / "llff_fern"
     name = args.name or scene.name
-    results = json.loads(args.json.read_text()) if args.json.is_file() else {}
     rows = []
     for model in args.models.split(","):
         cfg = preset_config(args.preset, model, args.iterations)
@@ -65,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg.checkpoint_every = 0
         ds = load_dataset(scene, cfg.downscale, cfg.max_width, cfg.holdout_every)
         out = args.out / f"{name}_{model}"
-        load0 = os.getloadavg()
+        load0 = load_avg()
         t0 = time.time()
         last = [0.0]
 
@@ -88,24 +85,24 @@ def main(argv: list[str] | None = None) -> int:
             "wall_seconds_incl_eval": round(wall, 1), "psnr": round(ev["psnr"], 3), "ssim": round(ev["ssim"], 4),
             "lpips": ev["lpips"], "test_views": ev["n_views"], "model_bytes": ev["model_bytes"],
             "anchors": ev.get("anchors"), "gaussians": ev.get("gaussians"), "gaussians_per_view": ev["gaussians_per_view"],
-            "render_s_per_frame": round(ev["render_s_per_frame"], 3), "loadavg_start": [round(x, 2) for x in load0],
-            "loadavg_end": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(), "threads": cfg.threads,
-            "torch": torch.__version__, "curve_step_psnr_elapsed": curve,
-            "command": "python bench/train.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "render_s_per_frame": round(ev["render_s_per_frame"], 3), "load_avg_start": load0,
+            "load_avg_end": load_avg(), "threads": cfg.threads, "curve_step_psnr_elapsed": curve, **stamp(),
         }
         rows.append(row)
-        results = json.loads(args.json.read_text()) if args.json.is_file() else {}  # another run may have written
-        results[f"{name}/{model}"] = row
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(results, indent=1))
-        os.replace(tmp, args.json)
+        _merge(args.json, f"{name}/{model}", row)
     print(f"{'scene/model':24s} {'it':>6s} {'wall s':>8s} {'cpu s':>7s} {'PSNR':>7s} {'SSIM':>6s} {'MB':>7s} {'anch/gauss':>10s} {'load':>5s}")
     for r in rows:
         n = r["anchors"] if r["anchors"] is not None else r["gaussians"]
         print(f"{r['scene'] + '/' + r['model']:24s} {r['iterations']:6d} {r['train_seconds']:8.0f} {r['train_cpu_seconds']:7.0f} {r['psnr']:7.2f} "
-              f"{r['ssim']:6.3f} {r['model_bytes'] / 1e6:7.2f} {n:10d} {r['loadavg_end'][1]:5.1f}")
+              f"{r['ssim']:6.3f} {r['model_bytes'] / 1e6:7.2f} {n:10d} {(r['load_avg_end'] or [0, 0])[1]:5.1f}")
     return 0
+
+
+def _merge(path: Path, key: str, row: dict) -> None:
+    """Add one row to the results file (rows of other scenes and models, perhaps written meanwhile, are kept)."""
+    results = read_result(path, {})
+    results[key] = row
+    write_result(path, results, stamp_it=False)
 
 
 def evaluate_checkpoints(args: argparse.Namespace) -> int:
@@ -138,14 +135,8 @@ def evaluate_checkpoints(args: argparse.Namespace) -> int:
                "psnr": round(ev["psnr"], 3), "ssim": round(ev["ssim"], 4), "lpips": ev["lpips"], "test_views": ev["n_views"],
                "model_bytes": size, "anchors": getattr(m, "n_anchors", None), "gaussians": getattr(m, "n_gaussians", None),
                "gaussians_per_view": ev["gaussians_per_view"], "render_s_per_frame": round(ev["render_s_per_frame"], 3),
-               "loadavg_end": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(), "threads": cfg.threads,
-               "curve_step_psnr_elapsed_cpu": curve,
-               "command": "python bench/train.py " + " ".join(sys.argv[1:])}
-        results = json.loads(args.json.read_text()) if args.json.is_file() else {}
-        results[f"{name}/{model}"] = row
-        tmp = args.json.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(results, indent=1))
-        os.replace(tmp, args.json)
+               "load_avg_end": load_avg(), "threads": cfg.threads, "curve_step_psnr_elapsed_cpu": curve, **stamp()}
+        _merge(args.json, f"{name}/{model}", row)
         print(f"{name}/{model}: step {ck['step']}, {last['cpu_s']} cpu s, PSNR {ev['psnr']:.2f}, SSIM {ev['ssim']:.3f}, "
               f"{size / 1e6:.2f} MB")
     return 0

@@ -78,9 +78,9 @@ class Scene:
 
     def points(self) -> tuple[np.ndarray, np.ndarray]:
         """SfM points in the world frame: xyz [P,3] float32, rgb [P,3] uint8."""
-        from .dataset import load_points
+        from .colmap_io import read_points
 
-        return load_points(self.root)
+        return read_points(self.root)
 
     def splats(self, viewmat: Any, K: Any, width: int, height: int) -> Splats:
         with torch.no_grad():
@@ -146,7 +146,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 def write_bundle(out_dir: Path, model: nn.Module, info: SceneInfo, cameras: CameraSet, source_root: Path,
                  extra_files: dict[str, Path] | None = None) -> None:
     """Fill the (temporary) folder out_dir: images/, cameras.json, sparse/0, scene.json, model.safetensors (+ extra files)."""
-    from .dataset import find_sparse
+    from .colmap_io import find_model
 
     out_dir.mkdir(parents=True, exist_ok=True)
     img_src = source_root / cameras.images_dir
@@ -154,7 +154,7 @@ def write_bundle(out_dir: Path, model: nn.Module, info: SceneInfo, cameras: Came
     for f in cameras.frames:
         _link_or_copy(img_src / f.name, out_dir / "images" / f.name)
     save_cameras(out_dir / "cameras.json", CameraSet(cameras.frames, "images"))
-    sp = find_sparse(source_root)
+    sp = find_model(source_root)
     if sp is not None:
         dst = out_dir / "sparse" / "0"
         dst.mkdir(parents=True, exist_ok=True)

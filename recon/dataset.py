@@ -3,13 +3,12 @@
 Accepted layouts (first match wins):
   * WORKDIR / scene bundle: cameras.json (+ images/, sparse/0/points3D.bin)              -- `realsim poses` output
   * LLFF: poses_bounds.npy + images*/ (+ sparse/0/points3D.bin, the COLMAP points the poses came from)
-  * COLMAP: sparse/0 (or sparse/) with cameras/images/points3D + images/                  -- read with pycolmap
+  * COLMAP: sparse/0 (or sparse/) with cameras/images/points3D + images/ (PINHOLE)       -- read by colmap_io (pycolmap)
 """
 from __future__ import annotations
 
 import logging
 import os
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,59 +18,16 @@ import torch
 from realsim.assets.cameras import CameraFrame, CameraSet, holdout_split, load_cameras
 from realsim.assets.errors import InputError
 
+from . import colmap_io
+
 log = logging.getLogger("realsim.recon.dataset")
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".JPG", ".JPEG", ".PNG")
 
 
-# ---------------------------------------------------------------- COLMAP binary readers (no images.bin needed)
-def read_points3d_bin(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """COLMAP points3D.bin -> (xyz [P,3] float32, rgb [P,3] uint8). Tracks are skipped."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-        (n,) = struct.unpack_from("<Q", data, 0)
-        off = 8
-        xyz = np.empty((n, 3), np.float64)
-        rgb = np.empty((n, 3), np.uint8)
-        for i in range(n):
-            # point3D_id u64, xyz 3xf64, rgb 3xu8, error f64, track_length u64, then track (image_id i32, point2D_idx i32) * len
-            _, x, y, z, r, g, b, _, tl = struct.unpack_from("<Q3d3BdQ", data, off)
-            xyz[i] = (x, y, z)
-            rgb[i] = (r, g, b)
-            off += 8 + 24 + 3 + 8 + 8 + 8 * tl
-    except (OSError, struct.error) as e:
-        raise InputError(f"cannot read COLMAP points {path}: {e}") from None
-    return xyz.astype(np.float32), rgb
-
-
-def read_points3d(sparse_dir: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """SfM points of a COLMAP model folder (binary or text)."""
-    d = Path(sparse_dir)
-    if (d / "points3D.bin").is_file():
-        return read_points3d_bin(d / "points3D.bin")
-    if (d / "points3D.txt").is_file():
-        rows = [ln.split() for ln in (d / "points3D.txt").read_text().splitlines() if ln and not ln.startswith("#")]
-        xyz = np.array([[float(v) for v in r[1:4]] for r in rows], np.float32).reshape(-1, 3)
-        rgb = np.array([[int(v) for v in r[4:7]] for r in rows], np.uint8).reshape(-1, 3)
-        return xyz, rgb
-    raise InputError(f"no COLMAP points3D.bin/.txt in {d}")
-
-
-def find_sparse(root: Path) -> Path | None:
-    for cand in (root / "sparse" / "0", root / "sparse"):
-        if (cand / "points3D.bin").is_file() or (cand / "points3D.txt").is_file():
-            return cand
-    return None
-
-
 def load_points(root: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """SfM points for a WORKDIR / bundle / LLFF / COLMAP folder, world frame (xyz [P,3] float32, rgb [P,3] uint8)."""
-    root = Path(root)
-    sp = find_sparse(root)
-    if sp is None:
-        raise InputError(f"{root} has no SfM points (expected sparse/0/points3D.bin)")
-    return read_points3d(sp)
+    return colmap_io.read_points(root)
 
 
 # ---------------------------------------------------------------- camera sources
@@ -113,27 +69,11 @@ def _llff_cameras(root: Path) -> CameraSet:
 
 
 def _colmap_cameras(sparse: Path, root: Path) -> CameraSet:
-    """A full COLMAP model (pinhole or simple radial treated as pinhole) read with pycolmap."""
-    import pycolmap
-
-    try:
-        rec = pycolmap.Reconstruction(str(sparse))
-    except Exception as e:
-        raise InputError(f"cannot read COLMAP model {sparse}: {e}") from None
-    img_dir = root / "images"
-    if not img_dir.is_dir():
+    """A full COLMAP model beside images/: PINHOLE cameras only (distorted models are refused, see colmap_io.camera_set)."""
+    rec = colmap_io.read_model(sparse)
+    if not (root / "images").is_dir():
         raise InputError(f"{root} has a COLMAP model but no images/ folder")
-    names = sorted(im.name for im in rec.images.values())
-    splits = dict(zip(names, holdout_split(names, 8)))
-    frames = []
-    for im in rec.images.values():
-        cam = rec.cameras[im.camera_id]
-        K = np.asarray(cam.calibration_matrix(), np.float64)
-        V = np.eye(4)
-        V[:3, :4] = np.asarray(im.cam_from_world().matrix(), np.float64)
-        frames.append(CameraFrame(im.name, K, V, int(cam.width), int(cam.height), splits[im.name], int(im.camera_id)))
-    frames.sort(key=lambda f: f.name)
-    return CameraSet(frames, "images")
+    return colmap_io.camera_set(rec, 8, "images")
 
 
 def load_camera_source(root: str | os.PathLike) -> tuple[CameraSet, Path]:
@@ -145,7 +85,7 @@ def load_camera_source(root: str | os.PathLike) -> tuple[CameraSet, Path]:
         return load_cameras(root / "cameras.json"), root
     if (root / "poses_bounds.npy").is_file():
         return _llff_cameras(root), root
-    sp = find_sparse(root)
+    sp = colmap_io.find_model(root)
     if sp is not None and ((sp / "images.bin").is_file() or (sp / "images.txt").is_file()):
         return _colmap_cameras(sp, root), root
     raise InputError(f"{root}: no cameras.json, poses_bounds.npy or COLMAP sparse model found")

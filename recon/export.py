@@ -22,10 +22,12 @@ import torch.nn.functional as F
 
 from realsim.assets.cameras import CameraFrame, CameraSet
 from realsim.assets.errors import InputError
+from realsim.assets.frames import camera_center
 from realsim.assets.ply import GaussianCloud, write_ply
 from realsim.assets.progress import ProgressFn, report
 from realsim.assets.splat import write_splat
 
+from .metrics import psnr
 from .splats import Splats, rasterize_splats
 
 log = logging.getLogger("realsim.recon.export")
@@ -149,7 +151,7 @@ def bake_scaffold(model: Any, views: list[CameraFrame], cfg: ExportConfig,
         quat_sum.index_add_(0, c, (q * sign * w[:, None]).double())
         scale_sum.index_add_(0, c, (s.scales.float() * w[:, None]).double())
         w_sum.index_add_(0, c, w.double())
-        cam = -(V[:3, :3].T @ V[:3, 3])
+        cam = camera_center(V)
         for lo in range(0, len(c), 32768):  # chunks bound the [m,Kb,Kb] outer products
             sl = slice(lo, lo + 32768)
             B = _sh_basis_np(deg, s.means[sl].to(acc) - cam.to(acc))  # [m,Kb] the directions the rasterizer uses
@@ -207,11 +209,6 @@ def cloud_splats(cloud: GaussianCloud) -> Splats:
     t = lambda a: torch.tensor(np.asarray(a, dtype=np.float32))  # noqa: E731  (copies: USD arrays are read-only)
     return Splats(t(cloud.means), t(cloud.quats), t(cloud.scales), t(cloud.opacities), sh=t(cloud.sh),
                   sh_degree=cloud.sh_degree)
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(((a.float().clamp(0, 1) - b.float().clamp(0, 1)) ** 2).mean())
-    return float("inf") if mse <= 0 else -10.0 * math.log10(mse)
 
 
 def eval_frames(cameras: CameraSet, n: int, max_side: int) -> list[CameraFrame]:

@@ -1,13 +1,14 @@
 """Plain 3D Gaussian Splatting (Kerbl et al. 2023) as the baseline: explicit Gaussians with SH colour (degree 3)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from realsim.assets.config import ConfigDict
 
 from .scaffold import knn_mean_dist
 from .splats import Splats
@@ -16,17 +17,10 @@ SH_C0 = 0.28209479177387814
 
 
 @dataclass
-class GS3DConfig:
+class GS3DConfig(ConfigDict):
     sh_degree: int = 3
     init_opacity: float = 0.1
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "GS3DConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 class GS3DModel(nn.Module):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 
 import torch
 import torch.nn.functional as F
@@ -14,9 +15,9 @@ log = logging.getLogger("realsim.recon.metrics")
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
-    """Peak signal-to-noise ratio (dB) for images in [0,1]."""
-    mse = F.mse_loss(pred.clamp(0, 1).float(), target.float()).item()
-    return float("inf") if mse == 0 else -10.0 * torch.log10(torch.tensor(mse)).item()
+    """Peak signal-to-noise ratio (dB) for images in [0,1] (both clamped to it)."""
+    mse = F.mse_loss(pred.float().clamp(0, 1), target.float().clamp(0, 1)).item()
+    return float("inf") if mse <= 0 else -10.0 * math.log10(mse)
 
 
 @functools.lru_cache(maxsize=4)

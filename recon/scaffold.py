@@ -7,13 +7,14 @@ opacity are dropped before rasterization.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from realsim.assets.config import ConfigDict
 
 from realsim.render.prefilter import anchor_prefilter
 
@@ -21,7 +22,7 @@ from .splats import Splats
 
 
 @dataclass
-class ScaffoldConfig:
+class ScaffoldConfig(ConfigDict):
     """Model shape. voxel_size <= 0 picks the median nearest-neighbour distance of the SfM points."""
 
     voxel_size: float = 0.0
@@ -33,13 +34,6 @@ class ScaffoldConfig:
     n_appearance: int = 0  # number of training images the embedding covers
     feature_bank: bool = False  # multi-resolution feature bank (view-dependent blend of 3 feature resolutions)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ScaffoldConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def _mlp(inp: int, hidden: int, out: int, act: nn.Module) -> nn.Sequential:

@@ -7,11 +7,15 @@ together with the Adam moments of the optimiser that owns each one.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 from torch import nn
+
+from realsim.assets.config import ConfigDict
+
+from realsim.render.ref import quat_to_rotmat
 
 Optimizers = dict[str, torch.optim.Optimizer]
 
@@ -77,8 +81,17 @@ def _new_bucket(state: dict[str, torch.Tensor], key: str, step: int, every: int)
     return False
 
 
+class _Strategy(ConfigDict):
+    """What both strategies share: config (de)serialisation and keeping the screen-space gradient of means2d."""
+
+    def step_pre_backward(self, meta: dict[str, Any]) -> None:
+        m2d = meta.get("means2d")
+        if m2d is not None and m2d.requires_grad:
+            m2d.retain_grad()
+
+
 @dataclass
-class ScaffoldStrategy:
+class ScaffoldStrategy(_Strategy):
     """Anchor growing (multi-level voxels, thresholds grad_threshold * 2^level) and opacity-based pruning."""
 
     start_stat: int = 500
@@ -92,19 +105,11 @@ class ScaffoldStrategy:
     level_factor: int = 4  # each finer level divides the voxel size by this
     max_anchors: int = 0  # 0 = no cap (a cap keeps CPU runs within budget)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     def initialize_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
         M, k = model.n_anchors, model.config.n_offsets
         return {"opacity_accum": torch.zeros(M), "anchor_denom": torch.zeros(M),
                 "offset_grad_accum": torch.zeros(M * k), "offset_denom": torch.zeros(M * k),
                 "last_bucket": torch.zeros(1, dtype=torch.int64)}
-
-    def step_pre_backward(self, meta: dict[str, Any]) -> None:
-        m2d = meta.get("means2d")
-        if m2d is not None and m2d.requires_grad:
-            m2d.retain_grad()
 
     def step_post_backward(self, model: nn.Module, optimizers: Optimizers, state: dict[str, torch.Tensor], step: int,
                            info: dict[str, torch.Tensor], meta: dict[str, Any], width: int, height: int,
@@ -225,7 +230,7 @@ class ScaffoldStrategy:
 
 
 @dataclass
-class ADCStrategy:
+class ADCStrategy(_Strategy):
     """3DGS adaptive density control: clone small / split large Gaussians with high view-space gradient, prune
     transparent or huge ones, reset opacities periodically."""
 
@@ -239,18 +244,10 @@ class ADCStrategy:
     prune_scale3d: float = 0.1  # x scene extent
     max_gaussians: int = 0  # 0 = no cap
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     def initialize_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
         n = model.n_gaussians
         return {"grad2d": torch.zeros(n), "count": torch.zeros(n), "last_bucket": torch.zeros(1, dtype=torch.int64),
                 "last_reset": torch.zeros(1, dtype=torch.int64)}
-
-    def step_pre_backward(self, meta: dict[str, Any]) -> None:
-        m2d = meta.get("means2d")
-        if m2d is not None and m2d.requires_grad:
-            m2d.retain_grad()
 
     def step_post_backward(self, model: nn.Module, optimizers: Optimizers, state: dict[str, torch.Tensor], step: int,
                            info: dict[str, torch.Tensor], meta: dict[str, Any], width: int, height: int,
@@ -297,8 +294,7 @@ class ADCStrategy:
         new: dict[str, torch.Tensor] = {kk: v.data[clone] for kk, v in P.items()}
         if n_split:
             sc = torch.exp(model.scales.data[split])  # [S,3]
-            q = torch.nn.functional.normalize(model.quats.data[split], dim=1)
-            R = _quat_to_rotmat(q)
+            R = quat_to_rotmat(model.quats.data[split])  # normalises
             samples = torch.randn(2, n_split, 3, generator=generator) * sc[None]
             pos = (torch.einsum("sij,nsj->nsi", R, samples) + model.means.data[split][None]).reshape(-1, 3)
             sp = {kk: v.data[split].repeat(2, *([1] * (v.dim() - 1))) for kk, v in P.items()}
@@ -325,13 +321,3 @@ class ADCStrategy:
         state["grad2d"].zero_()
         state["count"].zero_()
         return {"cloned": n_clone, "split": n_split, "pruned": n_pruned}
-
-
-def _quat_to_rotmat(q: torch.Tensor) -> torch.Tensor:
-    """Unit quaternions (w,x,y,z) [N,4] -> rotation matrices [N,3,3]."""
-    w, x, y, z = q.unbind(-1)
-    return torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ], -1).reshape(-1, 3, 3)

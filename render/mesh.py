@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from realsim.assets.frames import camera_center
+
 __all__ = ["MeshRenderConfig", "render_mesh", "face_normals"]
 
 
@@ -219,7 +221,7 @@ def render_mesh(vertices, faces, vertex_colors=None, viewmat=None, K=None, width
         face_id[pix] = f
         n = face_normals(V, Fc)[f]
         # two-sided: flip normals to face the camera
-        cc = -vm[:3, :3].T @ vm[:3, 3]
+        cc = camera_center(vm)
         flip = ((cc[None] - a[:, :3]) * n).sum(1) < 0
         n = torch.where(flip[:, None], -n, n)
         if cfg.geometry:

@@ -15,10 +15,10 @@ Public API:
     simulate_scene(scene_dir, out_dir, SimulateOptions), run_demo(out_dir, DemoOptions)  -- `realsim simulate | demo`
     make_capture(out_dir, CaptureConfig)  -- the SYNTHETIC procedural street photographed along a walk (sim.capture)
 
-Modules: `camera` (make_camera_path: interp | orbit | spiral | static | follow | FILE.json), `follow` (the follow camera:
-plan_follow, follow_path), `spawn` (start and goal placement), `gait` (procedural walker, the fallback motion),
-`capture` (synthetic street, textures, camera rig, ground-truth pose check), `motion` (the motion-diffusion model and
-MotionController).
+Modules: `ground` (the street plane the world stands on), `camera` (make_camera_path: interp | orbit | spiral | static |
+follow | FILE.json), `follow` (the follow camera: plan_follow, follow_path), `spawn` (start and goal placement), `gait`
+(procedural walker, the fallback motion), `capture` (synthetic street, textures, camera rig, ground-truth pose check),
+`motion` (the motion-diffusion model and MotionController).
 """
 from .body import AgentLook, BodyModel
 from .capture import CaptureConfig, make_capture

@@ -12,34 +12,11 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Skeleton", "AgentPose", "ProceduralWalker", "BASIC_SKELETON"]
+from realsim.assets.skeleton import COCO17, Skeleton
 
-COCO17 = ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
-          "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"]
+from .motion.controller import AgentPose
 
-
-@dataclass
-class Skeleton:
-    """Joint names [J], parents [J] (-1 root), rest offsets [J,3] metres (+Z up, facing +X)."""
-
-    names: list[str]
-    parents: list[int]
-    offsets: np.ndarray
-
-    def coco17(self) -> list[int]:
-        """Indices of the COCO-17 keypoints among the joints (-1 where the skeleton has none: the face points)."""
-        return [self.names.index(n) if n in self.names else -1 for n in COCO17]
-
-
-@dataclass
-class AgentPose:
-    """One frame of all agents (the controller's layout): world +Z-up metres."""
-
-    joints: np.ndarray  # [A,J,3]
-    global_rot: np.ndarray | None  # [A,J,3,3] or None
-    root: np.ndarray  # [A,3]
-    heading: np.ndarray  # [A]
-    contacts: np.ndarray  # [A,2] left/right foot
+__all__ = ["ProceduralWalker", "BASIC_SKELETON", "COCO17"]  # COCO17 re-exported for sim/outputs.py (home: assets.skeleton)
 
 
 _J = ["pelvis", "spine", "chest", "neck", "head", "head_top", "left_shoulder", "left_elbow", "left_wrist", "right_shoulder",

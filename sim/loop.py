@@ -144,7 +144,14 @@ def run_sim(world: World, scenario: Scenario, motion: str = "auto", spawn_mask: 
     dt = 1.0 / fps
     T = max(1, int(round(scenario.duration * fps)))
     if scenario.n_agents == 0:
-        raise RealsimError("the scenario has no agents")
+        if not scenario.props:
+            raise RealsimError("the scenario has no agents")
+        from .gait import BASIC_SKELETON  # props only: an empty agent track for the physics and the renderer
+
+        J = len(BASIC_SKELETON.names)
+        return SimResult(fps, np.zeros((T, 0, J, 3)), np.zeros((T, 0, 3)), np.zeros((T, 0)), np.zeros((T, 0, 2), bool),
+                         np.zeros((T, 0, 2)), BASIC_SKELETON, [], [], np.zeros(0), np.zeros(0), [], "none",
+                         {"frames": float(T), "agents": 0.0, "agents_requested": 0.0})
     sp = spawn_agents(world, scenario, rng, spawn_mask)
     starts, goals, wander = sp.starts, sp.goals, sp.wander
     A = len(starts)

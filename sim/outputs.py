@@ -3,7 +3,8 @@
 OUTDIR/
   rgb.mp4                 composited video (scene + agents + contact shadows)
   depth.mp4, depth/NNNNNN.png   colour-mapped depth video; 16-bit metric depth (value * depth_scale metres, 0 = none)
-  masks/NNNNNN.png        agent instance ids (uint8: 0 = no agent, i+1 = agent i), masks.mp4 for viewing
+  masks/NNNNNN.png        instance ids (uint8: 0 = none, i+1 = agent i, A+1+p = prop p), masks.mp4 for viewing
+  props.json              props per frame (position, quat w,x,y,z, velocity; contact onsets) when the scenario has props
   keypoints.json          COCO-17 person keypoints per agent per frame (track_id = agent), visibility from depth
   cameras.json            camera per frame (realsim cameras.json), camera_path.json (nerfstudio layout)
   trajectories.json       per agent: root path, heading, foot contacts, planned paths, style, speed
@@ -138,20 +139,63 @@ def _render_agents_box(verts: np.ndarray, faces: np.ndarray, cols: np.ndarray, p
     return out
 
 
+def _render_props(props, meshes, t: int, V: np.ndarray, K: np.ndarray, width: int, height: int,
+                  ssaa: int) -> dict[str, torch.Tensor] | None:
+    """The props at frame t (mesh layer with face_id indexing meshes.faces); None when none is in front of the camera."""
+    cfg = MeshRenderConfig(ssaa=ssaa, ambient=0.5, geometry=False)
+    pos, quat = props.position[t], props.quat[t]
+    zc = pos @ V[2, :3] + V[2, 3]  # camera z of each prop centre
+    keep = zc + meshes.radius > cfg.near
+    if not keep.any():
+        return None
+    verts = meshes.vertices(quat, pos)
+    fsel = keep[meshes.face_prop]
+    face_ids = np.nonzero(fsel)[0]
+    faces = meshes.faces[fsel]
+    pc = verts @ V[:3, :3].T + V[:3, 3]
+    used = np.unique(faces)
+    out = _render_agents_box(verts, faces, meshes.colors, pc[used], pc[used, 2] > cfg.near, V, K, width, height, cfg)
+    fid = out["face_id"]
+    out["face_id"] = torch.where(fid >= 0, torch.from_numpy(face_ids)[fid.clamp_min(0)], fid)
+    return out
+
+
 def render_frame(layer: SceneLayer, world: World, body: BodyModel, sim: SimResult, t: int, V: np.ndarray, K: np.ndarray,
-                 width: int, height: int, ssaa: int = 2, shadow: bool = True, background=(0.0, 0.0, 0.0)) -> dict[str, Any]:
-    """One composited frame: {"rgb","depth","mesh_weight","instance" [H,W] int (-1 none),"scene_depth"}."""
+                 width: int, height: int, ssaa: int = 2, shadow: bool = True, background=(0.0, 0.0, 0.0), props=None,
+                 prop_meshes=None) -> dict[str, Any]:
+    """One composited frame: {"rgb","depth","mesh_weight","instance" [H,W] int (-1 none; A + p for prop p),"scene_depth"}.
+
+    props: a physics PropsResult (frame t drawn with prop_meshes, a physics.mesh.PropMeshes of its props)."""
     sc = layer(V, K, width, height)
     A = sim.n_agents
-    verts = body.vertices(sim.joints[t], sim.heading[t], sim.looks)  # [A,Vb,3]
-    cols = body.colors(sim.looks)
     nf = len(body.faces)
-    faces = np.concatenate([body.faces + a * body.n_verts for a in range(A)])
-    m = _render_agents(verts.reshape(-1, 3), faces, cols.reshape(-1, 3), V, K, width, height, ssaa, body.n_verts)
+    if A:
+        verts = body.vertices(sim.joints[t], sim.heading[t], sim.looks)  # [A,Vb,3]
+        cols = body.colors(sim.looks)
+        faces = np.concatenate([body.faces + a * body.n_verts for a in range(A)])
+        m = _render_agents(verts.reshape(-1, 3), faces, cols.reshape(-1, 3), V, K, width, height, ssaa, body.n_verts)
+    else:
+        m = {"rgb": torch.zeros(height, width, 3), "depth": torch.zeros(height, width, 1),
+             "alpha": torch.zeros(height, width, 1), "face_id": torch.full((height, width), -1, dtype=torch.long)}
     # work only inside the box that holds the bodies and their shadows (everything else is the scene as rendered)
     feet = sim.joints[t][:, [body.sem["l_ankle"], body.sem["r_ankle"]]].mean(1)
     centers = np.c_[0.5 * (feet[:, :2] + sim.joints[t][:, 0, :2]), world.height(feet[:, :2])]
     radii = 0.45 * np.array([lk.build for lk in sim.looks])
+    face_inst = None
+    if props is not None and props.n_props:
+        mp = _render_props(props, prop_meshes, t, V, K, width, height, ssaa)
+        if mp is not None:  # props and agents by depth: the nearer mesh wins per pixel
+            take = (mp["alpha"] > 0) & ((m["alpha"] <= 0) | (mp["depth"] < m["depth"]))
+            pf = mp["face_id"] + A * nf
+            m = {k: torch.where(take, mp[k], m[k]) for k in ("rgb", "depth", "alpha")} | {
+                "face_id": torch.where(take[..., 0], pf, m["face_id"])}
+            face_inst = torch.from_numpy(np.concatenate([np.repeat(np.arange(A), nf), A + prop_meshes.face_prop]))
+        # contact shadows under props near the ground
+        pos = props.position[t]
+        gz = world.height(pos[:, :2])
+        low = pos[:, 2] - gz < prop_meshes.radius + 0.3
+        centers = np.vstack([centers, np.c_[pos[low, :2], gz[low]]])
+        radii = np.r_[radii, 1.3 * prop_meshes.radius[low]]
     box = _work_box(m["alpha"], centers, radii * 1.6, V, K, width, height)
     rgb_full = sc["rgb"].clone()
     depth_full = sc["depth"].clone()
@@ -173,8 +217,11 @@ def render_frame(layer: SceneLayer, world: World, body: BodyModel, sim: SimResul
         rgb_full[crop] = out["rgb"]
         depth_full[crop] = out["depth"]
         weight[crop] = out["mesh_weight"]
-    inst = torch.where((m["face_id"] >= 0) & (weight[..., 0] >= 0.5),
-                       torch.div(m["face_id"], nf, rounding_mode="floor"), torch.full_like(m["face_id"], -1))
+    hit = (m["face_id"] >= 0) & (weight[..., 0] >= 0.5)
+    if face_inst is None:
+        inst = torch.where(hit, torch.div(m["face_id"], nf, rounding_mode="floor"), torch.full_like(m["face_id"], -1))
+    else:
+        inst = torch.where(hit, face_inst[m["face_id"].clamp_min(0)], torch.full_like(m["face_id"], -1))
     return {"rgb": rgb_full, "depth": depth_full, "mesh_weight": weight, "instance": inst,
             "scene_depth": sc["depth"], "mesh_depth": m["depth"]}
 
@@ -257,8 +304,10 @@ def visibility_metrics(shown: np.ndarray, frame_pixels: int) -> dict[str, float]
 
 def write_outputs(out_dir: str | os.PathLike, layer: SceneLayer, world: World, sim: SimResult, path, *, overwrite: bool = False,
                   ssaa: int = 2, provenance: dict | None = None, progress: ProgressFn | None = None,
-                  preview_every: int = 0) -> dict:
-    """Render every frame and write the streams under out_dir (atomically: complete or absent). Returns sim.json's dict."""
+                  preview_every: int = 0, props=None) -> dict:
+    """Render every frame and write the streams under out_dir (atomically: complete or absent). Returns sim.json's dict.
+
+    props: a physics PropsResult (at the video's fps): drawn, masked as ids A+1.., written to props.json."""
     from PIL import Image
 
     from realsim.render.paths import save_camera_path
@@ -271,11 +320,18 @@ def write_outputs(out_dir: str | os.PathLike, layer: SceneLayer, world: World, s
     body = BodyModel(sim.skeleton)
     t0 = time.time()
     depth_scale = 1e-3
-    fr0 = render_frame(layer, world, body, sim, 0, path.viewmats[0], path.Ks[0], W, H, ssaa=ssaa)
+    pm = None
+    if props is not None and props.n_props:
+        from .physics.mesh import PropMeshes
+
+        pm = PropMeshes(props.props)
+        T = min(T, props.n_frames)
+    fr0 = render_frame(layer, world, body, sim, 0, path.viewmats[0], path.Ks[0], W, H, ssaa=ssaa, props=props, prop_meshes=pm)
     first = fr0["scene_depth"].numpy()
     valid = first[first > 0]
     vmax = float(np.percentile(valid, 98)) if valid.size else 10.0  # depth colour range from the first frame
-    palette = (np.array([[0, 0, 0]] + [[int(255 * c) for c in lk.shirt] for lk in sim.looks])).astype(np.uint8)
+    palette = (np.array([[0, 0, 0]] + [[int(255 * c) for c in lk.shirt] for lk in sim.looks]
+                        + [[int(255 * c) for c in p.color] for p in (props.props if pm is not None else [])])).astype(np.uint8)
     images, anns = [], []
     stats = {"render_s": 0.0}
     shown = np.zeros((T, sim.n_agents), np.int64)  # mask pixels of each agent in each frame
@@ -288,7 +344,8 @@ def write_outputs(out_dir: str | os.PathLike, layer: SceneLayer, world: World, s
                 VideoWriter(tmp / "masks.mp4", path.fps, W, H) as vmask:
             for t in range(T):
                 ts = time.time()
-                fr = fr0 if t == 0 else render_frame(layer, world, body, sim, t, path.viewmats[t], path.Ks[t], W, H, ssaa=ssaa)
+                fr = fr0 if t == 0 else render_frame(layer, world, body, sim, t, path.viewmats[t], path.Ks[t], W, H, ssaa=ssaa,
+                                                      props=props, prop_meshes=pm)
                 stats["render_s"] += time.time() - ts
                 rgb = fr["rgb"].numpy()
                 depth = fr["depth"].numpy()
@@ -336,5 +393,10 @@ def write_outputs(out_dir: str | os.PathLike, layer: SceneLayer, world: World, s
                    "depth_png_scale_m": depth_scale, "render_s": round(stats["render_s"], 2),
                    "render_s_per_frame": round(stats["render_s"] / T, 3), "total_s": round(time.time() - t0, 2),
                    "provenance": provenance or {}}
+        if pm is not None:
+            (tmp / "props.json").write_text(json.dumps(props.to_json(T)))
+            summary["physics"] = props.physics_summary()
+            summary["props"] = props.n_props
+            summary["mask_ids"] = {"agents": [1, sim.n_agents], "props": [sim.n_agents + 1, sim.n_agents + props.n_props]}
         (tmp / "sim.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -16,6 +16,17 @@ Example:
       path: interp         # interp (through the capture cameras) | orbit | spiral | follow | static | FILE.json
       width: 480
       height: 360
+    props:                 # rigid bodies simulated by MuJoCo (realsim.sim.physics); `agents: []` is allowed with props
+      - shape: sphere      # sphere | box | capsule | cylinder
+        size: [0.11]       # metres: sphere [radius]; box [x, y, z] full extents; capsule / cylinder [radius, length]
+        position: auto     # [x, y, z] world metres, or auto (a free spot in view, resting on the ground)
+        quat: [1, 0, 0, 0] # orientation w, x, y, z
+        velocity: [4, 0, 1.5]           # m/s, world frame
+        angular_velocity: [0, 0, 0]     # rad/s, world frame
+        mass: 0.43         # kg (or density: kg/m^3; default density 500)
+        friction: 0.5      # sliding friction coefficient (0 = frictionless)
+        restitution: 0.8   # 0 = no bounce .. 1 = elastic
+        color: [0.9, 0.3, 0.1]
 """
 from __future__ import annotations
 
@@ -26,12 +37,15 @@ from typing import Any
 
 from realsim.assets.errors import InputError
 
-__all__ = ["AgentSpec", "CameraSpec", "Scenario", "load_scenario", "parse_scenario", "default_scenario"]
+__all__ = ["AgentSpec", "CameraSpec", "PropSpec", "PROP_SHAPES", "parse_prop", "Scenario", "load_scenario", "parse_scenario", "default_scenario"]
 
-_TOP_KEYS = {"seed", "duration", "fps", "scale", "agents", "camera", "name"}
+_TOP_KEYS = {"seed", "duration", "fps", "scale", "agents", "camera", "name", "props"}
 _AGENT_KEYS = {"start", "goals", "waypoints", "style", "speed", "count", "loop", "name"}
 _CAMERA_KEYS = {"path", "width", "height", "height_m", "distance", "fps"}
 CAMERA_PATHS = ("interp", "orbit", "spiral", "follow", "static")
+_PROP_KEYS = {"shape", "size", "position", "quat", "velocity", "angular_velocity", "mass", "density", "friction", "restitution",
+              "color", "name"}
+PROP_SHAPES = {"sphere": 1, "box": 3, "capsule": 2, "cylinder": 2}  # shape -> number of size values
 
 
 @dataclass
@@ -44,6 +58,25 @@ class AgentSpec:
     speed: tuple[float, float] = (1.1, 1.5)  # drawn uniformly (lo == hi for a fixed speed)
     count: int = 1
     loop: bool = False
+    name: str | None = None
+
+
+@dataclass
+class PropSpec:
+    """One rigid prop (simulated by realsim.sim.physics). Sizes in metres: sphere (radius,), box (x, y, z) full extents,
+    capsule / cylinder (radius, length end to end). position None = auto (a free spot in view, resting on the ground)."""
+
+    shape: str = "sphere"
+    size: tuple[float, ...] = (0.11,)
+    position: tuple[float, float, float] | None = None
+    quat: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
+    velocity: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    angular_velocity: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    mass: float | None = None  # kg; None: from density
+    density: float = 500.0  # kg/m^3
+    friction: float = 0.5
+    restitution: float = 0.5
+    color: tuple[float, float, float] = (0.85, 0.35, 0.1)
     name: str | None = None
 
 
@@ -63,6 +96,7 @@ class Scenario:
     scale: float | None = None
     camera: CameraSpec = field(default_factory=CameraSpec)
     name: str = "scenario"
+    props: list[PropSpec] = field(default_factory=list)
 
     @property
     def n_agents(self) -> int:
@@ -152,6 +186,10 @@ def parse_scenario(data: Any, source: str = "scenario") -> Scenario:
             spec.loop = bool(a["loop"])
         spec.name = a.get("name")
         sc.agents.append(spec)
+    props = data.get("props", []) or []
+    if not isinstance(props, list):
+        raise InputError(f"{source}: props must be a list")
+    sc.props = [parse_prop(p, f"{source}: props[{i}]") for i, p in enumerate(props)]
     cam = data.get("camera", {}) or {}
     if not isinstance(cam, dict):
         raise InputError(f"{source}: camera must be a mapping (path, width, height)")
@@ -174,6 +212,63 @@ def parse_scenario(data: Any, source: str = "scenario") -> Scenario:
                 raise InputError(f"{source}: camera.{k} must be even (H.264)")
             setattr(sc.camera, k, int(v))
     return sc
+
+
+def _vec(v: Any, n: int, where: str, lo: float | None = None, hi: float | None = None) -> tuple[float, ...]:
+    if not isinstance(v, (list, tuple)) or len(v) != n:
+        raise InputError(f"{where} must be a list of {n} numbers, got {v!r}")
+    return tuple(_num(x, f"{where}[{k}]", lo, hi) for k, x in enumerate(v))
+
+
+def parse_prop(p: Any, where: str) -> PropSpec:
+    """One `props:` item -> PropSpec; InputError naming the field otherwise."""
+    if not isinstance(p, dict):
+        raise InputError(f"{where} must be a mapping (shape, size, position, ...), got {p!r}")
+    _unknown(p, _PROP_KEYS, where)
+    spec = PropSpec()
+    shape = p.get("shape", "sphere")
+    if shape not in PROP_SHAPES:
+        raise InputError(f"{where}.shape {shape!r} is not one of {', '.join(PROP_SHAPES)}")
+    spec.shape = shape
+    n = PROP_SHAPES[shape]
+    default = {"sphere": (0.11,), "box": (0.4, 0.4, 0.4), "capsule": (0.1, 0.5), "cylinder": (0.15, 0.4)}[shape]
+    size = p.get("size", list(default))
+    if isinstance(size, (int, float)) and not isinstance(size, bool) and n == 1:
+        size = [size]
+    spec.size = _vec(size, n, f"{where}.size", 0.005, 20.0)
+    if shape == "capsule" and spec.size[1] < 2 * spec.size[0]:
+        raise InputError(f"{where}.size: a capsule's length {spec.size[1]} is shorter than its diameter {2 * spec.size[0]}")
+    pos = p.get("position", "auto")
+    if pos is not None and pos != "auto":
+        spec.position = _vec(pos, 3, f"{where}.position")  # type: ignore[assignment]
+    if "quat" in p:
+        q = _vec(p["quat"], 4, f"{where}.quat")
+        nq = sum(x * x for x in q) ** 0.5
+        if nq < 1e-9:
+            raise InputError(f"{where}.quat must not be zero")
+        spec.quat = tuple(x / nq for x in q)  # type: ignore[assignment]
+    for k in ("velocity", "angular_velocity"):
+        if k in p:
+            setattr(spec, k, _vec(p[k], 3, f"{where}.{k}", -200.0, 200.0))
+    if p.get("mass") is not None:
+        m = _num(p["mass"], f"{where}.mass")
+        if not m > 0:
+            raise InputError(f"{where}.mass must be positive kg, got {m}")
+        spec.mass = m
+    if p.get("density") is not None:
+        d = _num(p["density"], f"{where}.density")
+        if not d > 0:
+            raise InputError(f"{where}.density must be positive kg/m^3, got {d}")
+        spec.density = d
+    if "friction" in p:
+        spec.friction = _num(p["friction"], f"{where}.friction", 0.0, 10.0)
+    if "restitution" in p:
+        spec.restitution = _num(p["restitution"], f"{where}.restitution", 0.0, 1.0)
+    if "color" in p:
+        spec.color = _vec(p["color"], 3, f"{where}.color", 0.0, 1.0)  # type: ignore[assignment]
+    if p.get("name") is not None:
+        spec.name = str(p["name"])
+    return spec
 
 
 def load_scenario(path: str | os.PathLike) -> Scenario:

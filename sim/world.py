@@ -13,7 +13,9 @@ from scipy import ndimage
 
 from realsim.assets.errors import RealsimError
 
-__all__ = ["WorldConfig", "World", "fit_ground_plane", "world_from_points", "world_from_scene"]
+from .ground import fit_ground_plane
+
+__all__ = ["WorldConfig", "World", "fit_ground_plane", "world_from_points", "world_from_scene"]  # fit_ground_plane: sim.ground
 
 log = logging.getLogger("realsim.sim.world")
 
@@ -36,63 +38,6 @@ class WorldConfig:
     margin: float = 1.0
     max_cells: int = 400  # per axis; the cell grows for very large scenes
     seed: int = 0
-
-
-def fit_ground_plane(xyz: np.ndarray, cfg: WorldConfig, below: float | None = None,
-                     cams: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """RANSAC plane with normal near +Z: returns (plane [4] = n,d with n.z > 0, n.p + d = 0; inlier mask [P]).
-
-    Among near-horizontal planes with at least half the best support, the lowest wins (the street, not a roof).
-    `below` limits candidate points to z < below (e.g. the capture cameras' height).
-    """
-    rng = np.random.default_rng(cfg.seed)
-    P = np.asarray(xyz, np.float64)
-    cand = P if below is None else P[P[:, 2] < below]
-    if len(cand) < 3:
-        raise RealsimError(f"cannot find the ground: only {len(cand)} scene points below the cameras")
-    cos_max = np.cos(np.radians(cfg.max_tilt_deg))
-    planes = []
-    for _ in range(cfg.ransac_iters):
-        s = cand[rng.choice(len(cand), 3, replace=False)]
-        n = np.cross(s[1] - s[0], s[2] - s[0])
-        nn = np.linalg.norm(n)
-        if nn < 1e-9:
-            continue
-        n = n / nn
-        if n[2] < 0:
-            n = -n
-        if n[2] < cos_max:
-            continue
-        d = -n @ s[0]
-        cnt = int((np.abs(cand @ n + d) < cfg.ground_thresh).sum())
-        planes.append((cnt, n, d))
-    if not planes:
-        raise RealsimError("cannot find a ground plane: no near-horizontal plane among the scene points")
-    best = max(p[0] for p in planes)
-    if cams is not None and len(cams) >= 3:
-        # a walking capture keeps the camera at about one height above the ground: among well-supported planes below
-        # every camera, take the one the cameras are most level above
-        good = [p for p in planes if p[0] >= 0.3 * best and p[0] >= 3 and (cams @ p[1] + p[2]).min() > 0.3]
-        if good:
-            cnt, n, d = min(good, key=lambda p: float(np.std(cams @ p[1] + p[2])) - 1e-6 * p[0])
-        else:
-            cams = None
-    if cams is None or len(cams) < 3:
-        good = [p for p in planes if p[0] >= 0.5 * best and p[0] >= 3]
-        # the lowest among well-supported planes (height at the candidates' centroid)
-        c = cand.mean(0)
-        cnt, n, d = min(good, key=lambda p: -(p[1][0] * c[0] + p[1][1] * c[1] + p[2]) / p[1][2])
-    # least-squares refit on inliers
-    inl = np.abs(cand @ n + d) < cfg.ground_thresh
-    Q = cand[inl]
-    if len(Q) >= 3:
-        A = np.c_[Q[:, 0], Q[:, 1], np.ones(len(Q))]
-        coef, *_ = np.linalg.lstsq(A, Q[:, 2], rcond=None)  # z = a x + b y + c
-        n = np.array([-coef[0], -coef[1], 1.0])
-        nrm = np.linalg.norm(n)
-        n, d = n / nrm, -coef[2] / nrm
-    inl_all = np.abs(P @ n + d) < cfg.ground_thresh
-    return np.r_[n, d], inl_all
 
 
 @dataclass
@@ -401,24 +346,23 @@ def world_from_scene(scene, scale: float | None = None, config: WorldConfig | No
 
 
 def _gaussian_centres(scene, scale: float = 1.0, max_points: int = 200_000) -> np.ndarray | None:
-    """Centres of the most opaque, small Gaussians decoded for one training camera (None if the model has no splats())."""
+    """Centres of the most opaque, small Gaussians decoded for the middle training camera (None without cameras or splats)."""
     import torch
 
-    try:
-        fr = sorted(scene.cameras.frames, key=lambda f: f.name)[len(scene.cameras.frames) // 2]
-        with torch.no_grad():
-            sp = scene.model.splats(torch.as_tensor(fr.viewmat, dtype=torch.float32), torch.as_tensor(fr.K, dtype=torch.float32),
-                                    int(fr.width), int(fr.height))
-        m = sp.means.detach().cpu().numpy().astype(np.float64)
-        o = sp.opacities.detach().cpu().numpy().reshape(-1)
-        sc = sp.scales.detach().cpu().numpy().max(-1) * scale
-        if len(o) == 0:
-            return None
-        keep = (o >= min(0.5, float(np.quantile(o, 0.8)))) & (sc < 0.3)  # solid surface splats, not haze or floaters' blobs
-        m = m[keep]
-        if len(m) > max_points:
-            m = m[np.random.default_rng(0).choice(len(m), max_points, replace=False)]
-        return m
-    except Exception as e:  # the model API is optional here: SfM points alone are enough
-        log.warning("Gaussian centres not used for the world (%s: %s)", type(e).__name__, e)
+    frames = sorted(scene.cameras.frames, key=lambda f: f.name)
+    if not frames:
         return None
+    fr = frames[len(frames) // 2]
+    with torch.no_grad():
+        sp = scene.model.splats(torch.as_tensor(fr.viewmat, dtype=torch.float32), torch.as_tensor(fr.K, dtype=torch.float32),
+                                int(fr.width), int(fr.height))
+    m = sp.means.detach().cpu().numpy().astype(np.float64)
+    o = sp.opacities.detach().cpu().numpy().reshape(-1)
+    sc = sp.scales.detach().cpu().numpy().max(-1) * scale
+    if len(o) == 0:
+        return None
+    keep = (o >= min(0.5, float(np.quantile(o, 0.8)))) & (sc < 0.3)  # solid surface splats, not haze or floaters' blobs
+    m = m[keep]
+    if len(m) > max_points:
+        m = m[np.random.default_rng(0).choice(len(m), max_points, replace=False)]
+    return m

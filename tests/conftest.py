@@ -1,6 +1,7 @@
 """Shared fixtures: real data through REALSIM_DATA (default ../shared/data beside the repo), skipped loudly when absent."""
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -19,6 +20,15 @@ def realsim_data() -> Path:
     if not root.is_dir():
         pytest.skip(f"real data not found at {root}: set REALSIM_DATA to the shared data folder")
     return root
+
+
+@pytest.fixture
+def fresh_log_handlers():
+    """cli.main adds a stderr handler per call bound to that moment's sys.stderr; capsys swaps stderr per test.
+    CLI test modules use it with `pytestmark = pytest.mark.usefixtures("fresh_log_handlers")`."""
+    logging.getLogger("realsim").handlers.clear()
+    yield
+    logging.getLogger("realsim").handlers.clear()
 
 
 def need_data(rel: str) -> Path:

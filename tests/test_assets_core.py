@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from realsim.assets import (CameraFrame, CameraSet, InputError, RealsimError, atomic_dir, frames, holdout_split,
                             load_cameras, save_cameras, SceneInfo, WorldInfo, save_scene_info, load_scene_info,
                             save_tensors, load_tensors)
+from realsim.assets.config import ConfigDict
 
 
 def test_cameras_roundtrip(tmp_path):
@@ -115,3 +117,38 @@ def test_atomic_outputs_get_normal_modes(tmp_path):
         os.umask(mask)
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+
+
+def test_read_json_one_line_errors(tmp_path):
+    from realsim.assets.config import read_json
+    with pytest.raises(InputError, match="camera file .* not found"):
+        read_json(tmp_path / "none.json", "camera file")
+    (tmp_path / "bad.json").write_text("{oops")
+    with pytest.raises(InputError, match="not valid JSON"):
+        read_json(tmp_path / "bad.json", "camera file")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(InputError, match=r"is not a realsim scene \(no 'format_version'\)"):
+        read_json(tmp_path / "list.json", "realsim scene", keys=("format_version",))
+    (tmp_path / "ok.json").write_text('{"format_version": 1}')
+    assert read_json(tmp_path / "ok.json", "realsim scene", keys=("format_version",)) == {"format_version": 1}
+
+
+@dataclass
+class _Inner(ConfigDict):
+    k: int = 3
+
+
+@dataclass
+class _Outer(ConfigDict):
+    bg: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    maybe: tuple[int, int] | None = None
+    sched: list = field(default_factory=list)
+    inner: _Inner = field(default_factory=_Inner)
+
+
+def test_config_dict_round_trip_nested_and_tuples():
+    c = _Outer(bg=(1.0, 0.5, 0.0), maybe=(2, 3), sched=[[0.2, 4]], inner=_Inner(7))
+    d = json.loads(json.dumps(c.to_dict()))
+    assert d == {"bg": [1.0, 0.5, 0.0], "maybe": [2, 3], "sched": [[0.2, 4]], "inner": {"k": 7}}
+    assert _Outer.from_dict({**d, "unknown_key": 1}) == c
+    assert _Outer.from_dict({}) == _Outer()

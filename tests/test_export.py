@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from realsim.assets import CameraFrame, CameraSet, InputError
+from realsim.assets.frames import camera_center
 from realsim.assets.ply import read_ply
 from realsim.recon.export import (ExportConfig, bake_scaffold, eval_frames, export_scene, model_to_cloud,
                                   sample_views, score_cloud)
@@ -44,7 +45,7 @@ class _SHScaffold:
         self.opac = torch.rand(m * k, generator=g) * 0.8 + 0.1
 
     def decode(self, V, K, w, h, cam_index=None, backend="auto"):
-        cam = -(V[:3, :3].T @ V[:3, 3])
+        cam = camera_center(V)
         col = (sh_basis(self.degree, torch.nn.functional.normalize(self.means - cam, dim=-1))[..., None]
                * self.coeffs).sum(1) + 0.5
         n = len(self.means)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 
 import numpy as np
@@ -19,12 +18,7 @@ from realsim.recon.inputs import extract_video_frames, sharpness
 DIST = (-0.08, 0.01)
 
 
-@pytest.fixture(autouse=True)
-def _fresh_log_handlers():
-    """cli.main adds a stderr handler per call bound to that moment's sys.stderr; capsys swaps stderr per test."""
-    logging.getLogger("realsim").handlers.clear()
-    yield
-    logging.getLogger("realsim").handlers.clear()
+pytestmark = pytest.mark.usefixtures("fresh_log_handlers")
 
 
 @pytest.fixture(scope="module")

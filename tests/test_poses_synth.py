@@ -13,9 +13,10 @@ import pytest
 from PIL import Image
 
 from realsim.assets.cameras import load_cameras
-from realsim.assets.frames import viewmat_to_c2w_opengl
+from realsim.assets.frames import camera_center, viewmat_to_c2w_opengl
 from realsim.cli.main import main
 from realsim.recon.align import umeyama
+from realsim.render.paths import look_at
 
 ROOM_LO = np.array([-4.0, -4.0, 0.0])
 ROOM_HI = np.array([4.0, 4.0, 3.0])
@@ -49,20 +50,6 @@ def _sample(tex: np.ndarray, u: np.ndarray, v: np.ndarray, texel: float = 0.03) 
     a, b = tex[y0 % n, x0 % n], tex[y0 % n, (x0 + 1) % n]
     c, d = tex[(y0 + 1) % n, x0 % n], tex[(y0 + 1) % n, (x0 + 1) % n]
     return (a * (1 - fx) + b * fx) * (1 - fy) + (c * (1 - fx) + d * fx) * fy
-
-
-def look_at(center: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """OpenCV world-to-camera [4,4] at `center` looking at `target`, world +Z up."""
-    z = target - center
-    z /= np.linalg.norm(z)
-    x = np.cross(z, [0.0, 0.0, 1.0])
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    R = np.stack([x, y, z])
-    V = np.eye(4)
-    V[:3, :3] = R
-    V[:3, 3] = -R @ center
-    return V
 
 
 def render_room(viewmat: np.ndarray, K: np.ndarray, width: int, height: int, dist: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
@@ -132,8 +119,7 @@ def rotation_errors_deg(est: dict[str, np.ndarray], gt: dict[str, np.ndarray]) -
     est and gt map image name -> world-to-camera [4,4]; the two worlds differ by an unknown similarity.
     """
     names = sorted(set(est) & set(gt))
-    C = lambda V: -V[:3, :3].T @ V[:3, 3]  # noqa: E731
-    ce, cg = np.stack([C(est[n]) for n in names]), np.stack([C(gt[n]) for n in names])
+    ce, cg = camera_center(np.stack([est[n] for n in names])), camera_center(np.stack([gt[n] for n in names]))
     s, R, t = umeyama(ce, cg)
     rmse = float(np.sqrt(((s * ce @ R.T + t - cg) ** 2).sum(1).mean()))
     # World rotation Q with R_est @ Q ~ R_gt for all cameras (chordal mean via SVD), then each camera's residual angle.
@@ -153,7 +139,7 @@ def synth(tmp_path_factory):
 def test_synthetic_rotations_recovered(synth, tmp_path, capsys):
     root, names, views, K = synth
     out = tmp_path / "wd"
-    C_gt = np.stack([-V[:3, :3].T @ V[:3, 3] for V in views])
+    C_gt = camera_center(np.stack(views))
     h = float(np.median(C_gt[:, 2]))  # the floor is z = 0
     rc = main(["-q", "poses", str(root / "images"), "-o", str(out), "--holdout-every", "4", "--camera-height", f"{h:.6f}"])
     err = capsys.readouterr().err
@@ -171,7 +157,7 @@ def test_synthetic_rotations_recovered(synth, tmp_path, capsys):
     assert info["metadata"]["n_registered"] == len(names) and info["metadata"]["up_source"] == "ground_plane"
     # --camera-height: metres and the floor at z = 0, so the cameras sit at their true heights (and nearly true distances).
     assert info["world"]["metric"] is True and info["metadata"]["scale_source"] == "camera_height"
-    C = np.stack([-est[n][:3, :3].T @ est[n][:3, 3] for n in names])
+    C = camera_center(np.stack([est[n] for n in names]))
     np.testing.assert_allclose(C[:, 2], C_gt[:, 2], atol=0.01)
     d_est, d_gt = np.linalg.norm(C[0] - C[-1]), np.linalg.norm(C_gt[0] - C_gt[-1])
     # Measured 1.9% short: the scale rests on the fitted floor plane, whose points are seen far away at grazing angles.

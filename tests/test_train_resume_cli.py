@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import errno
 import json
-import logging
 import os
 
 import pytest
@@ -17,11 +16,7 @@ from realsim.recon.trainer import train
 DOWNSCALE = "16"  # fern 1008x756 -> 63x47: a real scene, seconds per run
 
 
-@pytest.fixture(autouse=True)
-def _fresh_log_handlers():
-    logging.getLogger("realsim").handlers.clear()
-    yield
-    logging.getLogger("realsim").handlers.clear()
+pytestmark = pytest.mark.usefixtures("fresh_log_handlers")
 
 
 @pytest.fixture(scope="module")

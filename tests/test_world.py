@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from realsim.assets.errors import RealsimError
-from realsim.sim.world import WorldConfig, fit_ground_plane, world_from_points
+from realsim.sim.ground import fit_ground_plane
+from realsim.sim.world import WorldConfig, world_from_points
 
 
 @pytest.fixture(scope="module")

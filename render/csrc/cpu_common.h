@@ -53,6 +53,36 @@ inline Mat3<T> transpose(const Mat3<T>& a) {
     return r;
 }
 
+// Tile grid of C cameras' images (shared by the tile intersection, cpu_isect.cpp, and the rasterizer, cpu_rasterize.cpp).
+constexpr int64_t kMaxTile = 32;
+
+struct TileGrid {
+    int64_t C, tiles_w, tiles_h, tile_size, width, height;
+    int64_t per_cam() const { return tiles_w * tiles_h; }
+};
+
+template <typename T>
+inline void tile_range(T mx, T my, int32_t rx, int32_t ry, const TileGrid& g, int64_t& x0, int64_t& x1, int64_t& y0,
+                       int64_t& y1) {
+    const T ts = T(g.tile_size);
+    x0 = std::min<int64_t>(std::max<int64_t>(0, static_cast<int64_t>(std::floor((mx - rx) / ts))), g.tiles_w);
+    x1 = std::min<int64_t>(std::max<int64_t>(0, static_cast<int64_t>(std::ceil((mx + rx) / ts))), g.tiles_w);
+    y0 = std::min<int64_t>(std::max<int64_t>(0, static_cast<int64_t>(std::floor((my - ry) / ts))), g.tiles_h);
+    y1 = std::min<int64_t>(std::max<int64_t>(0, static_cast<int64_t>(std::ceil((my + ry) / ts))), g.tiles_h);
+}
+
+inline TileGrid make_grid(const at::Tensor& means2d, int64_t width, int64_t height, int64_t tile_size) {
+    TORCH_CHECK(tile_size > 0 && tile_size <= kMaxTile && width > 0 && height > 0, "bad image or tile size (tile_size <= 32)");
+    TileGrid g;
+    g.C = means2d.size(0);
+    g.tile_size = tile_size;
+    g.width = width;
+    g.height = height;
+    g.tiles_w = (width + tile_size - 1) / tile_size;
+    g.tiles_h = (height + tile_size - 1) / tile_size;
+    return g;
+}
+
 inline void check_cpu(const at::Tensor& t, const char* name) {
     TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor");
     TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");

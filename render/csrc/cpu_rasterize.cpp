@@ -1,4 +1,4 @@
-// C++ CPU tile intersection (per-tile depth sort), front-to-back rasterization and its backward pass.
+// C++ CPU front-to-back rasterization and its backward pass (the tile intersection it reads is cpu_isect.cpp).
 // Tiles are processed in parallel on torch's thread pool. Inside a tile the loop is Gaussian-outer / pixel-inner over the
 // Gaussian's box clipped to the tile, with per-pixel state (transmittance in double) kept in small local arrays. The
 // backward writes one gradient row per intersection (no races, deterministic) and sums them per Gaussian afterwards.
@@ -12,23 +12,6 @@
 
 namespace realsim {
 namespace {
-
-struct TileGrid {
-    int64_t C, tiles_w, tiles_h, tile_size, width, height;
-    int64_t per_cam() const { return tiles_w * tiles_h; }
-};
-
-template <typename T>
-inline void tile_range(T mx, T my, int32_t rx, int32_t ry, const TileGrid& g, int64_t& x0, int64_t& x1, int64_t& y0,
-                       int64_t& y1) {
-    const T ts = T(g.tile_size);
-    x0 = std::min<int64_t>(std::max<int64_t>(0, static_cast<int64_t>(std::floor((mx - rx) / ts))), g.tiles_w);
-    x1 = std::min<int64_t>(std::max<int64_t>(0, static_cast<int64_t>(std::ceil((mx + rx) / ts))), g.tiles_w);
-    y0 = std::min<int64_t>(std::max<int64_t>(0, static_cast<int64_t>(std::floor((my - ry) / ts))), g.tiles_h);
-    y1 = std::min<int64_t>(std::max<int64_t>(0, static_cast<int64_t>(std::ceil((my + ry) / ts))), g.tiles_h);
-}
-
-constexpr int64_t kMaxTile = 32;
 
 // Four doubles / floats as one value (GCC/Clang vector extensions: AVX2 registers under -march=x86-64-v3, SSE
 // otherwise). The blend loops run branch-free over chunks of kLanes pixels of a row.
@@ -151,84 +134,6 @@ inline bool chord(const TileSplat<T>& t, T dy, int64_t& x0, int64_t& x1) {
     x0 = std::max<int64_t>(t.px0, int64_t(std::max(std::floor(pc - half), double(t.px0))));
     x1 = std::min<int64_t>(t.px1, int64_t(std::min(std::ceil(pc + half), double(t.px1))));
     return x0 <= x1;
-}
-
-template <typename T>
-void isect_kernel(const T* means2d, const int32_t* radii, const T* depths, int64_t N, const TileGrid& g,
-                  int32_t* tiles_per_gauss, std::vector<int64_t>& tile_start, std::vector<int32_t>& flat) {
-    const int64_t CN = g.C * N, n_tiles = g.C * g.per_cam();
-    at::parallel_for(0, CN, 4096, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) {
-            if (radii[i * 2] <= 0 || radii[i * 2 + 1] <= 0) {
-                tiles_per_gauss[i] = 0;
-                continue;
-            }
-            int64_t x0, x1, y0, y1;
-            tile_range(means2d[i * 2], means2d[i * 2 + 1], radii[i * 2], radii[i * 2 + 1], g, x0, x1, y0, y1);
-            tiles_per_gauss[i] = static_cast<int32_t>((x1 - x0) * (y1 - y0));
-        }
-    });
-    // Counting sort by (camera, tile) over P contiguous chunks of Gaussians, each with its own histogram and cursors,
-    // so Gaussians still enter each tile's bucket in index order.
-    const int64_t P = CN < 16384 ? 1 : std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), 16));
-    const int64_t chunk = (CN + P - 1) / P;
-    std::vector<int64_t> count(P * n_tiles, 0);
-    auto for_tiles = [&](int64_t i, auto&& f) {
-        const int64_t c = i / N;
-        int64_t x0, x1, y0, y1;
-        tile_range(means2d[i * 2], means2d[i * 2 + 1], radii[i * 2], radii[i * 2 + 1], g, x0, x1, y0, y1);
-        for (int64_t ty = y0; ty < y1; ++ty)
-            for (int64_t tx = x0; tx < x1; ++tx) f(c * g.per_cam() + ty * g.tiles_w + tx);
-    };
-    at::parallel_for(0, P, 1, [&](int64_t pb, int64_t pe) {
-        for (int64_t p = pb; p < pe; ++p) {
-            int64_t* cnt = count.data() + p * n_tiles;
-            for (int64_t i = p * chunk; i < std::min(CN, (p + 1) * chunk); ++i)
-                if (tiles_per_gauss[i]) for_tiles(i, [&](int64_t t) { ++cnt[t]; });
-        }
-    });
-    tile_start.assign(n_tiles + 1, 0);
-    std::vector<int64_t> cursor(P * n_tiles);
-    int64_t total = 0;
-    for (int64_t t = 0; t < n_tiles; ++t) {
-        tile_start[t] = total;
-        for (int64_t p = 0; p < P; ++p) {
-            cursor[p * n_tiles + t] = total;
-            total += count[p * n_tiles + t];
-        }
-    }
-    tile_start[n_tiles] = total;
-    flat.resize(total);
-    at::parallel_for(0, P, 1, [&](int64_t pb, int64_t pe) {
-        for (int64_t p = pb; p < pe; ++p) {
-            int64_t* cur = cursor.data() + p * n_tiles;
-            for (int64_t i = p * chunk; i < std::min(CN, (p + 1) * chunk); ++i)
-                if (tiles_per_gauss[i]) for_tiles(i, [&](int64_t t) { flat[cur[t]++] = int32_t(i); });
-        }
-    });
-    // Per-tile depth sort, ties by Gaussian index. The depth is read through the flat index of a contiguous [C,N] array.
-    // float32 depths sort as one uint64 key (order-preserving depth bits, then the index); float64 as pairs.
-    dynamic_for(n_tiles, tile_start[n_tiles], [&](int64_t t) {
-        const int64_t s = tile_start[t], e = tile_start[t + 1];
-        if (e - s < 2) return;
-        if constexpr (std::is_same_v<T, float>) {
-            thread_local std::vector<uint64_t> keys;
-            keys.resize(e - s);
-            for (int64_t k = s; k < e; ++k) {
-                uint32_t bits;
-                std::memcpy(&bits, &depths[flat[k]], 4);
-                bits ^= (bits & 0x80000000u) ? 0xFFFFFFFFu : 0x80000000u;  // IEEE order as unsigned order
-                keys[k - s] = (uint64_t(bits) << 32) | uint32_t(flat[k]);
-            }
-            std::sort(keys.begin(), keys.end());
-            for (int64_t k = s; k < e; ++k) flat[k] = int32_t(uint32_t(keys[k - s]));
-        } else {
-            std::vector<std::pair<T, int32_t>> keyed(e - s);
-            for (int64_t k = s; k < e; ++k) keyed[k - s] = {depths[flat[k]], flat[k]};
-            std::sort(keyed.begin(), keyed.end());
-            for (int64_t k = s; k < e; ++k) flat[k] = keyed[k - s].second;
-        }
-    });
 }
 
 // Calls f(std::integral_constant<int, D>) for the common channel counts (loops unroll), else with 0 (runtime D).
@@ -420,63 +325,7 @@ void rasterize_bwd_kernel(const T* means2d, const T* conics, const T* colors, co
     });
 }
 
-TileGrid make_grid(const Tensor& means2d, int64_t width, int64_t height, int64_t tile_size) {
-    TORCH_CHECK(tile_size > 0 && tile_size <= kMaxTile && width > 0 && height > 0, "bad image or tile size (tile_size <= 32)");
-    TileGrid g;
-    g.C = means2d.size(0);
-    g.tile_size = tile_size;
-    g.width = width;
-    g.height = height;
-    g.tiles_w = (width + tile_size - 1) / tile_size;
-    g.tiles_h = (height + tile_size - 1) / tile_size;
-    return g;
-}
-
 }  // namespace
-
-std::tuple<Tensor, Tensor, Tensor, Tensor> isect_tiles(const Tensor& means2d, const Tensor& radii, const Tensor& depths,
-                                                       int64_t tile_size, int64_t tiles_w, int64_t tiles_h) {
-    check_cpu(means2d, "means2d");
-    check_cpu(radii, "radii");
-    check_cpu(depths, "depths");
-    TORCH_CHECK(depths.scalar_type() == means2d.scalar_type(), "depths must have the dtype of means2d");
-    TORCH_CHECK(radii.scalar_type() == at::kInt, "radii must be int32");
-    const int64_t C = means2d.size(0), N = means2d.size(1);
-    TileGrid g = make_grid(means2d, tiles_w * tile_size, tiles_h * tile_size, tile_size);
-    g.tiles_w = tiles_w;
-    g.tiles_h = tiles_h;
-    Tensor tiles_per_gauss = at::empty({C, N}, radii.options());
-    std::vector<int64_t> tile_start;
-    std::vector<int32_t> flat;
-    AT_DISPATCH_FLOATING_TYPES(means2d.scalar_type(), "isect_tiles", [&] {
-        isect_kernel<scalar_t>(means2d.data_ptr<scalar_t>(), radii.data_ptr<int32_t>(), depths.data_ptr<scalar_t>(), N,
-                               g, tiles_per_gauss.data_ptr<int32_t>(), tile_start, flat);
-    });
-    const int64_t n_isects = static_cast<int64_t>(flat.size()), n_tiles = C * g.per_cam();
-    TORCH_CHECK(n_isects < (int64_t(1) << 31), "too many tile intersections for int32 indices");
-    Tensor flatten_ids = at::empty({n_isects}, radii.options());
-    Tensor isect_ids = at::empty({n_isects}, radii.options().dtype(at::kLong));
-    Tensor offsets = at::empty({C, tiles_h, tiles_w}, radii.options());
-    if (n_isects) std::memcpy(flatten_ids.data_ptr<int32_t>(), flat.data(), sizeof(int32_t) * n_isects);
-    int32_t* off = offsets.data_ptr<int32_t>();
-    for (int64_t t = 0; t < n_tiles; ++t) off[t] = static_cast<int32_t>(tile_start[t]);
-    int64_t tile_bits = 1;
-    while ((int64_t(1) << tile_bits) <= g.per_cam()) ++tile_bits;
-    int64_t* ids = isect_ids.data_ptr<int64_t>();
-    Tensor depth32 = depths.to(at::kFloat).contiguous();
-    const float* dz = depth32.data_ptr<float>();
-    at::parallel_for(0, n_tiles, n_isects < 65536 ? n_tiles : 64, [&](int64_t b, int64_t e) {
-        for (int64_t t = b; t < e; ++t) {
-            const int64_t cam = t / g.per_cam(), tid = t % g.per_cam();
-            for (int64_t k = tile_start[t]; k < tile_start[t + 1]; ++k) {
-                uint32_t bits;
-                std::memcpy(&bits, &dz[flat[k]], 4);
-                ids[k] = (cam << (32 + tile_bits)) | (tid << 32) | int64_t(bits);
-            }
-        }
-    });
-    return {tiles_per_gauss, isect_ids, flatten_ids, offsets};
-}
 
 static void check_raster_inputs(const Tensor& means2d, const Tensor& conics, const Tensor& colors,
                                 const Tensor& opacities, const std::optional<Tensor>& backgrounds, const Tensor& radii,

@@ -7,7 +7,8 @@ Public API:
     MotionModel, MotionModelConfig      -- the diffusion model (load/save .safetensors, sample)
     default_weights_path                -- shipped weights (assets/weights/motion_default.safetensors)
     TrainConfig, PRESETS, train         -- training (resumable)
-    build_dataset, clip_from_bvh, clip_features, features_to_poses, canonical_skeleton  -- data + features
+    build_dataset, clip_from_bvh, clip_features, features_to_poses  -- data + features (data.py)
+    canonical_skeleton              -- the skeleton, feature layout and rotation helpers of the model frame (canon.py)
     make_path, rollout, sample_to_files -- commanded paths, rollouts, BVH + stick-figure MP4
     path_metrics, foot_metrics          -- tracking / skating / penetration metrics
 """

@@ -7,7 +7,8 @@ from scipy.spatial import cKDTree
 from realsim.assets.errors import InputError
 
 from .controller import BaseController, GroundFn
-from .data import SKELETON, SL_POS, SL_VEL, MotionDataset, style_index
+from .canon import SKELETON, SL_POS, SL_VEL
+from .data import MotionDataset, style_index
 from .train import relative_track
 
 _FEET = [SKELETON.index("Foot_L"), SKELETON.index("Foot_R")]

@@ -17,8 +17,8 @@ import torch
 from realsim.assets.errors import InputError
 from realsim.assets.skeleton import Skeleton
 
-from .data import (FOOT_IDX, FPS, SL_CONTACT, SL_H, SL_ROT, SL_VEL, SL_YAW, SOLE_HEIGHT, rot_y, sixd_to_mat, style_index,
-                   wrap_angle)
+from .canon import FOOT_IDX, FPS, SL_CONTACT, SL_H, SL_ROT, SL_VEL, SL_YAW, SOLE_HEIGHT, rot_y, sixd_to_mat, wrap_angle
+from .data import style_index
 from .model import MotionModel, default_weights_path
 
 GroundFn = Callable[[np.ndarray], np.ndarray]
@@ -31,7 +31,7 @@ class AgentPose:
     """One frame for A agents, world +Z up, metres."""
 
     joints: np.ndarray      # [A,J,3]
-    global_rot: np.ndarray  # [A,J,3,3] joint-to-world rotations
+    global_rot: np.ndarray | None  # [A,J,3,3] joint-to-world rotations (None from the procedural walker, sim/gait.py)
     root: np.ndarray        # [A,3] root on the ground (x, y, ground z)
     heading: np.ndarray     # [A] radians about +Z, 0 = +X
     contacts: np.ndarray    # [A,2] bool (left, right foot)

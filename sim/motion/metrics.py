@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import FOOT_IDX, FPS, SOLE_HEIGHT, wrap_angle
+from .canon import FOOT_IDX, FPS, SOLE_HEIGHT, wrap_angle
 
 CONTACT_H = 0.02   # a foot joint within 2 cm of its standing height counts as in contact (metric only)
 

@@ -13,7 +13,7 @@ from realsim.assets.errors import InputError
 from realsim.assets.progress import ProgressFn, report
 
 from .controller import BaseController, MotionController
-from .data import FPS
+from .canon import FPS
 from .model import MotionModel, default_weights_path
 
 PATH_NAMES = ("straight", "circle", "zigzag", "stopgo")
@@ -179,13 +179,13 @@ def render_stick_video(path: str | os.PathLike, ro: Rollout, parents: np.ndarray
 
 
 def _left(parents: np.ndarray) -> set[int]:
-    from .data import SKELETON
+    from .canon import SKELETON
 
     return {j for j, n in enumerate(SKELETON.names) if n.endswith("_L")} if len(parents) == SKELETON.n_joints else set()
 
 
 def _right(parents: np.ndarray) -> set[int]:
-    from .data import SKELETON
+    from .canon import SKELETON
 
     return {j for j, n in enumerate(SKELETON.names) if n.endswith("_R")} if len(parents) == SKELETON.n_joints else set()
 

@@ -13,7 +13,8 @@ import torch
 from realsim.assets.errors import InputError
 from realsim.assets.progress import ProgressFn, report
 
-from .data import D_FEAT, SKELETON, MotionDataset, build_dataset, wrap_angle
+from .canon import D_FEAT, SKELETON, wrap_angle
+from .data import MotionDataset, build_dataset
 from .model import MotionDenoiser, MotionModel, MotionModelConfig
 
 

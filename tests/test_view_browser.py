@@ -1,0 +1,123 @@
+"""`realsim view` in a real browser: headless Chromium (the distribution's package) driven by selenium.
+
+Skipped, saying why, when chromium / chromedriver / selenium are missing (`.ci/install.sh` installs them)."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from viewer_helpers import chromium_paths, free_port, make_scene, make_sim, open_browser, screenshot
+
+pytestmark = pytest.mark.skipif(chromium_paths() is None,
+                                reason="no chromium + chromedriver on PATH: apt-get install chromium chromium-driver "
+                                       "(bash .ci/install.sh does it)")
+pytest.importorskip("selenium", reason="selenium missing: pip install -e '.[dev]' -c .ci/constraints.txt")
+
+
+@pytest.fixture(scope="module")
+def viewer(tmp_path_factory):
+    from realsim.cli.viewer import ViewerApp, ViewerOptions
+
+    root = tmp_path_factory.mktemp("view")
+    scene = make_scene(root / "scene")
+    sim = make_sim(root / "sim", scene)
+    app = ViewerApp(ViewerOptions(scene=scene, sim=sim, port=free_port(), path_out=root / "camera_path.json"))
+    app.start()
+    driver = open_browser(app.url, root / "chromium-profile")
+    try:
+        t0 = time.monotonic()
+        while not app.server.get_clients():
+            assert time.monotonic() - t0 < 60, "the page never connected to the viewer"
+            time.sleep(0.2)
+        client = next(iter(app.server.get_clients().values()))
+        time.sleep(1.0)  # the connect callback puts the view at camera 0: let it land before the tests move it
+        app.h["cameras_toggle"].value = False  # frustums off: the view sits on a camera
+        app.show_cameras(False)
+        yield app, driver, client, root
+    finally:
+        driver.quit()
+        app.stop()
+
+
+def _canvas(app, client, img):
+    """The 3D canvas part of a screenshot (left of viser's control panel)."""
+    w, h = int(client.camera.image_width), int(client.camera.image_height)
+    return img[:h, :w].astype(np.float32) / 255.0
+
+
+def _wait_drawn(driver, app, client, ref, timeout=40.0):
+    """Screenshots until the canvas matches `ref` (or time runs out); returns the last canvas and its error."""
+    t0 = time.monotonic()
+    while True:
+        can = _canvas(app, client, screenshot(driver))
+        mask = np.ones(can.shape[:2], bool)
+        mask[:170, :330] = False  # viser's "software WebGL" notice sits top left
+        mask[:, -350:] = False  # the control panel floats on the right
+        err = float(np.abs(can - ref)[mask].mean())
+        if err < 0.06 or time.monotonic() - t0 > timeout:
+            return can, mask, err
+        time.sleep(2.0)
+
+
+def test_splats_drawn_and_match_realsim_render(viewer):
+    app, driver, client, root = viewer
+    app.set_client_camera(client, 2)
+    time.sleep(1.0)
+    f = sorted(app.scene.cameras.frames, key=lambda f: f.name)[2]
+    w, h = int(client.camera.image_width), int(client.camera.image_height)
+    ref = app.render_view(f.viewmat, float(client.camera.fov), w, h).astype(np.float32) / 255.0
+    can, mask, err = _wait_drawn(driver, app, client, ref)
+    from PIL import Image
+
+    Image.fromarray((can * 255).astype(np.uint8)).save(root / "browser.png")
+    Image.fromarray((ref * 255).astype(np.uint8)).save(root / "realsim.png")
+    assert can[mask].std() > 0.05, "the canvas is blank"
+    lit = ref[mask].max(-1) > 0.1
+    assert lit.mean() > 0.2, "bad test setup: the reference view shows little of the scene"
+    assert (can[mask].max(-1) > 0.1)[lit].mean() > 0.8, "the splats are not drawn where realsim draws the scene"
+    assert err < 0.08, f"the browser's splats differ from realsim's render by {err:.3f} mean abs error"
+    corr = np.corrcoef(can[mask].mean(-1), ref[mask].mean(-1))[0, 1]
+    assert corr > 0.8, f"the browser's view correlates {corr:.2f} with realsim's render"
+
+
+def test_scrub_timeline_moves_agent(viewer):
+    app, driver, client, root = viewer
+    app.set_client_camera(client, 2)
+    app.set_frame(0)
+    time.sleep(2.0)
+    a = _canvas(app, client, screenshot(driver))
+    j0 = app.sim.segments(0)[0].copy()
+    app.set_frame(app.sim.n_frames - 1)
+    time.sleep(2.0)
+    b = _canvas(app, client, screenshot(driver))
+    assert app.frame == app.sim.n_frames - 1
+    assert app.h["frame_slider"].value == app.sim.n_frames - 1
+    moved = np.linalg.norm(app.sim.segments(app.frame)[0] - j0, axis=-1).mean()
+    assert moved > 1.0, "the agents did not move between the first and the last frame"
+    changed = (np.abs(a - b).max(-1) > 0.2)[:, : a.shape[1] - 350].mean()
+    assert changed > 0.002, f"scrubbing the timeline changed {changed:.4%} of the canvas"
+
+
+def test_camera_path_saved_and_read_back(viewer):
+    from realsim.render.paths import load_camera_path
+    from realsim.cli.viewer.data import viewmat_from_c2w
+
+    app, driver, client, root = viewer
+    app.keyframes.clear()
+    for i in (1, 3):
+        app.set_client_camera(client, i)
+        time.sleep(1.0)
+        app.add_keyframe(viewmat_from_c2w(client.camera.wxyz, client.camera.position), float(client.camera.fov))
+    out = app.save_camera_path(root / "camera_path.json", seconds=2.0, fps=10.0, width=160, height=90)
+    data = json.loads(out.read_text())
+    assert data["render_width"] == 160 and len(data["camera_path"]) == 20
+    path = load_camera_path(out)
+    frames = sorted(app.scene.cameras.frames, key=lambda f: f.name)
+    for k, i in ((0, 1), (-1, 3)):
+        c_path = -path.viewmats[k][:3, :3].T @ path.viewmats[k][:3, 3]
+        c_cam = -frames[i].viewmat[:3, :3].T @ frames[i].viewmat[:3, 3]
+        assert np.allclose(c_path, c_cam, atol=1e-3)
+        assert np.allclose(path.viewmats[k][:3, :3], frames[i].viewmat[:3, :3], atol=1e-3)

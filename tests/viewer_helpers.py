@@ -1,0 +1,130 @@
+"""Shared by the viewer tests: a tiny 3DGS scene bundle with photos, a sim folder of that scene, headless Chromium."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+import torch
+
+W, H = 96, 72
+
+
+def make_scene(root: Path) -> Path:
+    """A 3DGS bundle (no training): a grey Gaussian ground with coloured blobs, 8 cameras around it, their photos."""
+    from PIL import Image
+
+    from realsim.assets import CameraFrame, CameraSet, SceneInfo, WorldInfo, save_cameras, save_scene_info
+    from realsim.recon.bundle import load_scene, save_model
+    from realsim.recon.gs3d import GS3DConfig, GS3DModel
+    from realsim.render.paths import look_at
+
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    gx, gy = np.meshgrid(np.linspace(-2, 2, 16), np.linspace(-2, 2, 16))
+    ground = np.stack([gx.ravel(), gy.ravel(), np.zeros(gx.size)], 1)
+    blobs = rng.normal(size=(120, 3)) * [0.5, 0.5, 0.3] + [0, 0, 0.5]
+    xyz = np.concatenate([ground, blobs]).astype(np.float32)
+    rgb = np.concatenate([np.full((len(ground), 3), 120), rng.integers(30, 255, size=(len(blobs), 3))])
+    model = GS3DModel.from_points(xyz, rgb, GS3DConfig(sh_degree=1, init_opacity=0.9))
+    with torch.no_grad():
+        model.scales[: len(ground)] = torch.log(torch.tensor([0.2, 0.2, 0.01]))
+        model.scales[len(ground):] = math.log(0.12)
+        model.shN.zero_()
+    frames = []
+    for i in range(8):
+        a = 2 * np.pi * i / 8
+        p = np.array([4 * np.cos(a), 4 * np.sin(a), 2.0])
+        K = np.array([[80.0, 0, W / 2], [0, 80.0, H / 2], [0, 0, 1]])
+        frames.append(CameraFrame(f"{i:03d}.png", K, look_at(p, np.zeros(3)), W, H, "test" if i % 4 == 0 else "train"))
+    save_cameras(root / "cameras.json", CameraSet(frames))
+    save_model(root / "model.safetensors", model)
+    save_scene_info(root / "scene.json", SceneInfo(WorldInfo(metric=True), "3dgs", model.config.to_dict(),
+                                                   {"synthetic": True}))
+    scene = load_scene(root)
+    (root / "images").mkdir(exist_ok=True)
+    for f in frames:  # the "photos" are the model's own renders
+        out = scene.render(f.viewmat, f.K, W, H)["rgb"].numpy()
+        Image.fromarray((out * 255 + 0.5).clip(0, 255).astype(np.uint8)).save(root / "images" / f.name)
+    return root
+
+
+def make_sim(out: Path, scene: Path, frames: int = 30, agents: int = 2) -> Path:
+    """A sim output folder in the layout `realsim simulate` writes (sim.json, trajectories.json, motion.safetensors):
+    stick figures walking straight lines across the ground, +x for agent 0 and +y for agent 1."""
+    from realsim.assets.scene import save_tensors
+
+    out.mkdir(parents=True, exist_ok=True)
+    parents = [-1, 0, 1, 0, 3, 0, 5]  # pelvis, l-knee, l-foot, r-knee, r-foot, neck, head
+    names = ["pelvis", "lknee", "lfoot", "rknee", "rfoot", "neck", "head"]
+    body = np.array([[0, 0, 0.9], [0.1, 0, 0.5], [0.1, 0, 0.05], [-0.1, 0, 0.5], [-0.1, 0, 0.05], [0, 0, 1.5],
+                     [0, 0, 1.7]])
+    T = frames
+    s = np.linspace(-1.5, 1.5, T)
+    root = np.zeros((T, agents, 3))
+    root[:, 0, 0] = s
+    if agents > 1:
+        root[:, 1, 1] = s
+        root[:, 1, 0] = 0.5
+    root[..., 2] = 0.9
+    joints = root[:, :, None, :] + (body - body[0])[None, None]
+    fps = 10.0
+    looks = [{"shirt": [0.9, 0.1, 0.1]}, {"shirt": [0.1, 0.2, 0.9]}]
+    traj = {"fps": fps, "frames": T, "world_up": [0, 0, 1], "units": "metres",
+            "agents": [{"id": a, "look": looks[a % 2], "root": root[:, a].tolist()} for a in range(agents)]}
+    (out / "trajectories.json").write_text(json.dumps(traj))
+    save_tensors(out / "motion.safetensors", {"joints": torch.tensor(joints, dtype=torch.float32),
+                                              "root": torch.tensor(root, dtype=torch.float32),
+                                              "heading": torch.zeros(T, agents)},
+                 {"skeleton": json.dumps({"names": names, "parents": parents}), "fps": str(fps)})
+    (out / "sim.json").write_text(json.dumps({"frames": T, "fps": fps, "agents": agents, "world": {"scale": 1.0},
+                                              "provenance": {"scene": str(Path(scene).resolve())}}))
+    return out
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def chromium_paths() -> tuple[str, str] | None:
+    """(chromium, chromedriver) from the distribution's packages, or None."""
+    for b in ("chromium", "chromium-browser"):
+        exe = shutil.which(b)
+        drv = shutil.which("chromedriver")
+        if exe and drv:
+            return exe, drv
+    return None
+
+
+def open_browser(url: str, user_dir: Path, width: int = 800, height: int = 600):
+    """Headless Chromium (software WebGL through SwiftShader) on `url`, driven by selenium."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    exe, drv = chromium_paths()
+    o = webdriver.ChromeOptions()
+    o.binary_location = exe
+    for a in ("--headless=new", "--no-sandbox", "--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+              "--disable-dev-shm-usage", f"--user-data-dir={user_dir}", f"--window-size={width},{height}"):
+        o.add_argument(a)
+    d = webdriver.Chrome(options=o, service=Service(drv))
+    d.set_page_load_timeout(60)
+    d.get(url)
+    return d
+
+
+def screenshot(driver) -> np.ndarray:
+    """The page as uint8 [H,W,3]."""
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB"))
