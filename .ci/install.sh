@@ -1,8 +1,27 @@
 #!/usr/bin/env bash
 # Installs realsim's exact working set into .venv (CPU torch 2.13.0 first, so nothing pulls a CUDA build).
+# `bash .ci/install.sh --nerfstudio` instead makes .venv-ns: nerfstudio 1.1.5 (torch 2.14.x) with realsim installed too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+if [ "${1:-}" = "--nerfstudio" ]; then
+    # nerfstudio 1.1.5 in its own venv .venv-ns (it resolves torch 2.14.x, gsplat 1.4.0, viser 0.2.7: it cannot share .venv
+    # with CPU torch 2.13.0), with realsim installed there without its pins (realsim's viewer needs viser 1.x: use .venv).
+    t0=$(date +%s)
+    if [ ! -x .venv-ns/bin/python ]; then "$PY" -m venv .venv-ns; fi
+    log=$(mktemp)
+    run() { "$@" >>"$log" 2>&1 || { grep -v "is ignored" "$log" | tail -40; echo "install step failed: $*" >&2; exit 1; }; }
+    run .venv-ns/bin/python -m pip install -q --upgrade pip
+    run .venv-ns/bin/python -m pip install -q "nerfstudio==1.1.5"
+    # realsim's own needs that nerfstudio does not bring, then realsim itself with no dependency resolution
+    run .venv-ns/bin/python -m pip install -q "pycolmap>=3.11,<5" "safetensors>=0.4" "usd-core>=26.3" "mujoco>=3.2,<5" \
+        "xatlas>=0.0.9,<0.1" "av>=12,<20" "ninja>=1.11"
+    run .venv-ns/bin/python -m pip install -q --no-deps -e .
+    rm -f "$log"
+    .venv-ns/bin/python -c "import nerfstudio, torch, realsim.recon; print('realsim nerfstudio venv ok: torch', torch.__version__)"
+    echo "realsim install --nerfstudio: $(( $(date +%s) - t0 )) s, .venv-ns $(du -sh .venv-ns | cut -f1)"
+    exit 0
+fi
 if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
 . .venv/bin/activate
 log=$(mktemp)

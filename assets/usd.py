@@ -1,6 +1,10 @@
-"""OpenUSD export of plain Gaussians as a `ParticleField3DGaussianSplat` prim (usd-core >= 25.11 schema).
+"""OpenUSD export of plain Gaussians as a `UsdVol.ParticleField3DGaussianSplat` prim (OpenUSD 26.03+, usd-core >= 26.3).
 
-Stage metadata is set explicitly: upAxis "Z" (realsim's world is +Z up) and metersPerUnit (1.0 for metric scenes).
+Stage metadata is set explicitly: upAxis "Z" (realsim's world is +Z up); metersPerUnit is authored (1.0) only for
+metric scenes: a non-metric scene (SfM units) leaves it unset, and usd-core's StageMetadataChecker then reports
+MissingMetersPerUnitMetadata, which is the truth. Colour space: the SH coefficients give display-referred sRGB values
+in [0, 1] (as the 3DGS PLY), not linear; SH order: the standard real SH basis order of 3DGS (l = 0..degree, m = -l..l,
+f_rest channel-major in the PLY, here contiguous per particle as (degree+1)^2 float3 values).
 Attributes: positions (point3f), orientations (quatf, real part first), scales (linear), opacities (linear, [0,1]),
 radiance:sphericalHarmonicsCoefficients (float3, (degree+1)^2 per particle, contiguous per particle) with
 radiance:sphericalHarmonicsDegree. The SH coefficients are the 3DGS ones unchanged (rgb = 0.5 + sum_k Y_k c_k, as in
@@ -21,7 +25,7 @@ from .ply import GaussianCloud
 
 USD_SUFFIXES = (".usd", ".usda", ".usdc", ".usdz")
 PRIM_PATH = "/World/Gaussians"
-SH_CONVENTION = "3dgs: rgb = 0.5 + sum_k Y_k(dir) c_k, dir = position - camera"
+SH_CONVENTION = "3dgs: rgb = 0.5 + sum_k Y_k(dir) c_k, dir = position - camera; rgb is sRGB-encoded in [0,1]"
 
 
 def _schema():
@@ -30,7 +34,7 @@ def _schema():
     except ImportError:  # pragma: no cover - usd-core is a dependency
         raise InputError("USD export needs usd-core (pip install usd-core)") from None
     if not hasattr(UsdVol, "ParticleField3DGaussianSplat"):
-        raise InputError("this usd-core has no UsdVol.ParticleField3DGaussianSplat schema (needs usd-core >= 25.11)")
+        raise InputError("this usd-core has no UsdVol.ParticleField3DGaussianSplat schema (needs OpenUSD 26.03+: pip install 'usd-core>=26.3')")
     return UsdVol.ParticleField3DGaussianSplat
 
 
@@ -39,7 +43,8 @@ def _fill_stage(stage, g: GaussianCloud, meters_per_unit: float, metric: bool) -
 
     Splat = _schema()
     UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.z)
-    UsdGeom.SetStageMetersPerUnit(stage, float(meters_per_unit))
+    if metric:  # non-metric scenes: no metersPerUnit (SfM units are not metres)
+        UsdGeom.SetStageMetersPerUnit(stage, float(meters_per_unit))
     world = UsdGeom.Xform.Define(stage, "/World")
     stage.SetDefaultPrim(world.GetPrim())
     p = Splat.Define(stage, PRIM_PATH)
@@ -105,7 +110,7 @@ def write_usd(path: str | os.PathLike, g: GaussianCloud, meters_per_unit: float 
 
 
 def read_usd(path: str | os.PathLike) -> tuple[GaussianCloud, dict]:
-    """Read the first ParticleField3DGaussianSplat prim of a USD file -> (cloud, {"up_axis", "meters_per_unit"})."""
+    """Read the first ParticleField3DGaussianSplat prim of a USD file -> (cloud, {"up_axis", "meters_per_unit" or None})."""
     from pxr import Usd, UsdGeom
 
     Splat = _schema()
@@ -126,5 +131,6 @@ def read_usd(path: str | os.PathLike) -> tuple[GaussianCloud, dict]:
     opac = np.asarray(s.GetOpacitiesAttr().Get(), np.float32).reshape(-1)
     deg = int(s.GetRadianceSphericalHarmonicsDegreeAttr().Get())
     sh = np.asarray(s.GetRadianceSphericalHarmonicsCoefficientsAttr().Get(), np.float32).reshape(n, (deg + 1) ** 2, 3)
-    info = {"up_axis": str(UsdGeom.GetStageUpAxis(stage)), "meters_per_unit": float(UsdGeom.GetStageMetersPerUnit(stage))}
+    mpu = float(UsdGeom.GetStageMetersPerUnit(stage)) if stage.HasAuthoredMetadata("metersPerUnit") else None
+    info = {"up_axis": str(UsdGeom.GetStageUpAxis(stage)), "meters_per_unit": mpu}  # None: not metric
     return GaussianCloud(pos, quats, scales, opac, sh), info

@@ -27,9 +27,8 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import REPO, RESULTS, load_avg, write_result
 
 
 def parse_n(s: str) -> int:
@@ -152,7 +151,7 @@ def child_train(cfg: dict) -> dict:
 def run_child(cfg: dict, timeout: float, env: dict | None = None) -> dict:
     cmd = [sys.executable, __file__, "--child", json.dumps(cfg)]
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
     if p.returncode != 0:
@@ -182,9 +181,6 @@ def _policy_env(policy: str) -> dict:
 
 def wait_policy_study(args: argparse.Namespace, argv: list[str] | None) -> int:
     """Training-step time per (wait policy, background busy processes), each case in a fresh subprocess."""
-    import platform
-
-    import torch
     policies = [p.strip().lower() for p in args.wait_policy.split(",") if p.strip()]
     bad = [p for p in policies if p not in POLICIES]
     if bad:
@@ -192,7 +188,7 @@ def wait_policy_study(args: argparse.Namespace, argv: list[str] | None) -> int:
     busy_counts = [int(b) for b in args.busy.split(",") if b.strip()]
     specs = [s for s in args.train.split(",") if s.strip()]
     rows = []
-    load0 = os.getloadavg()
+    load0 = load_avg()
     print(f"{'config':>14} {'policy':8} {'busy':>4} {'step ms':>8} {'median':>8} {'cpu ms':>8} {'load 1m':>8}")
     for spec in specs:
         n_s, res = spec.split("@")
@@ -202,7 +198,7 @@ def wait_policy_study(args: argparse.Namespace, argv: list[str] | None) -> int:
                 hogs = [subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) for _ in range(busy)]
                 try:
                     time.sleep(0.5 if busy else 0.0)
-                    load = os.getloadavg()
+                    load = load_avg() or [0.0]
                     cfg = {"kind": "train", "backend": "cpu", "n": parse_n(n_s), "width": w, "height": h,
                            "threads": args.threads, "repeats": max(5, args.repeats)}
                     r = {**cfg, "policy": policy, "busy_processes": busy, "load_avg_before": load,
@@ -219,22 +215,14 @@ def wait_policy_study(args: argparse.Namespace, argv: list[str] | None) -> int:
                           f"{1e3 * r['step_cpu_s']:8.1f} {load[0]:8.2f}")
                 sys.stdout.flush()
     result = {
-        "command": " ".join([Path(sys.executable).name, "bench/rasterize.py", *(argv if argv is not None else sys.argv[1:])]),
-        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)), "threads": args.threads,
-                    "torch": torch.__version__, "platform": platform.platform(), "processor": platform.processor(),
-                    "load_avg_at_start": load0, "load_avg_at_end": os.getloadavg()},
+        "setup": {"threads": args.threads, "load_avg_at_start": load0, "load_avg_at_end": load_avg()},
         "note": "training step = forward + backward + fused Adam, SH degree 3, cpu backend; busy = that many `yes` "
                 "processes running beside it; step ms is the minimum over repeats (medians too). The machine was shared "
                 "with other jobs, so 'busy 0' is not an idle machine: see each row's load_avg_before.",
         "rows": rows,
     }
-    out = Path(args.out if args.out != str(ROOT / "bench" / "results" / "rasterize.json")
-               else ROOT / "bench" / "results" / "rasterize_wait_policy.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(out)
+    out = write_result(args.out if args.out != str(RESULTS / "rasterize.json") else RESULTS / "rasterize_wait_policy.json",
+                       result)
     print(f"wrote {out}")
     return 0
 
@@ -250,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per configuration")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "rasterize.json"))
+    ap.add_argument("--out", default=str(RESULTS / "rasterize.json"))
     ap.add_argument("--wait-policy", default="", metavar="P1,P2",
                     help="OpenMP wait policies to compare on the --train configs: active, passive, default")
     ap.add_argument("--busy", default="0,1", help="with --wait-policy: background busy-loop processes per case (comma list)")
@@ -266,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.wait_policy:
         return wait_policy_study(args, argv)
 
+    load_start = load_avg()
     backends = [b for b in args.backends.split(",") if b] or backends_present()
     sizes = [parse_n(s) for s in args.sizes.split(",") if s.strip()]
     resolutions = [tuple(int(v) for v in r.lower().split("x")) for r in args.res.split(",") if r.strip()]
@@ -319,22 +308,13 @@ def main(argv: list[str] | None = None) -> int:
                           f"forward+backward {s['fwd_bwd_x']:.0f}x")
     import torch
     result = {
-        "command": " ".join([Path(sys.executable).name, "bench/rasterize.py", *(argv if argv is not None else
-                                                                                sys.argv[1:])]),
-        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "threads": args.threads, "torch": torch.__version__,
-                    "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-                    "load_avg_at_start": os.getloadavg(),
-                    "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")},
+        "setup": {"threads": args.threads, "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                  "load_avg_at_start": load_start, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")},
         "note": "tables show the minimum over repeats, the JSON also has medians; a load average above the core "
                 "count at start means other jobs shared the machine and timings are inflated",
         "rows": rows, "speedups_cpu_vs_torch": speedups,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(out)
+    out = write_result(args.out, result)
     print(f"wrote {out}")
     return 0
 

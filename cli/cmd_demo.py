@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 from realsim.cli.argtypes import pos_int as _pos_int, pos_float as _pos_float
-from realsim.cli.common import add_max_pixels_option, add_threads_option
+from realsim.cli.common import add_max_pixels_option, add_output_flags, add_preset_option, add_threads_option
 
 
 def add_parser(sub) -> None:
@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
     p.add_argument("--iterations", type=_pos_int, help="Scaffold-GS iterations (default: 30 epochs of the training photos, 600..3000)")
     p.add_argument("--train-minutes", type=_pos_float, default=10.0,
                    help="stop Scaffold-GS training after this many minutes if its iterations are not done (default 10)")
-    p.add_argument("--preset", default="cpu-fast", choices=["cpu-fast", "cpu", "gpu"])
+    add_preset_option(p, "cpu-fast")
     p.add_argument("--max-width", type=_pos_int, help="training and video width (default: the synthetic capture's, real photos' up to 640)")
     p.add_argument("--scale", type=_pos_float, help="metres per SfM unit (photos without GPS)")
     p.add_argument("--camera-height", type=_pos_float, help="camera height above the ground in metres (photos without GPS)")
@@ -30,8 +30,7 @@ def add_parser(sub) -> None:
     p.add_argument("--fps", type=_pos_float, default=30.0, help="video frame rate = sim rate (default 30)")
     p.add_argument("--motion", default="auto", choices=["auto", "controller", "procedural"])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true", help="start from scratch instead of reusing finished stages")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_output_flags(p, "start from scratch instead of reusing finished stages")
     add_max_pixels_option(p)
     add_threads_option(p)
     p.set_defaults(func=run)

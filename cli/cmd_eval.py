@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from realsim.assets.atomic import check_writable, write_text_atomic
-from realsim.cli.common import add_threads_option
+from realsim.cli.common import add_backend_option, add_output_flags, add_threads_option
 
 
 def add_parser(sub) -> None:
@@ -16,9 +16,9 @@ def add_parser(sub) -> None:
     p.add_argument("scene", type=Path, help="scene bundle folder")
     p.add_argument("--downscale", type=float, help="evaluate at image size / this (default: the training resolution)")
     p.add_argument("--split", choices=["test", "train"], default="test")
-    p.add_argument("--backend", choices=["auto", "torch", "cpu", "cuda", "gsplat"], default="auto")
+    add_backend_option(p)
     p.add_argument("-o", "--output", type=Path, metavar="JSON", help="also write the results to this JSON file")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_output_flags(p, None, "print the results as JSON")
     add_threads_option(p)
     p.set_defaults(func=run)
 

@@ -20,7 +20,14 @@ def add_parser(sub) -> None:
                    help="output .ply, .splat or .usd/.usda/.usdc/.usdz file")
     p.add_argument("--format", choices=["ply", "splat", "usd", "usda", "usdc", "usdz"],
                    help="file format (default from the FILE suffix); usd* writes a UsdVol ParticleField3DGaussianSplat "
-                        "(upAxis Z, metersPerUnit 1)")
+                        "(upAxis Z; metersPerUnit 1 for metric scenes only)")
+    p.add_argument("--target", choices=["gaussians", "arkit"], default="gaussians",
+                   help="gaussians (default): the splats as above; arkit: a textured mesh (realsim mesh) as an AR-ready, "
+                        "Y-up USDZ for AR Quick Look / Vision Pro (UsdPreviewSurface, PNG texture inside, metres)")
+    p.add_argument("--scale", type=float,
+                   help="arkit: metres per scene unit for a non-metric scene (metric scenes are already in metres)")
+    p.add_argument("--triangles", type=int, default=100_000, help="arkit: mesh triangle budget (default 100000, max 200000)")
+    p.add_argument("--texture-size", type=int, default=2048, help="arkit: texture side (default 2048, max 4096)")
     p.add_argument("--sh-degree", type=int, default=3, help="SH degree of the exported colour, 0-3 (default 3)")
     p.add_argument("--views-between", type=int, default=2,
                    help="Scaffold bake: extra spline viewpoints between consecutive cameras (default 2)")
@@ -38,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from realsim.assets.atomic import check_writable
     from realsim.recon.export import ExportConfig, export_scene
 
+    if args.target == "arkit":
+        return _run_arkit(args)
     fmt = args.format or args.output.suffix.lower().lstrip(".")
     if fmt not in ("ply", "splat", "usd", "usda", "usdc", "usdz"):
         raise InputError(f"cannot tell the format from {args.output.name!r}: pass --format ply, splat or usdz")
@@ -65,3 +74,52 @@ def run(args: argparse.Namespace) -> int:
                      f"over {len(rep['eval_views'])} views at {rep['eval_size'][0]}x{rep['eval_size'][1]}")
         print(line)
     return 0
+
+
+def _run_arkit(args: argparse.Namespace) -> int:
+    """The AR-ready USDZ: mesh the scene (recon.mesh), write it Y-up with a PNG texture, check validators and ARKit rules."""
+    from realsim.assets.atomic import check_writable
+    from realsim.assets.usd_ar import (MAX_TEXTURE, MAX_TRIANGLES, ArMesh, ar_budget_problems, arkit_problems,
+                                       validate_usd, write_scene_usd)
+    from realsim.cli.progress import RichProgress
+    from realsim.recon.bundle import load_scene
+    from realsim.recon.mesh import MeshConfig, mesh_scene
+
+    if args.output.suffix.lower() != ".usdz":
+        raise InputError(f"--target arkit writes a .usdz package (got {args.output.name})")
+    if not 100 <= args.triangles <= MAX_TRIANGLES:
+        raise InputError(f"--triangles must be 100..{MAX_TRIANGLES} for AR, got {args.triangles}")
+    if not 64 <= args.texture_size <= MAX_TEXTURE:
+        raise InputError(f"--texture-size must be 64..{MAX_TEXTURE} for AR, got {args.texture_size}")
+    if args.scale is not None and not args.scale > 0:
+        raise InputError(f"--scale must be positive, got {args.scale}")
+    if args.output.is_dir():
+        raise InputError(f"output {args.output} is a folder; give a file name")
+    if args.output.exists() and not args.overwrite:
+        raise InputError(f"output {args.output} exists (pass --overwrite to replace it)")
+    scene = load_scene(args.scene)
+    metric = bool(getattr(scene.info.world, "metric", False))
+    if not metric and args.scale is None:
+        raise InputError(f"{args.scene} is not metric (SfM units): AR needs metres; pass --scale METRES_PER_UNIT "
+                         "or re-run `realsim poses` with --scale / --camera-height")
+    scale = 1.0 if metric and args.scale is None else float(args.scale)
+    check_writable(args.output)
+    with RichProgress(not args.quiet) as prog:
+        m = mesh_scene(scene, MeshConfig(target_triangles=args.triangles, texture_size=args.texture_size), prog)
+    write_scene_usd(args.output, ArMesh(m.vertices * scale, m.faces, m.uv, m.texture, m.vertex_colors), y_up=True,
+                    meters_per_unit=1.0)
+    val = validate_usd(args.output)
+    ark = arkit_problems(args.output)
+    budget = ar_budget_problems(args.output, m.n_triangles, [m.texture.shape[0]] if m.texture is not None else [])
+    rep = {"out": str(args.output), "bytes": args.output.stat().st_size, "triangles": m.n_triangles,
+           "texture_size": None if m.texture is None else int(m.texture.shape[0]), "scale": scale,
+           "validator_errors": val["errors"], "validator_warnings": val["warnings"], "arkit_problems": ark,
+           "budget_problems": budget, **{k: v for k, v in m.info.items() if k not in ("triangles",)}}
+    if args.json:
+        print(json.dumps(rep, indent=1))
+    else:
+        print(f"wrote {args.output}: {m.n_triangles} triangles, {rep['texture_size']} px texture, "
+              f"{rep['bytes'] / 1e6:.2f} MB, Y-up metres; validators: {len(val['errors'])} errors, "
+              f"{len(val['warnings'])} warnings; ARKit rules: {'ok' if not ark else '; '.join(ark)}"
+              + (f"; over budget: {'; '.join(budget)}" if budget else ""))
+    return 1 if val["errors"] or ark else 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from realsim.assets.errors import InputError
 from realsim.cli.argtypes import pos_int as _positive_int, pos_float as _positive_float
-from realsim.cli.common import add_threads_option
+from realsim.cli.common import add_output_flags, add_threads_option
 
 
 def add_parser(sub) -> None:
@@ -31,8 +31,7 @@ def add_parser(sub) -> None:
     p.add_argument("--text", action="store_true", help="also write the COLMAP model as text (sparse/0_text)")
     add_threads_option(p)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty WORKDIR")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_output_flags(p, "replace a non-empty WORKDIR")
     p.set_defaults(func=run)
 
 

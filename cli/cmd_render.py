@@ -8,7 +8,7 @@ from pathlib import Path
 
 from realsim.assets.errors import InputError
 from realsim.cli.argtypes import pos_float as _pos_float
-from realsim.cli.common import add_max_pixels_option, add_threads_option
+from realsim.cli.common import add_backend_option, add_max_pixels_option, add_output_flags, add_threads_option
 
 PATH_KINDS = ("interp", "orbit", "spiral")
 
@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("render", help="render a camera path into the 3D-guided video bundle",
                        description="Render SCENE along a camera path and write OUT/: rgb.mp4, depth.mp4 + depth/*.png "
                                    "(16-bit, metres = value x depth_scale), normal.mp4, alpha.mp4, cameras.json (per "
-                                   "frame K, viewmat, time) and path.json (nerfstudio camera_path.json).")
+                                   "frame K, viewmat, time) and camera_path.json (nerfstudio; replay with --path).")
     p.add_argument("scene", type=Path, help="scene bundle folder (from `realsim train` / `reconstruct`)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help="bundle folder to write")
     p.add_argument("--path", default="interp", metavar="interp|orbit|spiral|FILE.json",
@@ -43,10 +43,9 @@ def add_parser(sub) -> None:
     p.add_argument("--smooth", type=float, default=0.0,
                    help="--path interp: Gaussian smoothing of the cameras (sigma in cameras, e.g. 1.5) for a steady video")
     p.add_argument("--turns", type=_pos_float, help="orbit turns / spiral rotations (default 1 / 2)")
-    p.add_argument("--backend", choices=["auto", "torch", "cpu", "cuda", "gsplat"], default="auto", help="rasterizer backend")
+    add_backend_option(p)
     p.add_argument("--crf", type=int, default=18, help="H.264 quality (0 best .. 51 worst; default 18)")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_output_flags(p, "replace a non-empty output folder")
     add_max_pixels_option(p)
     add_threads_option(p)
     p.set_defaults(func=run)

@@ -5,15 +5,16 @@ import argparse
 import json
 from pathlib import Path
 from realsim.cli.argtypes import pos_float as _pos_float, nonneg_int as _nonneg_int
-from realsim.cli.common import add_max_pixels_option, add_threads_option
+from realsim.cli.common import add_backend_option, add_max_pixels_option, add_output_flags, add_threads_option
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("simulate", help="simulate walking agents in a scene bundle; write the composited video and 3D-guided streams",
                        description="Builds the walkable world (ground, obstacles) from the scene, plans and simulates agents "
                                    "(A*, social forces, motion controller, feet on the terrain), renders them composited with "
-                                   "the Gaussian scene by depth and writes OUTDIR/{rgb.mp4, depth/, masks/, keypoints.json, "
-                                   "cameras.json, trajectories.json, sim.json}.")
+                                   "the Gaussian scene by depth and writes OUTDIR/{rgb.mp4, depth.mp4, depth/, normal.mp4, "
+                                   "alpha.mp4, masks/, keypoints.json, cameras.json, camera_path.json, trajectories.json, "
+                                   "sim.json} (the `realsim render` bundle plus masks, keypoints and agents).")
     p.add_argument("scene", type=Path, help="scene bundle folder (from `realsim train` / `realsim reconstruct`)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR", help="output folder (written all-or-nothing)")
     p.add_argument("--scenario", type=Path, metavar="FILE", help="YAML scenario (agents, goals, camera, duration, seed)")
@@ -28,10 +29,9 @@ def add_parser(sub) -> None:
     p.add_argument("--motion", default="auto", choices=["auto", "controller", "procedural"],
                    help="auto: the shipped motion-diffusion controller when present, else a procedural walk cycle")
     p.add_argument("--motion-weights", type=Path, metavar="FILE", help="motion model weights instead of the shipped default")
-    p.add_argument("--backend", default="auto", help="Gaussian rasteriser backend (auto, cpu, torch, cuda, gsplat)")
+    add_backend_option(p, "Gaussian rasteriser backend")
     p.add_argument("--ssaa", type=int, default=2, help="agent anti-aliasing samples per axis (1-4, default 2)")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty OUTDIR")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_output_flags(p, "replace a non-empty OUTDIR")
     add_max_pixels_option(p)
     add_threads_option(p)
     p.set_defaults(func=run)

@@ -31,6 +31,15 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
                    help="replace a non-empty output folder, or start over an interrupted run's checkpoint")
     add_threads_option(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    v = p.add_argument_group("live viewer (viser)")
+    v.add_argument("--view", action="store_true",
+                   help="serve the scene in the browser while it trains (splats, cameras, loss, held-out PSNR)")
+    v.add_argument("--port", type=_pos_int, default=7007, help="viewer port (default 7007)")
+    v.add_argument("--host", default="127.0.0.1", help="viewer address (default 127.0.0.1, this machine only)")
+    v.add_argument("--view-every", type=_pos_float, default=2.0, metavar="S",
+                   help="seconds between splat updates in the viewer (default 2; they take training time)")
+    v.add_argument("--view-seconds", type=float, metavar="S",
+                   help="keep the viewer serving S seconds after training (default: until Ctrl-C)")
 
 
 def add_parser(sub) -> None:
@@ -71,11 +80,20 @@ def train_and_report(source: Path, args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if args.override_config and not args.resume:
         raise InputError("--override-config only applies with --resume")
-    if not args.resume:
-        load_camera_source(source)  # bad input fails here, before any progress output
-    with RichProgress(not args.quiet) as prog:
-        res = train(source, args.output, cfg, progress=prog, resume=args.resume, overwrite=args.overwrite,
-                    override_config=args.override_config)
+    cams = None
+    if not args.resume or getattr(args, "view", False):
+        cams, cam_root = load_camera_source(source)  # bad input fails here, before any progress output
+    viewer = _start_viewer(args, cams, cam_root) if getattr(args, "view", False) else None
+    try:
+        with RichProgress(not args.quiet) as prog:
+            res = train(source, args.output, cfg, progress=prog, resume=args.resume, overwrite=args.overwrite,
+                        override_config=args.override_config, on_step=viewer.on_step if viewer else None)
+        if viewer is not None and res.model is not None:
+            viewer.finish(res.model, res.metrics, res.iterations)
+    except BaseException:
+        if viewer is not None:
+            viewer.stop()
+        raise
     m = res.metrics
     summary = {"scene": str(res.out), "model": cfg.model, "iterations": res.iterations, "train_seconds": round(res.seconds, 1),
                "test_views": m.get("n_views"), "psnr": m.get("psnr"), "ssim": m.get("ssim"),
@@ -86,7 +104,36 @@ def train_and_report(source: Path, args: argparse.Namespace) -> int:
         q = f"held-out PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.3f} on {m['n_views']} views" if m.get("n_views") else "no held-out views"
         print(f"{cfg.model}: {res.iterations} iterations in {res.seconds:.0f} s, {q} -> {res.out}")
     sys.stdout.flush()
+    if viewer is not None:
+        _linger(viewer, args.view_seconds)
     return 0
+
+
+def _start_viewer(args: argparse.Namespace, cams, root: Path):
+    try:
+        import viser  # noqa: F401
+    except ImportError:
+        raise InputError("--view needs viser: pip install -c .ci/constraints.txt 'viser==1.1.1'") from None
+    from realsim.cli.viewer.training import TrainingViewer
+
+    if args.view_seconds is not None and args.view_seconds < 0:
+        raise InputError(f"--view-seconds must be >= 0, got {args.view_seconds}")
+    viewer = TrainingViewer(cams, root, host=args.host, port=args.port, every_s=args.view_every)
+    viewer.start()
+    print(f"realsim train: viewer at {viewer.url} (splats every {args.view_every:g} s)", file=sys.stderr, flush=True)
+    return viewer
+
+
+def _linger(viewer, seconds: float | None) -> None:
+    """After training: the viewer keeps showing the result (`seconds`, or until Ctrl-C), then stops."""
+    n = len(viewer.snapshots)
+    steps = ", ".join(f"{s.step}:{s.splats}" for s in viewer.snapshots[:4]) + (" ..." if n > 4 else "")
+    print(f"realsim train: viewer showed {n} updates (step:splats {steps}; {viewer.update_seconds:.1f} s), serving "
+          f"{viewer.url} {'until Ctrl-C' if seconds is None else f'for {seconds:g} s'}", file=sys.stderr, flush=True)
+    try:
+        viewer.serve(seconds)
+    finally:
+        viewer.stop()
 
 
 def run(args: argparse.Namespace) -> int:

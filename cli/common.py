@@ -1,4 +1,5 @@
-"""Options shared by the heavy commands: `--threads N` (or REALSIM_THREADS) and `--max-pixels` (or REALSIM_MAX_PIXELS)."""
+"""Options shared by the commands: `--threads N` (or REALSIM_THREADS), `--max-pixels` (or REALSIM_MAX_PIXELS),
+`--backend` / `--preset` (choices from the library's own lists) and `--overwrite` / `--json`."""
 from __future__ import annotations
 
 import argparse
@@ -54,3 +55,23 @@ def add_max_pixels_option(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--max-pixels", type=pos_int, metavar="N",
                    help=f"refuse frames larger than N pixels (default ${MAX_PIXELS_ENV}, else {DEFAULT_MAX_PIXELS} = 4096x4096)")
+
+
+def add_backend_option(p: argparse.ArgumentParser, help: str = "rasterizer backend") -> None:
+    from realsim.render.rasterization import BACKENDS
+
+    p.add_argument("--backend", choices=list(BACKENDS), default="auto", help=help)
+
+
+def add_preset_option(p: argparse.ArgumentParser, default: str, help: str | None = None) -> None:
+    from realsim.recon.trainer import PRESETS
+
+    p.add_argument("--preset", choices=list(PRESETS), default=default, help=help)
+
+
+def add_output_flags(p: argparse.ArgumentParser, overwrite_help: str | None,
+                     json_help: str = "print the summary as JSON") -> None:
+    """--overwrite (left out when overwrite_help is None) and --json."""
+    if overwrite_help is not None:
+        p.add_argument("--overwrite", action="store_true", help=overwrite_help)
+    p.add_argument("--json", action="store_true", help=json_help)

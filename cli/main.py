@@ -13,7 +13,7 @@ from realsim.assets.errors import OutputError, RealsimError
 from realsim.cli.common import apply_threads, resolve_threads
 
 # Each command lives in realsim.cli.cmd_<name> and defines `add_parser(subparsers)` which sets `func=run`.
-COMMANDS = ["poses", "train", "reconstruct", "eval", "render", "export", "simulate", "demo", "motion", "view"]
+COMMANDS = ["poses", "train", "reconstruct", "eval", "render", "export", "mesh", "simulate", "demo", "motion", "view"]
 
 
 class _Parser(argparse.ArgumentParser):

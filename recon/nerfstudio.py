@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from realsim.assets.atomic import write_text_atomic
+from realsim.assets.config import read_json
 from realsim.assets.errors import InputError
 from realsim.assets.frames import c2w_opengl_to_viewmat, viewmat_to_c2w_opengl
 
@@ -38,12 +39,7 @@ def read_transforms(path: str | os.PathLike) -> tuple[list[NsFrame], Path | None
     path = Path(path)
     if path.is_dir():
         path = path / "transforms.json"
-    if not path.is_file():
-        raise InputError(f"{path} not found")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{path} is not valid JSON: {e}") from None
+    data = read_json(path, "nerfstudio transforms file")
     if not isinstance(data, dict) or not isinstance(data.get("frames"), list):
         raise InputError(f"{path} is not a nerfstudio transforms.json (no 'frames' list)")
     root = path.parent

@@ -2,22 +2,44 @@
 `ScaffoldStrategy` grows anchors where neural Gaussians see large screen-space gradients and prunes anchors whose
 Gaussians stay transparent; `ADCStrategy` is 3DGS's adaptive density control (clone, split, prune, opacity reset).
 
-Both keep their statistics in a dict of tensors (saved in checkpoints) and edit the model's per-element parameters
-together with the Adam moments of the optimiser that owns each one.
+Both follow the `Strategy` protocol (gsplat's strategy/base.py: one hook signature for both) and keep their statistics,
+the scene extent included, in a dict of tensors (saved in checkpoints); they edit the model's per-element parameters
+together with the Adam moments of the optimiser that owns each one. The image size comes from the rasterizer's meta.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 from realsim.assets.config import ConfigDict
-
 from realsim.render.ref import quat_to_rotmat
 
 Optimizers = dict[str, torch.optim.Optimizer]
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """A densification strategy: the trainer calls, per run, check_sanity and initialize_state (or restores the state
+    from a checkpoint), then per iteration step_pre_backward before loss.backward() and step_post_backward after the
+    optimisers stepped. The state holds every statistic as a tensor (the checkpoint saves them as strategy.*)."""
+
+    def check_sanity(self, model: nn.Module, optimizers: Optimizers) -> None:
+        """ValueError when the model lacks a per-element parameter this strategy edits or its optimiser."""
+
+    def initialize_state(self, model: nn.Module, scene_extent: float = 1.0) -> dict[str, torch.Tensor]:
+        """Fresh statistics for `model`; scene_extent (radius of the camera centres) is kept in the state."""
+
+    def step_pre_backward(self, meta: dict[str, Any]) -> None:
+        """Before backward: keep what step_post_backward reads (the screen-space gradient of meta["means2d"])."""
+
+    def step_post_backward(self, model: nn.Module, optimizers: Optimizers, state: dict[str, torch.Tensor], step: int,
+                           info: dict[str, torch.Tensor], meta: dict[str, Any], *legacy_size: int,
+                           generator: torch.Generator | None = None, **legacy: Any) -> dict[str, int]:
+        """After the optimisers stepped: accumulate statistics, densify / prune on schedule; returns counts of changes.
+        The image size is meta["width"], meta["height"] (old callers' positional width, height are ignored)."""
 
 
 def update_param(model: nn.Module, optimizers: Optimizers, name: str,
@@ -60,14 +82,14 @@ def append_elements(model: nn.Module, optimizers: Optimizers, new: dict[str, tor
         update_param(model, optimizers, name, fn)
 
 
-def _screen_grad_norm(meta: dict[str, Any], width: int, height: int) -> torch.Tensor | None:
+def _screen_grad_norm(meta: dict[str, Any]) -> torch.Tensor | None:
     """|d loss / d means2d| in normalised device units (pixels x W/2, H/2), as the 0.0002 thresholds expect: [N]."""
     m2d = meta.get("means2d")
     if m2d is None or m2d.grad is None:
         return None
     g = m2d.grad.detach()[0].clone()  # [N,2]
-    g[:, 0] *= width / 2.0
-    g[:, 1] *= height / 2.0
+    g[:, 0] *= meta["width"] / 2.0
+    g[:, 1] *= meta["height"] / 2.0
     return g.norm(dim=-1)
 
 
@@ -81,13 +103,32 @@ def _new_bucket(state: dict[str, torch.Tensor], key: str, step: int, every: int)
     return False
 
 
+def _extent_state(scene_extent: float) -> torch.Tensor:
+    return torch.tensor([float(scene_extent)], dtype=torch.float64)
+
+
 class _Strategy(ConfigDict):
-    """What both strategies share: config (de)serialisation and keeping the screen-space gradient of means2d."""
+    """What both strategies share: config (de)serialisation, the sanity check and keeping the screen-space gradient of
+    means2d."""
+
+    def check_sanity(self, model: nn.Module, optimizers: Optimizers) -> None:
+        for name in _names(model):
+            if not isinstance(getattr(model, name, None), nn.Parameter):
+                raise ValueError(f"{type(self).__name__}: model has no parameter {name!r}")
+            if name != "anchors" and name not in optimizers:
+                raise ValueError(f"{type(self).__name__}: no optimiser for {name!r}")
 
     def step_pre_backward(self, meta: dict[str, Any]) -> None:
         m2d = meta.get("means2d")
         if m2d is not None and m2d.requires_grad:
             m2d.retain_grad()
+
+    @staticmethod
+    def scene_extent(state: dict[str, torch.Tensor], legacy: dict[str, Any]) -> float:
+        """The state's scene extent; an old caller's `extent=` keyword wins (states from before it was kept: 1.0)."""
+        if legacy.get("extent") is not None:
+            return float(legacy["extent"])
+        return float(state["scene_extent"]) if "scene_extent" in state else 1.0
 
 
 @dataclass
@@ -105,16 +146,16 @@ class ScaffoldStrategy(_Strategy):
     level_factor: int = 4  # each finer level divides the voxel size by this
     max_anchors: int = 0  # 0 = no cap (a cap keeps CPU runs within budget)
 
-    def initialize_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
+    def initialize_state(self, model: nn.Module, scene_extent: float = 1.0) -> dict[str, torch.Tensor]:
         M, k = model.n_anchors, model.config.n_offsets
         return {"opacity_accum": torch.zeros(M), "anchor_denom": torch.zeros(M),
                 "offset_grad_accum": torch.zeros(M * k), "offset_denom": torch.zeros(M * k),
-                "last_bucket": torch.zeros(1, dtype=torch.int64)}
+                "last_bucket": torch.zeros(1, dtype=torch.int64), "scene_extent": _extent_state(scene_extent)}
 
     def step_post_backward(self, model: nn.Module, optimizers: Optimizers, state: dict[str, torch.Tensor], step: int,
-                           info: dict[str, torch.Tensor], meta: dict[str, Any], width: int, height: int,
-                           generator: torch.Generator | None = None) -> dict[str, int]:
-        """Accumulate statistics; grow and prune on schedule. Returns counts of what changed."""
+                           info: dict[str, torch.Tensor], meta: dict[str, Any], *legacy_size: int,
+                           generator: torch.Generator | None = None, **legacy: Any) -> dict[str, int]:
+        """Accumulate statistics; grow and prune on schedule. Returns counts of what changed (Strategy protocol)."""
         if step >= self.update_until or step < self.start_stat:
             return {}
         k = model.config.n_offsets
@@ -123,7 +164,7 @@ class ScaffoldStrategy(_Strategy):
             op = info["opacity_all"].reshape(-1, k).clamp_min(0).sum(1)
             state["opacity_accum"].index_add_(0, idx, op)
             state["anchor_denom"].index_add_(0, idx, torch.ones_like(op))
-            gn = _screen_grad_norm(meta, width, height)
+            gn = _screen_grad_norm(meta)
             if gn is not None:
                 radii = meta["radii"][0]
                 vis = (radii > 0).all(-1) if radii.dim() == 2 else radii > 0
@@ -244,18 +285,20 @@ class ADCStrategy(_Strategy):
     prune_scale3d: float = 0.1  # x scene extent
     max_gaussians: int = 0  # 0 = no cap
 
-    def initialize_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
+    def initialize_state(self, model: nn.Module, scene_extent: float = 1.0) -> dict[str, torch.Tensor]:
         n = model.n_gaussians
         return {"grad2d": torch.zeros(n), "count": torch.zeros(n), "last_bucket": torch.zeros(1, dtype=torch.int64),
-                "last_reset": torch.zeros(1, dtype=torch.int64)}
+                "last_reset": torch.zeros(1, dtype=torch.int64), "scene_extent": _extent_state(scene_extent)}
 
     def step_post_backward(self, model: nn.Module, optimizers: Optimizers, state: dict[str, torch.Tensor], step: int,
-                           info: dict[str, torch.Tensor], meta: dict[str, Any], width: int, height: int,
-                           generator: torch.Generator | None = None, extent: float = 1.0) -> dict[str, int]:
+                           info: dict[str, torch.Tensor], meta: dict[str, Any], *legacy_size: int,
+                           generator: torch.Generator | None = None, **legacy: Any) -> dict[str, int]:
+        """Accumulate view-space gradients; refine and reset on schedule (Strategy protocol)."""
         if step >= self.refine_stop:
             return {}
+        extent = self.scene_extent(state, legacy)
         with torch.no_grad():
-            gn = _screen_grad_norm(meta, width, height)
+            gn = _screen_grad_norm(meta)
             if gn is not None:
                 radii = meta["radii"][0]
                 vis = (radii > 0).all(-1) if radii.dim() == 2 else radii > 0

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -340,13 +340,16 @@ def ckpt_dir_for(out: Path) -> Path:
 
 def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, progress: ProgressFn | None = None,
           resume: bool = False, overwrite: bool = False, dataset: Dataset | None = None,
-          stop_after: int | None = None, override_config: bool = False) -> TrainResult:
+          stop_after: int | None = None, override_config: bool = False,
+          on_step: Callable[[int, nn.Module, dict[str, Any]], None] | None = None) -> TrainResult:
     """Train cfg.model on the posed images at `source` and write the scene bundle `out`.
 
     Checkpoints and the metrics log live in OUT's sibling `.OUT.train/` until the bundle is complete. `stop_after`
     ends the run (with a checkpoint, no bundle) after that many iterations, as an interruption would. An interrupted
     run's checkpoint is never dropped silently: `resume` continues it (its config must equal `cfg` unless
-    `override_config`), `overwrite` starts over, neither is refused.
+    `override_config`), `overwrite` starts over, neither is refused. `on_step(step, model, metrics)` is called after
+    every iteration (metrics: iterations, loss, eval_psnr = the last held-out view PSNR, counts); it must not change
+    the model (a live viewer reads it).
     """
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite and not resume:
@@ -453,6 +456,9 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
                 its = done_here / max(elapsed - elapsed0, 1e-9)
                 report(progress, "train", step, n_iter, loss=last_loss, psnr=last_eval, it_s=its,
                        eta_s=(n_iter - step) / max(its, 1e-9), **_counts(model))
+                if on_step is not None:
+                    on_step(step, model, {"iterations": n_iter, "loss": last_loss, "eval_psnr": last_eval,
+                                          **_counts(model)})
                 timeout = cfg.max_seconds > 0 and budget_used() >= cfg.max_seconds
                 if timeout:
                     n_iter = step

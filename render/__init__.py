@@ -13,13 +13,14 @@ Public API:
     VideoWriter(path, fps, width, height) -- H.264 MP4, atomic; read_video(path) -> (frames, fps)
     colorize_depth(depth, vmin, vmax), save_depth_png16(path, depth, scale), normals_from_depth(depth, K, alpha)
     write_video_bundle(render_fn, path, out_dir, streams, ...) -> summary  -- rgb/depth/normal/alpha MP4s, depth PNGs,
-                                       cameras.json, path.json
+                                       cameras.json, camera_path.json (render.streams.StreamWriter: the same bundle
+                                       writer `simulate` uses, plus its masks/keypoints/trajectories)
     render_mesh(vertices, faces, vertex_colors, viewmat, K, width, height, MeshRenderConfig, ...)
                                     -- z-buffered triangles -> {"rgb","depth","alpha","face_id","xyz","normal"}
     composite_layers(scene rgb/depth/alpha, mesh rgb/depth/alpha, background) -> {"rgb","depth","mesh_weight"}
     unproject_depth(depth, viewmat, K) -> world points; contact_shadow(points, ground_z, centers, radii, ...)
 
-Internal: `ref` (pure-torch reference), `_cpu` / `_cuda` / `_jit` (kernel builds from csrc/), `_functions` (autograd),
+Internal: `spline` (quaternion / Catmull-Rom maths behind `paths`), `camera_path` (CameraPath, its JSON I/O), `ref` (pure-torch reference), `_cpu` / `_cuda` / `_jit` (kernel builds from csrc/), `_functions` (autograd),
 `gsplat_backend`, `limits` (frame-size guard).
 """
 from .bundle import write_video_bundle
@@ -30,6 +31,7 @@ from .paths import (CameraPath, focus_point, interp_path, load_camera_path, look
 from .prefilter import anchor_prefilter
 from .rasterization import rasterization
 from .sh import spherical_harmonics
+from .streams import StreamWriter
 from .video import VideoWriter, colorize_depth, normals_from_depth, read_video, save_depth_png16
 
 __all__ = [
@@ -37,5 +39,6 @@ __all__ = [
     "CameraPath", "interp_path", "orbit_path", "spiral_path", "resample_path", "focus_point", "look_at",
     "load_camera_path", "save_camera_path",
     "VideoWriter", "read_video", "colorize_depth", "save_depth_png16", "normals_from_depth", "write_video_bundle",
+    "StreamWriter",
     "render_mesh", "MeshRenderConfig", "composite_layers", "unproject_depth", "contact_shadow",
 ]

@@ -182,13 +182,13 @@ def load_depth_png16(path: str | os.PathLike, scale: float) -> np.ndarray:
 def nice_depth_scale(max_depth: float) -> float:
     """Metres per PNG count so that `max_depth` fits in 16 bits: 1 mm when possible, else a 1/2/5 x 10^k step."""
     need = max(float(max_depth), 1e-9) / DEPTH_PNG_MAX
-    if need <= 1e-3:
-        return 1e-3 if max_depth > 6.5 else float(10.0 ** np.floor(np.log10(need)))  # tiny scenes: finer steps
-    k = np.floor(np.log10(need))
-    for m in (1.0, 2.0, 5.0, 10.0):
-        if m * 10 ** k >= need:
-            return float(m * 10 ** k)
-    return float(10 ** (k + 1))
+    if need <= 1e-3 and max_depth > 6.5:
+        return 1e-3
+    k = int(np.floor(np.log10(need)))  # tiny scenes: finer steps, still covering max_depth
+    for step in (float(f"{m}e{k}") for m in (1, 2, 5, 10)):
+        if step >= need:
+            return step
+    return float(f"1e{k + 1}")
 
 
 # ----------------------------------------------------------------------------------------------------- normals

@@ -9,8 +9,9 @@ Public API:
     load_scenario(yaml) / parse_scenario(dict) -> Scenario (AgentSpec per agent: start, goals / waypoints, style, speed)
     run_sim(world, scenario, motion="auto") -> SimResult  -- joints [T,A,J,3], root, heading, contacts, metrics
     BodyModel(skeleton).vertices(joints, heading, looks), AgentLook  -- skinned agent bodies
-    write_outputs(out_dir, layer, world, sim, camera_path)  -- rgb.mp4, depth/, masks/, keypoints.json (COCO-17),
-                                       cameras.json, trajectories.json, motion.safetensors, sim.json (with
+    write_outputs(out_dir, layer, world, sim, camera_path)  -- the render bundle (rgb/depth/normal/alpha, depth/,
+                                       cameras.json, camera_path.json: render.streams) + masks/, keypoints.json (COCO-17),
+                                       trajectories.json, motion.safetensors, sim.json (with
                                        frames_with_agent_fraction / visible_agents_mean)
     simulate_scene(scene_dir, out_dir, SimulateOptions), run_demo(out_dir, DemoOptions)  -- `realsim simulate | demo`
     make_capture(out_dir, CaptureConfig)  -- the SYNTHETIC procedural street photographed along a walk (sim.capture)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from realsim.assets.cameras import CameraFrame
+from realsim.assets.frames import camera_center
 from realsim.assets.errors import RealsimError
 
 from .follow import FollowPlan, follow_path, line_of_sight, plan_follow
@@ -90,8 +91,6 @@ def _plan_without_world(frames: list[CameraFrame], seconds: float, width: int, f
 
 def _walk_window(frames: list[CameraFrame], length: float) -> list[CameraFrame]:
     """The consecutive run of cameras around the middle whose path is at most `length` metres (at least two cameras)."""
-    from realsim.assets.frames import camera_center
-
     if len(frames) <= 2:
         return frames
     c = np.array([camera_center(f.viewmat) for f in frames])
@@ -133,7 +132,7 @@ def _seen_fraction(world: World, path, every: int, near: float, far: float) -> n
         u = uv[:, 0] / np.maximum(z, 1e-9)
         v = uv[:, 1] / np.maximum(z, 1e-9)
         m = (z > near) & (z < far) & (u > 0.1 * path.width) & (u < 0.9 * path.width) & (v > 0) & (v < path.height)
-        c = -V[:3, :3].T @ V[:3, 3]
+        c = camera_center(V)
         m[m] = line_of_sight(world, c[:2], xy[m])  # walls and props hide what is behind them
         seen += m
     out = np.zeros(world.shape)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from realsim.assets.cameras import CameraFrame
+from realsim.assets.frames import camera_center
 from realsim.render.paths import CameraPath, look_at
 
 from .world import World
@@ -74,7 +75,7 @@ def capture_track(frames: list[CameraFrame], smooth: float = 1.5, step: float = 
     """Track of metric capture cameras in name order: centres and view directions low-passed over `smooth` cameras."""
     fr = sorted(frames, key=lambda f: f.name)
     V = np.stack([np.asarray(f.viewmat, np.float64) for f in fr])
-    C = -np.einsum("nji,nj->ni", V[:, :3, :3], V[:, :3, 3])
+    C = camera_center(V)
     fwd = V[:, 2, :3]  # OpenCV +z (forward) in the world
     h = fwd[:, :2] / np.maximum(np.linalg.norm(fwd[:, :2], axis=1, keepdims=True), 1e-9)
     Cs = _smooth(C, smooth)

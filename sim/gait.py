@@ -12,11 +12,11 @@ from typing import Callable
 
 import numpy as np
 
-from realsim.assets.skeleton import COCO17, Skeleton
+from realsim.assets.skeleton import Skeleton
 
 from .motion.controller import AgentPose
 
-__all__ = ["ProceduralWalker", "BASIC_SKELETON", "COCO17"]  # COCO17 re-exported for sim/outputs.py (home: assets.skeleton)
+__all__ = ["ProceduralWalker", "BASIC_SKELETON"]
 
 
 _J = ["pelvis", "spine", "chest", "neck", "head", "head_top", "left_shoulder", "left_elbow", "left_wrist", "right_shoulder",

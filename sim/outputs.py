@@ -3,6 +3,8 @@
 OUTDIR/
   rgb.mp4                 composited video (scene + agents + contact shadows)
   depth.mp4, depth/NNNNNN.png   colour-mapped depth video; 16-bit metric depth (value * depth_scale metres, 0 = none)
+  normal.mp4, alpha.mp4   camera-space normals from depth, coverage (these streams and cameras.json / camera_path.json
+                          are written by render.streams.StreamWriter, the same writer as `realsim render`)
   masks/NNNNNN.png        instance ids (uint8: 0 = none, i+1 = agent i, A+1+p = prop p), masks.mp4 for viewing
   props.json              props per frame (position, quat w,x,y,z, velocity; contact onsets) when the scenario has props
   keypoints.json          COCO-17 person keypoints per agent per frame (track_id = agent), visibility from depth
@@ -18,22 +20,23 @@ import json
 import os
 import time
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from realsim.assets.atomic import atomic_dir
-from realsim.assets.cameras import CameraFrame, CameraSet, save_cameras
 from realsim.assets.errors import RealsimError
 from realsim.assets.progress import ProgressFn, report
 from realsim.assets.scene import save_tensors
+from realsim.assets.skeleton import COCO17
 from realsim.render.composite import composite_layers, contact_shadow, unproject_depth
 from realsim.render.mesh import MeshRenderConfig, render_mesh
+from realsim.render.paths import CameraPath
+from realsim.render.streams import STREAMS, StreamWriter, frame_name
 
 from .body import BodyModel, coco17_points
 from .camera import make_camera_path, visible_mask  # noqa: F401  (re-exported: the path helpers moved to sim.camera)
-from .gait import COCO17
 from .loop import SimResult
 from .world import World
 
@@ -163,7 +166,7 @@ def _render_props(props, meshes, t: int, V: np.ndarray, K: np.ndarray, width: in
 def render_frame(layer: SceneLayer, world: World, body: BodyModel, sim: SimResult, t: int, V: np.ndarray, K: np.ndarray,
                  width: int, height: int, ssaa: int = 2, shadow: bool = True, background=(0.0, 0.0, 0.0), props=None,
                  prop_meshes=None) -> dict[str, Any]:
-    """One composited frame: {"rgb","depth","mesh_weight","instance" [H,W] int (-1 none; A + p for prop p),"scene_depth"}.
+    """One composited frame: {"rgb","depth","alpha","mesh_weight","instance" [H,W] int (-1 none; A + p for prop p),"scene_depth"}.
 
     props: a physics PropsResult (frame t drawn with prop_meshes, a physics.mesh.PropMeshes of its props)."""
     sc = layer(V, K, width, height)
@@ -205,25 +208,45 @@ def render_frame(layer: SceneLayer, world: World, body: BodyModel, sim: SimResul
         crop = (slice(y0, y1), slice(x0, x1))
         rgb = sc["rgb"][crop]
         sd, sa = sc["depth"][crop], sc["alpha"][crop]
+        Kc = np.asarray(K, np.float64).copy()
+        Kc[0, 2] -= x0
+        Kc[1, 2] -= y0
+        pts = unproject_depth(sd, V, Kc)
+        gz = torch.from_numpy(world.height(pts[..., :2].numpy().astype(np.float64))).float()
         if shadow:
-            Kc = np.asarray(K, np.float64).copy()
-            Kc[0, 2] -= x0
-            Kc[1, 2] -= y0
-            pts = unproject_depth(sd, V, Kc)
-            gz = torch.from_numpy(world.height(pts[..., :2].numpy().astype(np.float64))).float()
             fac = contact_shadow(pts, gz, centers, radii)
             rgb = torch.where((sa > 0.05) & (sd > 0), rgb * fac, rgb)
-        out = composite_layers(rgb, sd, sa, m["rgb"][crop], m["depth"][crop], m["alpha"][crop], background)
+        sd_occ = _ground_occluder_depth(sd, pts, gz, V)
+        out = composite_layers(rgb, sd_occ, sa, m["rgb"][crop], m["depth"][crop], m["alpha"][crop], background)
         rgb_full[crop] = out["rgb"]
-        depth_full[crop] = out["depth"]
+        # the depth stream keeps the scene's own depth wherever the scene shows (only the occlusion test uses the ground's)
+        depth_full[crop] = torch.where((out["mesh_weight"] < 0.5) & (sd > 0), sd, out["depth"])
         weight[crop] = out["mesh_weight"]
     hit = (m["face_id"] >= 0) & (weight[..., 0] >= 0.5)
     if face_inst is None:
         inst = torch.where(hit, torch.div(m["face_id"], nf, rounding_mode="floor"), torch.full_like(m["face_id"], -1))
     else:
         inst = torch.where(hit, face_inst[m["face_id"].clamp_min(0)], torch.full_like(m["face_id"], -1))
-    return {"rgb": rgb_full, "depth": depth_full, "mesh_weight": weight, "instance": inst,
+    return {"rgb": rgb_full, "depth": depth_full, "alpha": torch.maximum(sc["alpha"].float(), weight),
+            "mesh_weight": weight, "instance": inst,
             "scene_depth": sc["depth"], "mesh_depth": m["depth"]}
+
+
+GROUND_BAND_M = 0.25  # a rendered surface this close to the World's ground is the ground (WorldConfig.obstacle_min)
+
+
+def _ground_occluder_depth(sd: torch.Tensor, pts: torch.Tensor, gz: torch.Tensor, V: np.ndarray) -> torch.Tensor:
+    """Scene depth [h,w,1] for the occlusion test: where the rendered surface is ground (within GROUND_BAND_M of the World's
+    ground), no nearer than the World's ground along the ray. A trained scene's flat, textureless ground renders view-
+    dependently +-10-20 cm around the fitted ground (README "Props and physics"); bodies and props stand on the World's
+    ground, so that noise must not hide their feet or a ball's lower half."""
+    Vt = torch.as_tensor(V, dtype=torch.float32)
+    cz = float(-(Vt[:3, :3].T @ Vt[:3, 3])[2])  # camera centre height
+    d = sd[..., 0]
+    down = pts[..., 2] - cz  # the ray's world z per unit of depth is down / d
+    ground = (d > 0) & (down < -0.05) & ((pts[..., 2] - gz).abs() < GROUND_BAND_M)
+    zg = d * (gz - cz) / torch.where(down < -0.05, down, torch.full_like(down, -1.0))  # depth where the ray meets the ground
+    return torch.where(ground, torch.maximum(d, zg), d)[..., None]
 
 
 def _work_box(alpha: torch.Tensor, centers: np.ndarray, radii: np.ndarray, V: np.ndarray, K: np.ndarray, width: int,
@@ -304,14 +327,13 @@ def visibility_metrics(shown: np.ndarray, frame_pixels: int) -> dict[str, float]
 
 def write_outputs(out_dir: str | os.PathLike, layer: SceneLayer, world: World, sim: SimResult, path, *, overwrite: bool = False,
                   ssaa: int = 2, provenance: dict | None = None, progress: ProgressFn | None = None,
-                  preview_every: int = 0, props=None) -> dict:
+                  preview_every: int = 0, props=None, streams: Sequence[str] = STREAMS) -> dict:
     """Render every frame and write the streams under out_dir (atomically: complete or absent). Returns sim.json's dict.
 
+    The 3D-guided streams (rgb/depth/normal/alpha, cameras.json, camera_path.json) go through render.streams'
+    StreamWriter, as for `realsim render`; this adds masks, keypoints, trajectories, motion, props and sim.json.
     props: a physics PropsResult (at the video's fps): drawn, masked as ids A+1.., written to props.json."""
     from PIL import Image
-
-    from realsim.render.paths import save_camera_path
-    from realsim.render.video import VideoWriter, colorize_depth, save_depth_png16
 
     T = min(len(path), sim.n_frames)
     if T < 1:
@@ -319,46 +341,37 @@ def write_outputs(out_dir: str | os.PathLike, layer: SceneLayer, world: World, s
     W, H = path.width, path.height
     body = BodyModel(sim.skeleton)
     t0 = time.time()
-    depth_scale = 1e-3
     pm = None
     if props is not None and props.n_props:
         from .physics.mesh import PropMeshes
 
         pm = PropMeshes(props.props)
         T = min(T, props.n_frames)
-    fr0 = render_frame(layer, world, body, sim, 0, path.viewmats[0], path.Ks[0], W, H, ssaa=ssaa, props=props, prop_meshes=pm)
-    first = fr0["scene_depth"].numpy()
-    valid = first[first > 0]
-    vmax = float(np.percentile(valid, 98)) if valid.size else 10.0  # depth colour range from the first frame
+    path = CameraPath(path.viewmats[:T], path.Ks[:T], W, H, path.fps)
     palette = (np.array([[0, 0, 0]] + [[int(255 * c) for c in lk.shirt] for lk in sim.looks]
                         + [[int(255 * c) for c in p.color] for p in (props.props if pm is not None else [])])).astype(np.uint8)
     images, anns = [], []
     stats = {"render_s": 0.0}
     shown = np.zeros((T, sim.n_agents), np.int64)  # mask pixels of each agent in each frame
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
-        (tmp / "depth").mkdir()
-        (tmp / "masks").mkdir()
-        if preview_every:
-            (tmp / "preview").mkdir()
-        with VideoWriter(tmp / "rgb.mp4", path.fps, W, H) as vrgb, VideoWriter(tmp / "depth.mp4", path.fps, W, H) as vdep, \
-                VideoWriter(tmp / "masks.mp4", path.fps, W, H) as vmask:
+        with StreamWriter(tmp, path, streams, extra_videos=("masks",)) as sw:
+            masks = sw.png_dir("masks")
+            preview = sw.png_dir("preview") if preview_every else None
             for t in range(T):
                 ts = time.time()
-                fr = fr0 if t == 0 else render_frame(layer, world, body, sim, t, path.viewmats[t], path.Ks[t], W, H, ssaa=ssaa,
-                                                      props=props, prop_meshes=pm)
+                fr = render_frame(layer, world, body, sim, t, path.viewmats[t], path.Ks[t], W, H, ssaa=ssaa, props=props,
+                                  prop_meshes=pm)
                 stats["render_s"] += time.time() - ts
                 rgb = fr["rgb"].numpy()
                 depth = fr["depth"].numpy()
                 inst = fr["instance"].numpy()
                 shown[t] = np.bincount(inst[inst >= 0].ravel(), minlength=sim.n_agents)[:sim.n_agents]
-                vrgb.write(rgb)
-                vdep.write(colorize_depth(depth, 0.0, vmax))
-                vmask.write(palette[inst + 1])
-                save_depth_png16(tmp / "depth" / f"{t:06d}.png", depth, depth_scale)
-                Image.fromarray((inst + 1).clip(0, 255).astype(np.uint8)).save(tmp / "masks" / f"{t:06d}.png")
-                if preview_every and t % preview_every == 0:
-                    Image.fromarray((rgb * 255 + 0.5).clip(0, 255).astype(np.uint8)).save(tmp / "preview" / f"{t:06d}.png")
-                images.append({"id": t, "file_name": f"{t:06d}", "width": W, "height": H, "frame": t, "time": t / path.fps})
+                sw.write(t, rgb, depth, fr["alpha"].numpy(), masks=palette[inst + 1])
+                Image.fromarray((inst + 1).clip(0, 255).astype(np.uint8)).save(masks / frame_name(t))
+                if preview is not None and t % preview_every == 0:
+                    Image.fromarray((rgb * 255 + 0.5).clip(0, 255).astype(np.uint8)).save(preview / frame_name(t))
+                images.append({"id": t, "file_name": frame_name(t), "width": W, "height": H, "frame": t,
+                               "time": t / path.fps})
                 for a in _keypoints(sim, t, path.viewmats[t], path.Ks[t], W, H, depth, inst):
                     a["id"] = len(anns) + 1
                     a["image_id"] = t
@@ -371,9 +384,7 @@ def write_outputs(out_dir: str | os.PathLike, layer: SceneLayer, world: World, s
                 "images": images, "annotations": anns}
         (tmp / "keypoints.json").write_text(json.dumps(coco))
         Image.fromarray(world_map(world, sim)).save(tmp / "world_map.png")
-        frames = [CameraFrame(f"{t:06d}", path.Ks[t], path.viewmats[t], W, H, "test") for t in range(T)]
-        save_cameras(tmp / "cameras.json", CameraSet(frames, "depth"))
-        save_camera_path(tmp / "camera_path.json", path)
+        bundle = sw.finish({"metric": True})
         traj = {"fps": sim.fps, "frames": T, "world_up": [0, 0, 1], "units": "metres", "agents": []}
         for a in range(sim.n_agents):
             traj["agents"].append({
@@ -390,7 +401,8 @@ def write_outputs(out_dir: str | os.PathLike, layer: SceneLayer, world: World, s
         summary = {"frames": T, "fps": path.fps, "width": W, "height": H, "agents": sim.n_agents,
                    "motion_backend": sim.motion_backend, "metrics": {**sim.metrics, **visibility_metrics(shown, W * H)},
                    "world": world.summary(),
-                   "depth_png_scale_m": depth_scale, "render_s": round(stats["render_s"], 2),
+                   "streams": bundle["streams"] + bundle["extra_streams"],
+                   "depth_png_scale_m": bundle["depth_scale"], "depth_range_m": bundle["depth_range"], "render_s": round(stats["render_s"], 2),
                    "render_s_per_frame": round(stats["render_s"] / T, 3), "total_s": round(time.time() - t0, 2),
                    "provenance": provenance or {}}
         if pm is not None:

@@ -41,6 +41,45 @@ class SimulateOptions:
     overwrite: bool = False
     preview_every: int = 0
     max_pixels: int | None = None  # frame-size guard (None: $REALSIM_MAX_PIXELS, else 4096x4096; see render.limits)
+    demo_props: bool = False  # add the demo's props: a ball kicked across the view, boxes in agents' way (_demo_props)
+
+
+def _demo_props(world, path, sim, seed: int) -> list:
+    """The demo's props, placed from the finished agent motion and camera path: a football kicked across the first frame's
+    view 5 m ahead of the camera, and two cardboard boxes on the walk of the agent nearest the camera, ahead of where it is
+    at 30% and 60% of the clip (it walks into them unless its path bends away first)."""
+    import numpy as np
+
+    from .scenario import PropSpec
+
+    rng = np.random.default_rng(seed + 15)
+    V = np.asarray(path.viewmats[0], np.float64)
+    R = V[:3, :3].T
+    C = -R @ V[:3, 3]
+    fwd = R[:, 2].copy()
+    fwd[2] = 0.0
+    fwd /= max(np.linalg.norm(fwd), 1e-9)
+    right = np.array([fwd[1], -fwd[0], 0.0])
+    if right @ R[:, 0] < 0:
+        right = -right
+    half_w = 0.5 * path.width / float(path.Ks[0][0, 0]) * 5.0  # half the view's width 5 m ahead
+    start = world.nearest_walkable((C[:2] + 5.0 * fwd[:2] - 0.6 * half_w * right[:2])[None])[0]
+    speed = float(np.clip(1.2 * half_w / max(sim.n_frames / path.fps, 1e-3), 1.5, 4.0))
+    out = [PropSpec("sphere", (0.11,), (start[0], start[1], float(world.height(start[None])[0]) + 0.111),
+                    velocity=tuple(speed * right), mass=0.43, friction=0.6, restitution=0.75, color=(0.95, 0.85, 0.1),
+                    name="ball")]
+    if sim.n_agents:
+        d = np.linalg.norm(sim.joints[0, :, 0, :2] - C[:2], axis=1)
+        a = int(np.argmin(d))
+        T = sim.n_frames
+        for k, f in enumerate((0.3, 0.6)):
+            t = min(int(f * T), T - 1)
+            t2 = min(t + max(1, int(0.5 * path.fps)), T - 1)  # where the agent is half a second later: in its way
+            xy = sim.joints[t2, a, 0, :2] + rng.uniform(-0.05, 0.05, 2)
+            h = float(world.height(xy[None])[0])
+            out.append(PropSpec("box", (0.4, 0.4, 0.4), (xy[0], xy[1], h + 0.201), mass=2.0, friction=0.5, restitution=0.2,
+                                color=(0.7, 0.5, 0.3) if k == 0 else (0.3, 0.45, 0.75), name=f"box{k}"))
+    return out
 
 
 def _scenario(opts: SimulateOptions) -> Scenario:
@@ -109,6 +148,13 @@ def simulate_scene(scene_path: str | os.PathLike, out_dir: str | os.PathLike, op
     report(progress, "world", 0, 1)
     world = world_from_scene(scene, scale=sc.scale)
     report(progress, "world", 1, 1)
+    fixed = [p for p in sc.props if p.position is not None]
+    if fixed:  # a prop placed in a wall is a bad input: say so before simulating anything
+        import numpy as np
+
+        from .physics.model import check_prop_positions, collider_boxes
+
+        check_prop_positions(fixed, np.array([p.position for p in fixed], np.float64), collider_boxes(world), world)
     follow = sc.camera.path == "follow"
     if follow:  # the camera walks a window of the capture track: agents start and wander where all of it sees
         mf = metric_frames(scene.cameras.frames, world.scale)
@@ -128,10 +174,11 @@ def simulate_scene(scene_path: str | os.PathLike, out_dir: str | os.PathLike, op
         path = make_camera_path("follow", scene.cameras.frames, sc.duration, sc.fps, world.scale, w, h, sim=sim, world=world,
                                 plan=plan)
     props = None
-    if sc.props:  # physics post-pass over the finished agent motion (agents are kinematic: props never push them)
+    prop_specs = list(sc.props) + (_demo_props(world, path, sim, sc.seed) if opts.demo_props else [])
+    if prop_specs:  # physics post-pass over the finished agent motion (agents are kinematic: props never push them)
         from .physics import simulate_props
 
-        props = simulate_props(world, sc.props, sim.n_frames, sc.fps, sim=sim, spawn_mask=spawn, seed=sc.seed)
+        props = simulate_props(world, prop_specs, sim.n_frames, sc.fps, sim=sim, spawn_mask=spawn, seed=sc.seed)
     layer = gaussian_layer(scene, world.scale, backend=opts.backend)
     prov = dict(provenance or {})
     prov.setdefault("scene", str(Path(scene_path).resolve()))
@@ -166,6 +213,7 @@ class DemoOptions:
     overwrite: bool = False
     keep_going: bool = True  # reuse finished stages in an existing demo folder
     max_pixels: int | None = None  # frame-size guard for the capture and the video (see render.limits)
+    props: bool = True  # a ball kicked across the view and boxes in an agent's way (SimulateOptions.demo_props)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -208,7 +256,8 @@ def demo_simulate_options(opts: DemoOptions, poses_dir: str | os.PathLike) -> Si
     w, h = demo_video_size(opts, poses_dir)
     return SimulateOptions(agents=opts.agents, seconds=opts.seconds, seed=opts.seed, scale=None, motion=opts.motion,
                            fps=opts.fps, camera="follow", width=w, height=h, overwrite=True,
-                           preview_every=max(1, int(round(opts.seconds * opts.fps / 6))), max_pixels=opts.max_pixels)
+                           preview_every=max(1, int(round(opts.seconds * opts.fps / 6))), max_pixels=opts.max_pixels,
+                           demo_props=opts.props)
 
 
 def run_demo(out_dir: str | os.PathLike, opts: DemoOptions | None = None, progress: ProgressFn | None = None) -> dict[str, Any]:

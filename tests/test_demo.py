@@ -30,9 +30,11 @@ def _agents_in_masks(sim_dir) -> tuple[float, float]:
     """(fraction of frames whose agent mask is non-empty, mean number of agents shown per frame) from sim/masks/*.png."""
     from PIL import Image
 
+    A = json.loads((sim_dir / "sim.json").read_text())["agents"]  # ids 1..A are agents, A+1.. props
     masks = [np.asarray(Image.open(p)) for p in sorted((sim_dir / "masks").glob("*.png"))]
     assert masks
-    return float(np.mean([(m > 0).any() for m in masks])), float(np.mean([len(np.unique(m[m > 0])) for m in masks]))
+    agent = [m[(m > 0) & (m <= A)] for m in masks]
+    return float(np.mean([len(a) > 0 for a in agent])), float(np.mean([len(np.unique(a)) for a in agent]))
 
 
 def test_demo_outputs(demo_dir):
@@ -70,6 +72,19 @@ def test_demo_outputs(demo_dir):
           f"pose rmse {100 * gt['centre_rmse_m']:.2f} cm, agents in view in {100 * frac:.0f}% of frames ({mean:.1f} per frame)")
     kp = json.loads((demo_dir / "sim" / "keypoints.json").read_text())
     assert len(kp["images"]) == T
+    # the demo's props (a ball kicked across the view, boxes in an agent's way): in props.json and in most frames' masks
+    props = json.loads((demo_dir / "sim" / "props.json").read_text())
+    A, P = sim["agents"], len(props["props"])
+    assert P == 3 and [p["shape"] for p in props["props"]] == ["sphere", "box", "box"]
+    assert sim["mask_ids"]["props"] == [A + 1, A + P]
+    from PIL import Image
+
+    masks = [np.asarray(Image.open(p)) for p in sorted((demo_dir / "sim" / "masks").glob("*.png"))]
+    shown = np.mean([(m > A).any() for m in masks])
+    assert shown >= 0.6, shown
+    ball = np.array(props["props"][0]["position"])
+    assert np.linalg.norm(ball[-1, :2] - ball[0, :2]) > 1.0  # kicked: it rolls across the street
+    print(f"[demo tiny] props in {100 * shown:.0f}% of the frames' masks; contacts {[c['with'] for c in props['contacts']]}")
     for name in ("depth.mp4", "masks.mp4", "cameras.json", "camera_path.json", "trajectories.json", "motion.safetensors"):
         assert (demo_dir / "sim" / name).is_file(), name
     assert len(list((demo_dir / "sim" / "depth").glob("*.png"))) == T
@@ -168,3 +183,58 @@ def test_demo_training_recipe_follows_the_photos():
     assert demo_train_config(DemoOptions(), 640, 400).iterations == 3000
     cfg = demo_train_config(DemoOptions(iterations=50, train_minutes=None, preset="cpu", max_width=256), 480, 26)
     assert (cfg.iterations, cfg.max_width, cfg.max_seconds) == (50, 256, 0.0)
+
+
+def test_simulate_props_scenario_end_to_end(demo_dir, tmp_path, capsys):
+    """`realsim simulate SCENE --scenario props.yaml` with agents and props on the demo's trained scene: props.json per
+    frame, prop ids in the masks, the physics block in sim.json; bad props input is exit 2, one line, nothing written."""
+    from PIL import Image
+
+    from realsim.cli.main import main
+    from realsim.recon import load_scene
+    from realsim.sim.physics import collider_boxes
+    from realsim.sim.world import world_from_scene
+
+    def scenario(props) -> str:
+        import yaml
+
+        p = tmp_path / f"s{len(list(tmp_path.glob('s*.yaml')))}.yaml"
+        p.write_text(yaml.safe_dump({"agents": [{"count": 2}], "duration": 1.0, "fps": 8, "seed": 3,
+                                     "camera": {"path": "follow", "width": 160, "height": 120}, "props": props}))
+        return str(p)
+
+    good = scenario([{"shape": "sphere", "size": [0.15], "position": "auto", "velocity": [1.5, 0, 0], "restitution": 0.8},
+                     {"shape": "box", "size": [0.4, 0.3, 0.3], "position": "auto", "mass": 3.0},
+                     {"shape": "cylinder", "size": [0.1, 0.4], "position": "auto", "density": 300}])
+    out = tmp_path / "ok"
+    assert main(["-q", "simulate", str(demo_dir / "scene"), "-o", str(out), "--scenario", good]) == 0
+    sim = json.loads((out / "sim.json").read_text())
+    props = json.loads((out / "props.json").read_text())
+    T, A = sim["frames"], sim["agents"]
+    assert T == 8 and A == 2 and props["fps"] == 8 and props["frames"] == T and props["quat_order"] == "wxyz"
+    assert sim["physics"]["substeps"] == 500 and sim["physics"]["dt_s"] == pytest.approx(1 / 4000)
+    assert sim["mask_ids"]["props"] == [3, 5]
+    for i, p in enumerate(props["props"]):
+        assert p["id"] == i and len(p["position"]) == len(p["quat"]) == len(p["velocity"]) == T
+        assert all(len(q) == 4 for q in p["quat"]) and all(len(x) == 3 for x in p["position"])
+    assert [p["size"] for p in props["props"]] == [[0.15], [0.4, 0.3, 0.3], [0.1, 0.4]]
+    assert props["props"][0]["velocity"][0][0] == pytest.approx(1.5, abs=0.05)
+    ids = set()
+    for f in sorted((out / "masks").glob("*.png")):
+        ids |= set(np.unique(np.asarray(Image.open(f))).tolist())
+    assert ids & {3, 4, 5}, ids  # props are drawn and masked with ids A+1..A+P
+    assert ids <= set(range(0, 6))
+    # bad props: one clear line, exit 2, nothing written
+    world = world_from_scene(load_scene(demo_dir / "scene"))
+    boxes = collider_boxes(world)
+    assert len(boxes)
+    b = boxes[int(np.argmax(np.prod(boxes[:, 3:5] - boxes[:, :2], 1)))]  # the largest footprint
+    wall = [float((b[0] + b[3]) / 2), float((b[1] + b[4]) / 2), float(world.height(((b[:2] + b[3:5]) / 2)[None])[0] + 0.5)]
+    capsys.readouterr()
+    for bad, msg in (({"shape": "torus"}, "torus"), ({"shape": "sphere", "mass": -1.0}, "mass must be positive"),
+                     ({"shape": "box", "size": [0.3, 0.3, 0.3], "position": wall}, "inside a wall")):
+        o = tmp_path / f"bad_{bad['shape']}_{len(bad)}"
+        rc = main(["-q", "simulate", str(demo_dir / "scene"), "-o", str(o), "--scenario", scenario([bad])])
+        err = capsys.readouterr().err
+        assert rc == 2 and msg in err and len([ln for ln in err.splitlines() if ln.strip()]) == 1, err
+        assert not o.exists() or not any(o.iterdir()), list(o.iterdir())

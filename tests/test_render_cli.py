@@ -101,9 +101,9 @@ def test_render_orbit_then_replay_path_file(scene_dir, tmp_path, capsys):
     assert main(["-q", "render", str(scene_dir), "-o", str(out), "--path", "orbit", "--seconds", "0.5", "--fps", "8",
                  "--streams", "rgb,alpha", "--width", "32"]) == 0
     assert "wrote" in capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == ["alpha.mp4", "cameras.json", "path.json", "rgb.mp4"]
+    assert sorted(p.name for p in out.iterdir()) == ["alpha.mp4", "camera_path.json", "cameras.json", "rgb.mp4"]
     out2 = tmp_path / "replay"
-    assert main(["-q", "render", str(scene_dir), "-o", str(out2), "--path", str(out / "path.json"),
+    assert main(["-q", "render", str(scene_dir), "-o", str(out2), "--path", str(out / "camera_path.json"),
                  "--streams", "rgb"]) == 0
     a, b = load_cameras(out / "cameras.json"), load_cameras(out2 / "cameras.json")
     assert len(a.frames) == len(b.frames) == 4 and (b.frames[0].width, b.frames[0].height) == (32, 24)

@@ -145,7 +145,7 @@ def test_video_bundle_layout_and_depth(tmp_path):
     summary = write_video_bundle(render, path, out, progress=lambda s, d, t, i: seen.append((s, d, t)))
     assert seen[-1] == ("render", 6, 6)
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["alpha.mp4", "cameras.json", "depth", "depth.mp4", "normal.mp4", "path.json", "rgb.mp4"]
+    assert names == ["alpha.mp4", "camera_path.json", "cameras.json", "depth", "depth.mp4", "normal.mp4", "rgb.mp4"]
     for s in ("rgb", "depth", "normal", "alpha"):
         fr, fps = read_video(out / f"{s}.mp4")
         assert fr.shape == (6, 48, 64, 3) and fps == pytest.approx(10.0)
@@ -159,7 +159,7 @@ def test_video_bundle_layout_and_depth(tmp_path):
         ref = render(path.viewmats[t], path.Ks[t], 64, 48)["depth"]
         got = load_depth_png16(out / "depth" / f"{t:06d}.png", scale)
         assert np.abs(got - ref).max() <= scale / 2 + 1e-6
-    p = load_camera_path(out / "path.json")
+    p = load_camera_path(out / "camera_path.json")
     np.testing.assert_allclose(p.viewmats, path.viewmats, atol=1e-9)
     # the normal video shows the ground's up vector: world +Z seen in camera 0 in OpenGL axes
     nv, _ = read_video(out / "normal.mp4")
@@ -188,5 +188,5 @@ def test_interrupted_bundle_leaves_no_output(tmp_path):
     with pytest.raises(RealsimError, match="not empty"):
         write_video_bundle(base, _down_path(), tmp_path / "b", streams=("rgb",))
     s = write_video_bundle(base, _down_path(), tmp_path / "b", streams=("rgb",), overwrite=True)
-    assert s["n_frames"] == 6 and sorted(p.name for p in (tmp_path / "b").iterdir()) == ["cameras.json", "path.json", "rgb.mp4"]
+    assert s["n_frames"] == 6 and sorted(p.name for p in (tmp_path / "b").iterdir()) == ["camera_path.json", "cameras.json", "rgb.mp4"]
     assert math.isclose(s["fps"], 10.0)

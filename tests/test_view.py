@@ -96,3 +96,175 @@ def test_sim_playback_and_splats(scene_sim):
     pts, col = pb.segments(0)
     assert pts.shape == (2 * 6, 2, 3) and col.shape == (12, 2, 3)
     assert np.allclose(pb.segments(pb.n_frames - 1)[0][0, :, 0] - pts[0, :, 0], 3.0, atol=1e-5)  # agent 0 walked 3 m +x
+
+
+class _Camera:
+    """The server-side state viser keeps of a browser's view (ClientHandle.camera): pose, fov, canvas size."""
+
+    def __init__(self, viewmat, fov, width, height):
+        from realsim.cli.viewer.data import c2w_from_viewmat
+
+        self.wxyz, self.position = c2w_from_viewmat(viewmat)
+        self.fov, self.image_width, self.image_height = fov, width, height
+
+
+class _Client:
+    """A connected browser as the exact-mode thread uses it: its camera, and the background images it is sent."""
+
+    client_id = 1
+
+    def __init__(self, camera):
+        self.camera = camera
+        self.backgrounds = []
+        self.scene = self
+
+    def set_background_image(self, img, format="jpeg"):
+        self.backgrounds.append(None if img is None else np.array(img))
+
+
+@pytest.fixture
+def app_of(tmp_path):
+    from realsim.cli.viewer import ViewerApp, ViewerOptions
+
+    apps = []
+
+    def make(scene, sim=None, **kw):
+        app = ViewerApp(ViewerOptions(scene=scene, sim=sim, port=free_port(), path_out=tmp_path / "camera_path.json",
+                                      **kw))
+        app.start()
+        apps.append(app)
+        return app
+
+    yield make
+    for a in apps:
+        a.stop()
+
+
+def test_exact_mode_is_realsims_render_of_the_view(scene_sim, app_of):
+    """Exact mode: a low-resolution frame first (adapting to the render time), then the full-size frame, equal to
+    realsim's own render of that training camera; the splats are hidden meanwhile."""
+    import math
+    import time
+
+    from realsim.recon.bundle import load_scene
+
+    app = app_of(scene_sim[0], world=False, exact_target_s=1e-4)  # any render is "too slow": the first is downsized
+    f = sorted(app.scene.cameras.frames, key=lambda f: f.name)[2]
+    client = _Client(_Camera(f.viewmat, 2 * math.atan(0.5 * f.height / f.K[1][1]), f.width, f.height))
+    app.h["exact"].value = True
+    assert app.h["splats"].visible is False
+    app._request_exact(client)
+    t0 = time.monotonic()
+    while len(client.backgrounds) < 2:
+        assert time.monotonic() - t0 < 30, f"exact mode sent {len(client.backgrounds)} frames in 30 s"
+        time.sleep(0.05)
+    low, full = client.backgrounds[:2]
+    assert low.shape[1] < f.width and low.shape[0] < f.height, low.shape  # adapted down
+    assert full.shape == (f.height, f.width, 3)
+    ref = load_scene(scene_sim[0]).render(f.viewmat, f.K, f.width, f.height, background=(1.0, 1.0, 1.0))["rgb"]
+    ref = (ref.numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
+    assert ref.std() > 20, "bad setup: the training camera sees nothing"
+    diff = np.abs(full.astype(int) - ref.astype(int))
+    assert diff.max() <= 1, f"exact frame differs from realsim's render by up to {diff.max()}"
+    app.h["exact"].value = False
+    assert app.h["splats"].visible is True
+
+
+def test_world_toggles_on_a_scene_with_sfm_points(tmp_path, app_of):
+    from realsim.cli.viewer import ViewerApp, ViewerOptions
+
+    scene = make_scene(tmp_path / "scene_pts", sfm_points=True)
+    app = app_of(scene)
+    assert app.world is not None, app.world_note
+    w = app.world
+    assert len(w.walkable) > 100 and len(w.obstacle) > 0
+    box = (w.obstacle[:, 0] > 0.7) & (w.obstacle[:, 0] < 1.7) & (w.obstacle[:, 1] > 0.7) & (w.obstacle[:, 1] < 1.7)
+    assert box.any(), "the 0.8 m box on the ground is not an obstacle"
+    walk_in_box = (w.walkable[:, 0] > 0.9) & (w.walkable[:, 0] < 1.5) & (w.walkable[:, 1] > 0.9) & (w.walkable[:, 1] < 1.5)
+    assert not walk_in_box.any(), "the box's footprint is walkable"
+    for k in ("walkable", "obstacle"):
+        assert app.h[k].visible is False  # off until asked
+        app.h[f"{k}_toggle"].value = True
+        assert app.h[k].visible is True
+        app.h[f"{k}_toggle"].value = False
+        assert app.h[k].visible is False
+    # --no-world: no map, no toggles; a scene without SfM points: the reason, not an error
+    app2 = ViewerApp(ViewerOptions(scene=scene, port=free_port(), world=False))
+    assert app2.world is None and app2.world_note == ""
+
+
+def test_props_drawn_at_their_poses(tmp_path, scene_sim, app_of):
+    from scipy.spatial.transform import Rotation
+
+    scene = scene_sim[0]
+    sim = make_sim(tmp_path / "sim_props", scene, props=True)
+    app = app_of(scene, sim, world=False)
+    s = app.sim
+    assert [p.shape for p in s.props] == ["sphere", "box"]
+    pj = json.loads((sim / "props.json").read_text())
+    ball, box = app.h["prop0"], app.h["prop1"]
+    r = np.linalg.norm(np.asarray(ball.vertices), axis=1)
+    assert np.allclose(r.max(), 0.2, atol=0.01)  # the sim renderer's mesh of a 0.2 m ball
+    assert np.allclose(np.abs(np.asarray(box.vertices)).max(0), 0.2, atol=1e-4)  # 0.4 m cube
+    for t in (0, 12, s.n_frames - 1):
+        app.set_frame(t)
+        assert np.allclose(ball.position, pj["props"][0]["position"][t], atol=1e-4)
+        assert np.allclose(box.position, pj["props"][1]["position"][t], atol=1e-4)
+        assert np.allclose(np.abs(np.dot(box.wxyz, pj["props"][1]["quat"][t])), 1.0, atol=1e-4)
+    yaw = Rotation.from_quat(np.r_[box.wxyz[1:], box.wxyz[0]]).as_euler("xyz", degrees=True)[2]
+    assert abs(yaw - 90) < 0.1  # the box turned a quarter about z by the last frame
+    assert app.h["props_toggle"].value is True
+    app.h["props_toggle"].value = False
+    assert ball.visible is False and box.visible is False
+
+
+def test_bad_props_json_is_one_line(tmp_path, scene_sim, capsys):
+    scene = scene_sim[0]
+    sim = make_sim(tmp_path / "sim_badprops", scene, props=True)
+    pj = json.loads((sim / "props.json").read_text())
+    pj["props"][1]["shape"] = "teapot"
+    (sim / "props.json").write_text(json.dumps(pj))
+    assert _run(["view", str(scene), "--sim", str(sim), "--port", str(free_port())]) == 2
+    _one_line(capsys, "props[1]", "teapot")
+
+
+def test_camera_path_edit_save_and_render(scene_sim, app_of, tmp_path):
+    """Keyframes added, moved and removed; the saved path starts `realsim render --path FILE` whose video is the
+    path rendered (first frame = keyframe 0's camera)."""
+    import time
+
+    from realsim.render.video import read_video
+    from realsim.render.paths import load_camera_path
+
+    app = app_of(scene_sim[0], world=False)
+    frames = sorted(app.scene.cameras.frames, key=lambda f: f.name)
+    fov = lambda f: 2 * np.arctan(0.5 * f.height / f.K[1][1])  # noqa: E731
+    for i in (1, 2, 3):
+        app.add_keyframe(frames[i].viewmat, fov(frames[i]))
+    app.move_keyframe(1, frames[5].viewmat, fov(frames[5]))
+    app.remove_keyframe(2)
+    assert [np.allclose(k[0], frames[i].viewmat) for k, i in zip(app.keyframes, (1, 5))] == [True, True]
+    assert "2 keyframes" in app.h["kf_info"].content and len([k for k in app.h if k.startswith("kf_frustum")]) == 2
+    with pytest.raises(Exception, match="no keyframe #7"):
+        app.move_keyframe(7, frames[0].viewmat, 1.0)
+    app.h["kf_duration"].value = 1.0
+    app.h["kf_fps"].value = 8.0
+    app.h["kf_size"].value = (96, 72)
+    path_file, out = tmp_path / "edited_path.json", tmp_path / "render_out"
+    cmd = app.render_command(path_file, out)
+    assert cmd[cmd.index("render") + 1] == str(app.scene.root) and cmd[cmd.index("--path") + 1] == str(path_file)
+    proc = app.start_render(path_file, out)
+    assert proc.wait(timeout=120) == 0, app.render_log.read_text()[-2000:]
+    t0 = time.monotonic()
+    while "done" not in app.h["kf_render_info"].content:
+        assert time.monotonic() - t0 < 5, app.h["kf_render_info"].content
+        time.sleep(0.05)
+    path = load_camera_path(path_file)
+    assert len(path) == 8 and (path.width, path.height) == (96, 72)
+    video, _ = read_video(out / "rgb.mp4")
+    assert len(video) == 8
+    ref = app.render_view(frames[1].viewmat, fov(frames[1]), 96, 72, background=(0.0, 0.0, 0.0)).astype(float)
+    err = np.abs(video[0].astype(float) - ref).mean()
+    assert err < 6, f"the rendered video's first frame differs from keyframe 0's view by {err:.1f} / 255"
+    with pytest.raises(Exception, match="not an empty folder"):
+        app.start_render(path_file, out)  # never over an existing render

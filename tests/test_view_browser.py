@@ -121,3 +121,46 @@ def test_camera_path_saved_and_read_back(viewer):
         c_cam = -frames[i].viewmat[:3, :3].T @ frames[i].viewmat[:3, 3]
         assert np.allclose(c_path, c_cam, atol=1e-3)
         assert np.allclose(path.viewmats[k][:3, :3], frames[i].viewmat[:3, :3], atol=1e-3)
+
+
+def test_exact_mode_shows_realsims_render(viewer):
+    app, driver, client, root = viewer
+    app.set_client_camera(client, 2)
+    time.sleep(1.0)
+    w, h = int(client.camera.image_width), int(client.camera.image_height)
+    ref = app.render_view(viewmat_of(client), float(client.camera.fov), w, h).astype(np.float32) / 255.0
+    n0 = app.exact_renders
+    app.h["exact"].value = True  # the checkbox: splats hidden, the background is realsim's render of the view
+    try:
+        t0 = time.monotonic()
+        while app.exact_renders < n0 + 2:  # the adapted frame, then the full-size one
+            assert time.monotonic() - t0 < 30, "exact mode sent no frames"
+            time.sleep(0.2)
+        assert app.h["splats"].visible is False
+        can, mask, err = _wait_drawn(driver, app, client, ref, timeout=20)
+        assert err < 0.04, f"the exact-mode page differs from realsim's render by {err:.3f} mean abs error"
+    finally:
+        app.h["exact"].value = False
+
+
+def test_preview_plays_the_path(viewer):
+    app, driver, client, root = viewer
+    app.keyframes.clear()
+    frames = sorted(app.scene.cameras.frames, key=lambda f: f.name)
+    for i in (1, 3):
+        app.add_keyframe(frames[i].viewmat, app.cameras[i].fov)
+    path = app.camera_path(seconds=1.0, fps=10.0, width=160, height=90)
+    t = app.preview_path(client, path)
+    t.join(timeout=10)
+    assert not t.is_alive() and app.preview_frames == 10 and not app.previewing.is_set()
+    c3 = -frames[3].viewmat[:3, :3].T @ frames[3].viewmat[:3, 3]
+    t0 = time.monotonic()  # the browser echoes each view it was sent: wait for the last echo
+    while not np.allclose(client.camera.position, c3, atol=1e-3) and time.monotonic() - t0 < 5:
+        time.sleep(0.2)
+    assert np.allclose(client.camera.position, c3, atol=1e-3)  # the browser's view ended on the last keyframe
+
+
+def viewmat_of(client):
+    from realsim.cli.viewer.data import viewmat_from_c2w
+
+    return viewmat_from_c2w(client.camera.wxyz, client.camera.position)

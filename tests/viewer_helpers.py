@@ -13,8 +13,9 @@ import torch
 W, H = 96, 72
 
 
-def make_scene(root: Path) -> Path:
-    """A 3DGS bundle (no training): a grey Gaussian ground with coloured blobs, 8 cameras around it, their photos."""
+def make_scene(root: Path, sfm_points: bool = False) -> Path:
+    """A 3DGS bundle (no training): a grey Gaussian ground with coloured blobs, 8 cameras around it, their photos;
+    with `sfm_points` also sparse/0/points3D.txt (the ground and a 0.8 m box on it: a world map with an obstacle)."""
     from PIL import Image
 
     from realsim.assets import CameraFrame, CameraSet, SceneInfo, WorldInfo, save_cameras, save_scene_info
@@ -44,6 +45,15 @@ def make_scene(root: Path) -> Path:
     save_model(root / "model.safetensors", model)
     save_scene_info(root / "scene.json", SceneInfo(WorldInfo(metric=True), "3dgs", model.config.to_dict(),
                                                    {"synthetic": True}))
+    if sfm_points:
+        gx, gy = np.meshgrid(np.linspace(-3, 3, 61), np.linspace(-3, 3, 61))
+        pts = [np.stack([gx.ravel(), gy.ravel(), np.zeros(gx.size)], 1)]
+        bx, by, bz = np.meshgrid(np.linspace(0.8, 1.6, 9), np.linspace(0.8, 1.6, 9), np.linspace(0.1, 0.8, 8))
+        pts.append(np.stack([bx.ravel(), by.ravel(), bz.ravel()], 1))
+        P = np.concatenate(pts)
+        (root / "sparse" / "0").mkdir(parents=True, exist_ok=True)
+        (root / "sparse" / "0" / "points3D.txt").write_text(
+            "".join(f"{i + 1} {x:.4f} {y:.4f} {z:.4f} 128 128 128 0.5\n" for i, (x, y, z) in enumerate(P)))
     scene = load_scene(root)
     (root / "images").mkdir(exist_ok=True)
     for f in frames:  # the "photos" are the model's own renders
@@ -52,9 +62,10 @@ def make_scene(root: Path) -> Path:
     return root
 
 
-def make_sim(out: Path, scene: Path, frames: int = 30, agents: int = 2) -> Path:
+def make_sim(out: Path, scene: Path, frames: int = 30, agents: int = 2, props: bool = False) -> Path:
     """A sim output folder in the layout `realsim simulate` writes (sim.json, trajectories.json, motion.safetensors):
-    stick figures walking straight lines across the ground, +x for agent 0 and +y for agent 1."""
+    stick figures walking straight lines across the ground, +x for agent 0 and +y for agent 1. With `props`, also a
+    props.json (sim/physics format): a 0.2 m ball rolling 2 m along -y, and a 0.4 m box turning 90 degrees about z."""
     from realsim.assets.scene import save_tensors
 
     out.mkdir(parents=True, exist_ok=True)
@@ -80,6 +91,17 @@ def make_sim(out: Path, scene: Path, frames: int = 30, agents: int = 2) -> Path:
                                               "root": torch.tensor(root, dtype=torch.float32),
                                               "heading": torch.zeros(T, agents)},
                  {"skeleton": json.dumps({"names": names, "parents": parents}), "fps": str(fps)})
+    if props:
+        u = np.linspace(0, 1, T)
+        ball = np.c_[np.full(T, -1.0), 1.0 - 2.0 * u, np.full(T, 0.2)]
+        ang = 0.5 * np.pi * u
+        box_q = np.c_[np.cos(ang / 2), np.zeros(T), np.zeros(T), np.sin(ang / 2)]
+        pj = {"fps": fps, "frames": T, "units": "metres", "quat_order": "wxyz", "contacts": [], "props": [
+            {"id": 0, "shape": "sphere", "size": [0.2], "color": [0.9, 0.5, 0.1], "position": ball.tolist(),
+             "quat": [[1.0, 0.0, 0.0, 0.0]] * T, "velocity": [[0.0, -2.0 * fps / (T - 1), 0.0]] * T},
+            {"id": 1, "shape": "box", "size": [0.4, 0.4, 0.4], "color": [0.2, 0.7, 0.3],
+             "position": [[1.0, -1.0, 0.2]] * T, "quat": box_q.tolist(), "velocity": [[0.0, 0.0, 0.0]] * T}]}
+        (out / "props.json").write_text(json.dumps(pj))
     (out / "sim.json").write_text(json.dumps({"frames": T, "fps": fps, "agents": agents, "world": {"scale": 1.0},
                                               "provenance": {"scene": str(Path(scene).resolve())}}))
     return out

@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import math
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ import numpy as np
 from realsim.assets.errors import InputError
 
 from .data import (CameraView, SimPlayback, SplatArrays, c2w_from_viewmat, camera_views, intrinsics_for, load_sim,
-                   scene_extent, scene_splats, viewmat_from_c2w, world_points)
+                   prop_mesh_local, scene_extent, scene_splats, viewmat_from_c2w, world_points)
 
 log = logging.getLogger("realsim.cli.viewer")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -57,6 +59,25 @@ def check_port(host: str, port: int) -> None:
         s.close()
 
 
+def add_frustums(sc: Any, cameras: list[CameraView], extent: float, h: dict[str, Any]) -> None:
+    """Training cameras as frustums with their photos (orange: test split) into viser scene `sc`, handles in h["camI"]."""
+    fr_scale = 0.04 * extent
+    if len(cameras) > 1:  # no bigger than the spacing of the cameras
+        pos = np.array([c.position for c in cameras])
+        dist = np.linalg.norm(pos[:, None] - pos[None], axis=-1) + np.eye(len(pos)) * 1e9
+        fr_scale = float(min(fr_scale, 0.6 * np.median(dist.min(1))))
+    for i, c in enumerate(cameras):
+        h[f"cam{i}"] = sc.add_camera_frustum(
+            f"/cameras/{i:04d}", fov=c.fov, aspect=c.aspect, scale=fr_scale, thickness=0.015 * fr_scale,
+            color=(230, 120, 20) if c.split == "test" else (30, 90, 220), image=c.image, format="jpeg",
+            wxyz=c.wxyz, position=c.position)
+
+
+def fov_of(K: np.ndarray, height: int) -> float:
+    """Vertical field of view (radians) of intrinsics K for an image `height` pixels tall."""
+    return 2 * math.atan(0.5 * height / float(np.asarray(K)[1][1]))
+
+
 class ViewerApp:
     """Loads everything first (bad input fails before the server starts), then serves it with viser."""
 
@@ -79,6 +100,9 @@ class ViewerApp:
         self.playing = False
         self.speed = 1.0
         self.keyframes: list[tuple[np.ndarray, float]] = []  # (OpenCV world-to-camera, vertical fov radians)
+        self.render_proc: subprocess.Popen | None = None  # the `realsim render` the editor started
+        self.render_log: Path | None = None
+        self.previewing = threading.Event()  # set while a camera-path preview plays
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -86,6 +110,7 @@ class ViewerApp:
         self._exact_cv = threading.Condition()
         self.exact_scale = 0.5  # fraction of the browser's canvas size the exact mode renders at (adapts)
         self.exact_renders = 0
+        self.preview_frames = 0
         self.h: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ data
@@ -155,16 +180,7 @@ class ViewerApp:
         sp = self.splats
         self.h["splats"] = sc.add_gaussian_splats("/scene/splats", centers=sp.centers, covariances=sp.covariances,
                                                   rgbs=sp.rgbs, opacities=sp.opacities)
-        fr_scale = 0.04 * self.extent
-        if len(self.cameras) > 1:  # no bigger than the spacing of the cameras
-            pos = np.array([c.position for c in self.cameras])
-            dist = np.linalg.norm(pos[:, None] - pos[None], axis=-1) + np.eye(len(pos)) * 1e9
-            fr_scale = float(min(fr_scale, 0.6 * np.median(dist.min(1))))
-        for i, c in enumerate(self.cameras):
-            self.h[f"cam{i}"] = sc.add_camera_frustum(
-                f"/cameras/{i:04d}", fov=c.fov, aspect=c.aspect, scale=fr_scale, thickness=0.015 * fr_scale,
-                color=(230, 120, 20) if c.split == "test" else (30, 90, 220), image=c.image, format="jpeg",
-                wxyz=c.wxyz, position=c.position)
+        add_frustums(sc, self.cameras, self.extent, self.h)
         if self.world is not None:
             w = self.world
             ps = 0.6 * w.cell
@@ -184,6 +200,10 @@ class ViewerApp:
                 seg = np.stack([r[:-1], r[1:]], 1) if len(r) > 1 else np.stack([r, r], 1)
                 self.h[f"traj{a}"] = sc.add_line_segments(f"/sim/trajectories/{a}", seg.astype(np.float32),
                                                           tuple(int(x) for x in s.colors[a]), thickness=0.02 / s.scale)
+            for k, p in enumerate(s.props):  # sim/physics props: the sim renderer's mesh, posed per frame
+                v, f = prop_mesh_local(p, s.scale)
+                self.h[f"prop{k}"] = sc.add_mesh_simple(f"/sim/props/{p.id}", v, f,
+                                                        color=tuple(int(255 * c) for c in p.color))
             self._draw_agents(0)
 
     def _draw_agents(self, t: int) -> None:
@@ -194,6 +214,10 @@ class ViewerApp:
         vis = self.h["agents_toggle"].value if "agents_toggle" in self.h else True
         self.h["agents"] = self.server.scene.add_line_segments("/sim/agents", pts, col, thickness=0.04 / s.scale,
                                                                visible=vis)
+        for k, p in enumerate(s.props):
+            wxyz, pos = p.pose(t / s.fps)
+            self.h[f"prop{k}"].wxyz = wxyz
+            self.h[f"prop{k}"].position = pos
 
     # ------------------------------------------------------------------ GUI
     def _add_gui(self) -> None:
@@ -204,9 +228,8 @@ class ViewerApp:
             self._toggle("Gaussian splats", ["splats"], True)
             self.h["cameras_toggle"] = self._toggle("Training cameras", [k for k in self.h if k.startswith("cam")], True)
             if self.world is not None:
-                self._toggle("Walkable", ["walkable"], False)
-                self._toggle("Obstacles", ["obstacle"], False)
-                self._toggle("Ground", ["ground"], False)
+                for k, label in (("walkable", "Walkable"), ("obstacle", "Obstacles"), ("ground", "Ground")):
+                    self.h[f"{k}_toggle"] = self._toggle(label, [k], False)
             elif self.world_note:
                 gui.add_markdown(self.world_note)
             ex = gui.add_checkbox("Exact (realsim render)", False,
@@ -230,6 +253,9 @@ class ViewerApp:
                 speed = gui.add_slider("Speed", 0.1, 4.0, 0.1, 1.0)
                 at = gui.add_checkbox("Agents", True)
                 self._toggle("Trajectories", [f"traj{a}" for a in range(s.n_agents)], True)
+                if s.props:
+                    self.h["props_toggle"] = self._toggle(f"Props ({len(s.props)})",
+                                                          [f"prop{k}" for k in range(len(s.props))], True)
                 self.h.update(frame_slider=fr, speed_slider=speed, agents_toggle=at)
 
                 @fr.on_update
@@ -251,27 +277,72 @@ class ViewerApp:
         with gui.add_folder("Camera path"):
             info = gui.add_markdown("0 keyframes")
             add = gui.add_button("Add keyframe (current view)")
-            pop = gui.add_button("Remove last keyframe")
+            sel = gui.add_number("Keyframe #", 0, min=0, step=1, hint="which keyframe the buttons below act on")
+            goto = gui.add_button("Go to keyframe")
+            move = gui.add_button("Move keyframe to current view")
+            rm = gui.add_button("Remove keyframe")
             dur = gui.add_number("Duration (s)", 4.0, min=0.1, step=0.1)
             fov = gui.add_slider("FOV (deg)", 10.0, 120.0, 1.0, 60.0)
             fps = gui.add_number("FPS", 30.0, min=1.0, step=1.0)
             res = gui.add_vector2("Size (px)", (640, 360), min=(16, 16), step=1)
+            preview = gui.add_button("Preview path (play / stop)")
             out = gui.add_text("Save to", str(self.opts.path_out))
             save = gui.add_button("Save camera_path.json")
-            self.h.update(kf_info=info, kf_duration=dur, kf_fov=fov, kf_fps=fps, kf_size=res, kf_out=out)
+            rout = gui.add_text("Render to", str(Path(self.opts.path_out).with_suffix("")) + "_render",
+                                hint="output folder of `realsim render SCENE --path FILE` (must be new or empty)")
+            streams = gui.add_text("Streams", "rgb", hint="comma list of rgb, depth, normal, alpha")
+            render = gui.add_button("Save and render video")
+            rinfo = gui.add_markdown("")
+            self.h.update(kf_info=info, kf_sel=sel, kf_duration=dur, kf_fov=fov, kf_fps=fps, kf_size=res, kf_out=out,
+                          kf_render_out=rout, kf_streams=streams, kf_render_info=rinfo)
+
+            def current(ev) -> tuple[np.ndarray, float] | None:
+                if ev.client is None:
+                    return None
+                cam = ev.client.camera
+                return viewmat_from_c2w(cam.wxyz, cam.position), math.radians(float(fov.value))
+
+            def notify(ev, title: str, msg: str) -> None:
+                if ev.client is not None:
+                    ev.client.add_notification(title, msg, auto_close_seconds=5.0)
 
             @add.on_click
             def _(ev) -> None:
-                if ev.client is None:
-                    return
-                cam = ev.client.camera
-                self.add_keyframe(viewmat_from_c2w(cam.wxyz, cam.position), math.radians(float(fov.value)))
+                if (v := current(ev)) is not None:
+                    sel.value = self.add_keyframe(*v) - 1
 
-            @pop.on_click
-            def _(_ev) -> None:
-                if self.keyframes:
-                    self.keyframes.pop()
-                    self._draw_keyframes()
+            @goto.on_click
+            def _(ev) -> None:
+                i = int(sel.value)
+                if ev.client is not None and 0 <= i < len(self.keyframes):
+                    v, f = self.keyframes[i]
+                    self.set_client_view(ev.client, v, f)
+
+            @move.on_click
+            def _(ev) -> None:
+                if (v := current(ev)) is not None:
+                    try:
+                        self.move_keyframe(int(sel.value), *v)
+                    except InputError as e:
+                        notify(ev, "Camera path", str(e))
+
+            @rm.on_click
+            def _(ev) -> None:
+                try:
+                    self.remove_keyframe(int(sel.value))
+                    sel.value = max(0, min(int(sel.value), len(self.keyframes) - 1))
+                except InputError as e:
+                    notify(ev, "Camera path", str(e))
+
+            @preview.on_click
+            def _(ev) -> None:
+                if self.previewing.is_set():
+                    self.previewing.clear()
+                elif ev.client is not None:
+                    try:
+                        self.preview_path(ev.client)
+                    except InputError as e:
+                        notify(ev, "Camera path", str(e))
 
             @save.on_click
             def _(ev) -> None:
@@ -280,8 +351,16 @@ class ViewerApp:
                     msg = f"saved {p} ({len(self.keyframes)} keyframes)"
                 except InputError as e:
                     msg = str(e)
-                if ev.client is not None:
-                    ev.client.add_notification("Camera path", msg, auto_close_seconds=5.0)
+                notify(ev, "Camera path", msg)
+
+            @render.on_click
+            def _(ev) -> None:
+                try:
+                    self.start_render(Path(out.value), Path(rout.value), streams.value)
+                    msg = f"rendering to {rout.value} (log: {self.render_log})"
+                except InputError as e:
+                    msg = str(e)
+                notify(ev, "Render", msg)
 
     def _toggle(self, label: str, keys: list[str], initial: bool) -> Any:
         cb = self.server.gui.add_checkbox(label, initial)
@@ -310,16 +389,21 @@ class ViewerApp:
 
     def set_client_camera(self, client: Any, index: int) -> None:
         """Put a browser's view at training camera `index` (name order): pose, vertical fov, looking along its axis."""
-        c = self.cameras[index]
         f = sorted(self.scene.cameras.frames, key=lambda f: f.name)[index]
-        R = np.linalg.inv(np.asarray(f.viewmat, np.float64))[:3, :3]
+        self.set_client_view(client, f.viewmat, self.cameras[index].fov)
+
+    def set_client_view(self, client: Any, viewmat: np.ndarray, fov: float) -> None:
+        """Put a browser's view at an OpenCV world-to-camera pose with a vertical fov (radians)."""
+        c2w = np.linalg.inv(np.asarray(viewmat, np.float64))
+        R, pos = c2w[:3, :3], c2w[:3, 3]
+        wxyz, _ = c2w_from_viewmat(viewmat)
         with client.atomic():
-            client.camera.fov = c.fov
+            client.camera.fov = fov
             client.camera.up_direction = -R[:, 1]
-            client.camera.position = c.position
-            client.camera.look_at = c.position + R[:, 2] * max(0.5 * self.extent, 1e-2)
-            client.camera.wxyz = c.wxyz  # exact orientation last (look_at and up alone leave the roll to viser)
-            client.camera.position = c.position
+            client.camera.position = pos
+            client.camera.look_at = pos + R[:, 2] * max(0.5 * self.extent, 1e-2)
+            client.camera.wxyz = wxyz  # exact orientation last (look_at and up alone leave the roll to viser)
+            client.camera.position = pos
 
     # ------------------------------------------------------------------ timeline
     def set_frame(self, t: int) -> None:
@@ -377,27 +461,103 @@ class ViewerApp:
             if not self.h["exact"].value:
                 continue
             try:
-                cam = client.camera
-                W0, H0 = max(16, int(cam.image_width or 640)), max(16, int(cam.image_height or 480))
-                s = 1.0 if full else self.exact_scale
-                W, H = max(16, int(W0 * s)), max(16, int(H0 * s))
-                t0 = time.perf_counter()
-                img = self.render_view(viewmat_from_c2w(cam.wxyz, cam.position), float(cam.fov), W, H)
-                dt = time.perf_counter() - t0
-                if not full:  # adapt: aim at exact_target_s per frame while the view moves
-                    self.exact_scale = float(np.clip(s * math.sqrt(self.opts.exact_target_s / max(dt, 1e-3)), 0.1, 1.0))
-                    if W < W0:
-                        refine[cid] = client
+                img, W0 = self.exact_image(client.camera, full)
+                if img.shape[1] < W0:
+                    refine[cid] = client
                 client.scene.set_background_image(img, format="jpeg")
                 self.exact_renders += 1
             except Exception as e:  # a client that went away, a render that failed: keep serving
                 log.debug("exact render failed: %s", e)
+
+    def exact_image(self, cam: Any, full: bool = False) -> tuple[np.ndarray, int]:
+        """The exact mode's frame of a viser camera (wxyz, position, fov, image size): realsim's render at the adaptive
+        fraction of the canvas (full size when `full`), and the canvas width. Updates the adaptive scale."""
+        W0, H0 = max(16, int(cam.image_width or 640)), max(16, int(cam.image_height or 480))
+        s = 1.0 if full else self.exact_scale
+        W, H = max(16, int(W0 * s)), max(16, int(H0 * s))
+        t0 = time.perf_counter()
+        img = self.render_view(viewmat_from_c2w(cam.wxyz, cam.position), float(cam.fov), W, H)
+        dt = time.perf_counter() - t0
+        if not full:  # adapt: aim at exact_target_s per frame while the view moves
+            self.exact_scale = float(np.clip(s * math.sqrt(self.opts.exact_target_s / max(dt, 1e-3)), 0.1, 1.0))
+        return img, W0
 
     # ------------------------------------------------------------------ camera path
     def add_keyframe(self, viewmat: np.ndarray, fov: float) -> int:
         self.keyframes.append((np.asarray(viewmat, np.float64), float(fov)))
         self._draw_keyframes()
         return len(self.keyframes)
+
+    def _check_index(self, i: int) -> int:
+        if not 0 <= i < len(self.keyframes):
+            raise InputError(f"no keyframe #{i} (there are {len(self.keyframes)}, numbered from 0)")
+        return i
+
+    def move_keyframe(self, i: int, viewmat: np.ndarray, fov: float) -> None:
+        """Replace keyframe i (0-based) by a new pose and fov, keeping its place in the path."""
+        self.keyframes[self._check_index(i)] = (np.asarray(viewmat, np.float64), float(fov))
+        self._draw_keyframes()
+
+    def remove_keyframe(self, i: int) -> None:
+        del self.keyframes[self._check_index(i)]
+        self._draw_keyframes()
+
+    def preview_path(self, client: Any, path: Any = None) -> threading.Thread:
+        """Play the camera path (the editor's, or a CameraPath) in a browser's view at its fps; previewing.clear() stops."""
+        path = path if path is not None else self.camera_path()
+        self.previewing.set()
+
+        def play() -> None:
+            t0 = time.monotonic()
+            try:
+                for k in range(len(path.viewmats)):
+                    if not self.previewing.is_set() or self._stop.is_set():
+                        return
+                    time.sleep(max(0.0, t0 + k / path.fps - time.monotonic()))
+                    self.set_client_view(client, path.viewmats[k], fov_of(path.Ks[k], path.height))
+                    self.preview_frames += 1
+            except Exception as e:  # the client went away
+                log.debug("preview stopped: %s", e)
+            finally:
+                self.previewing.clear()
+
+        self.preview_frames = 0
+        t = threading.Thread(target=play, name="realsim-view-preview", daemon=True)
+        t.start()
+        return t
+
+    def render_command(self, path_file: Path, out_dir: Path, streams: str = "rgb") -> list[str]:
+        """The `realsim render SCENE --path FILE -o OUT` command line the editor runs."""
+        return [sys.executable, "-m", "realsim.cli", "-q", "render", str(self.scene.root), "-o", str(out_dir),
+                "--path", str(path_file), "--streams", streams, "--backend", self.opts.backend, "--json"]
+
+    def start_render(self, path_file: Path, out_dir: Path, streams: str = "rgb") -> subprocess.Popen:
+        """Save the path to `path_file`, then start `realsim render` with it in the background (log beside OUT)."""
+        if self.render_proc is not None and self.render_proc.poll() is None:
+            raise InputError("a render is still running (its log: {})".format(self.render_log))
+        out_dir = Path(out_dir)
+        if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+            raise InputError(f"render output {out_dir} exists and is not an empty folder: pick another")
+        self.save_camera_path(path_file)
+        self.render_log = out_dir.parent / f"{out_dir.name}.log"
+        self.render_log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.render_log, "w") as logf:
+            self.render_proc = subprocess.Popen(self.render_command(path_file, out_dir, streams), stdout=logf,
+                                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = self.render_proc
+        self._set_render_info(f"rendering {out_dir} ...")
+
+        def watch() -> None:
+            rc = proc.wait()
+            self._set_render_info(f"render {'done: ' + str(out_dir) if rc == 0 else f'failed (exit {rc}), see {self.render_log}'}")
+
+        t = threading.Thread(target=watch, name="realsim-view-render", daemon=True)
+        t.start()
+        return proc
+
+    def _set_render_info(self, text: str) -> None:
+        if "kf_render_info" in self.h:
+            self.h["kf_render_info"].content = text
 
     def _draw_keyframes(self) -> None:
         if self.server is None:

@@ -104,11 +104,16 @@ def intrinsics_for(fov: float, width: int, height: int) -> np.ndarray:
 
 def camera_views(scene: Any, thumb_side: int = 160) -> list[CameraView]:
     """Every camera of the scene, name order, with a small thumbnail of its photo when the photo is in the bundle."""
+    return camera_views_of(scene.cameras, scene.root, thumb_side)
+
+
+def camera_views_of(cameras: Any, root: str | os.PathLike, thumb_side: int = 160) -> list[CameraView]:
+    """camera_views for a CameraSet whose images_dir is relative to `root` (a scene bundle or a poses WORKDIR)."""
     from PIL import Image
 
     out = []
-    img_dir = Path(scene.root) / (scene.cameras.images_dir or "images")
-    for f in sorted(scene.cameras.frames, key=lambda f: f.name):
+    img_dir = Path(root) / (cameras.images_dir or "images")
+    for f in sorted(cameras.frames, key=lambda f: f.name):
         wxyz, pos = c2w_from_viewmat(f.viewmat)
         fov = 2 * math.atan(0.5 * f.height / float(f.K[1][1]))
         img = None
@@ -150,6 +155,64 @@ def world_points(world: Any) -> WorldPoints:
 
 
 @dataclass
+class PropTrack:
+    """One rigid prop of props.json (sim/physics): shape and size in metres, per-frame pose in scene units."""
+
+    id: int
+    shape: str  # sphere | box | capsule | cylinder
+    size: tuple[float, ...]  # metres, as in the scenario: sphere (r,), box (x, y, z), capsule / cylinder (r, length)
+    color: tuple[float, float, float]
+    position: np.ndarray  # [Tp,3] scene units
+    quat: np.ndarray  # [Tp,4] w, x, y, z
+    fps: float
+
+    def pose(self, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+        """(wxyz, position) at a time in seconds (the prop's own frame rate; held at its last frame)."""
+        i = int(np.clip(round(seconds * self.fps), 0, len(self.position) - 1))
+        return self.quat[i], self.position[i]
+
+
+def load_props(file: Path, scale: float, fps_default: float) -> list[PropTrack]:
+    """props.json of a sim folder (sim/physics): InputError on a malformed file, one line."""
+    from realsim.sim.scenario import PROP_SHAPES
+
+    try:
+        pj = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{file} is not valid JSON ({e})") from None
+    if not isinstance(pj, dict) or not isinstance(pj.get("props", []), list):
+        raise InputError(f"{file}: expected an object with a 'props' list")
+    fps = float(pj.get("fps") or fps_default)
+    out = []
+    for k, p in enumerate(pj.get("props", [])):
+        where = f"{file}: props[{k}]"
+        try:
+            shape = str(p.get("shape", "sphere"))
+            size = tuple(float(x) for x in np.atleast_1d(p.get("size", [0.11])))
+            pos = np.asarray(p["position"], np.float64).reshape(-1, 3) / scale
+            quat = np.asarray(p.get("quat") or [[1.0, 0, 0, 0]] * len(pos), np.float64).reshape(-1, 4)
+            color = tuple(float(c) for c in p.get("color", (0.85, 0.35, 0.1)))[:3]
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise InputError(f"{where}: bad prop ({type(e).__name__}: {e})") from None
+        if shape not in PROP_SHAPES or len(size) != PROP_SHAPES[shape]:
+            raise InputError(f"{where}: shape {shape!r} with size {list(size)} is not a known prop shape")
+        if len(pos) == 0 or len(quat) != len(pos):
+            raise InputError(f"{where}: {len(pos)} positions and {len(quat)} quats (need one each per frame)")
+        quat /= np.maximum(np.linalg.norm(quat, axis=1, keepdims=True), 1e-12)
+        out.append(PropTrack(int(p.get("id", k)), shape, size, color, pos.astype(np.float32), quat, fps))
+    return out
+
+
+def prop_mesh_local(p: PropTrack, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """The prop's triangle mesh in its own frame, in scene units: the mesh the sim's renderer draws (sim.physics.mesh)."""
+    from realsim.sim.physics.mesh import prop_mesh
+    from realsim.sim.scenario import PropSpec
+
+    v, f, _ = prop_mesh(PropSpec(shape=p.shape, size=tuple(p.size), color=p.color))
+    return (np.asarray(v, np.float64) / scale).astype(np.float32), np.asarray(f, np.uint32)
+
+
+@dataclass
 class SimPlayback:
     """A simulation's agents: joints [T,A,J,3] and roots [T,A,3] in scene units, skeleton parents, colours, fps."""
 
@@ -161,7 +224,7 @@ class SimPlayback:
     joint_names: list[str]
     colors: np.ndarray  # [A,3] uint8
     scale: float  # metres per scene unit
-    props: list[dict[str, Any]] = field(default_factory=list)
+    props: list[PropTrack] = field(default_factory=list)
 
     @property
     def n_frames(self) -> int:
@@ -227,13 +290,7 @@ def load_sim(sim_dir: str | os.PathLike, scene_root: str | os.PathLike) -> SimPl
         c = look.get("shirt")
         cols.append((np.asarray(c, np.float64) * 255).clip(0, 255) if c is not None else rng.integers(60, 255, 3))
     fps = float(traj.get("fps") or tmeta.get("fps") or meta.get("fps") or 30.0)
-    props = []
-    if (d / "props.json").is_file():  # sim/physics props (optional): drawn as moving points
-        try:
-            pj = json.loads((d / "props.json").read_text())
-            props = list(pj.get("props", [])) if isinstance(pj, dict) else []
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            props = []
+    props = load_props(d / "props.json", scale, fps) if (d / "props.json").is_file() else []  # sim/physics (optional)
     return SimPlayback(d, fps, joints.astype(np.float32), root.astype(np.float32), parents, list(skel.get("names", [])),
                        np.asarray(cols, np.uint8), scale, props)
 

@@ -6,11 +6,11 @@ Public API:
     PropsResult: position / quat / velocity / angular_velocity per video frame, contact onsets, to_json() (props.json)
     restitution_solref(e, dt) -> MuJoCo solref (-k, -b) giving restitution e (the mapping is documented in physics.model)
     collider_boxes(world, points=None) -> static voxel boxes [N,6] from the World's obstacle grid
-    collider_fit(boxes, points) -> how well the boxes fit reconstructed points (fraction within 5 cm of a box surface)
+    collider_fit(world, boxes, points, weights) -> weighted fraction of points within 5 / 10 / 25 cm of a collider surface
     prop_meshes(props) -> per-prop local meshes for the mesh renderer
 """
 from .engine import DEFAULT_RATE, PropsResult, auto_positions, quat_rotate, simulate_props
-from .model import build_mjcf, collider_boxes, prop_mass, restitution_solref
+from .model import build_mjcf, collider_boxes, collider_fit, prop_mass, restitution_solref
 
-__all__ = ["DEFAULT_RATE", "PropsResult", "auto_positions", "quat_rotate", "simulate_props", "build_mjcf", "collider_boxes",
+__all__ = ["DEFAULT_RATE", "PropsResult", "auto_positions", "quat_rotate", "simulate_props", "build_mjcf", "collider_boxes", "collider_fit",
            "prop_mass", "restitution_solref"]

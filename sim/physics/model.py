@@ -27,7 +27,7 @@ from realsim.assets.errors import InputError
 from ..scenario import PropSpec
 from ..world import World
 
-__all__ = ["CONTACT_STEPS", "restitution_solref", "collider_boxes", "PhysicsModelSpec", "build_mjcf", "prop_mass",
+__all__ = ["CONTACT_STEPS", "restitution_solref", "collider_boxes", "collider_fit", "PhysicsModelSpec", "build_mjcf", "prop_mass",
            "mujoco_size", "LIMB_SEGMENTS", "damping_ratio", "contact_restitution", "check_prop_positions"]
 
 CONTACT_STEPS = 40  # physics steps a contact lasts (t_c = CONTACT_STEPS * dt): long enough to integrate, short = stiff
@@ -147,6 +147,23 @@ def collider_boxes(world: World, points: np.ndarray | None = None, top: float | 
                         float(ztop[i, j:j1 + 1].max())])
             j = j1 + 1
     return np.array(out)
+
+
+def collider_fit(world: World, boxes: np.ndarray, points: np.ndarray, weights: np.ndarray | None = None,
+                 within: tuple[float, ...] = (0.05, 0.10, 0.25)) -> dict[str, float]:
+    """How well the colliders (the World's ground + static boxes [N,6]) fit the reconstruction: the weighted fraction of
+    points [P,3] (e.g. Gaussian centres weighted by opacity) within each distance of a collider surface (metres)."""
+    P = np.asarray(points, np.float64).reshape(-1, 3)
+    w = np.ones(len(P)) if weights is None else np.asarray(weights, np.float64).reshape(-1)
+    dist = np.abs(P[:, 2] - world.height(P[:, :2]))  # vertical distance to the ground (it is near level)
+    for b in np.asarray(boxes, np.float64).reshape(-1, 6):
+        lo, hi = b[:3], b[3:]
+        out = np.maximum(np.maximum(lo - P, P - hi), 0.0)
+        d_out = np.linalg.norm(out, axis=1)
+        d_in = np.minimum(P - lo, hi - P).min(1)  # inside: to the nearest face
+        dist = np.minimum(dist, np.where(d_out > 0, d_out, np.maximum(d_in, 0.0)))
+    tot = max(float(w.sum()), 1e-12)
+    return {f"within_{int(round(100 * r))}cm": float(w[dist <= r].sum() / tot) for r in within}
 
 
 @dataclass
