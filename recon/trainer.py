@@ -1,6 +1,9 @@
 """Shared trainer for Scaffold-GS and 3DGS: Adam with per-group schedules, loss 0.8 L1 + 0.2 D-SSIM (+ 0.01 volume for
 Scaffold), a densification strategy object, progress callbacks, a JSONL metrics log and PNG curves, checkpoints every
 N iterations and on Ctrl-C, and bit-exact resume (model, Adam moments, strategy statistics and every RNG state are saved).
+
+Config and presets live in train_config.py, checkpoints and resume rules in checkpoint.py, evaluation in evaluation.py;
+their public names are re-exported here.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import shutil
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,117 +25,23 @@ from torch import nn
 from realsim.assets.atomic import atomic_dir, check_writable, make_dirs, write_text_atomic
 from realsim.assets.errors import InputError, RealsimError
 from realsim.assets.progress import ProgressFn, report
-from realsim.assets.scene import SceneInfo, load_scene_info, load_tensors, save_tensors
+from realsim.assets.scene import SceneInfo, load_scene_info
 
-from .bundle import build_model, model_tensors, render_model, render_splats, write_bundle
-from .dataset import Dataset, View, load_dataset
+from .bundle import build_model, render_model, write_bundle
+from .checkpoint import (ckpt_dir_for, guard_interrupted_run, load_checkpoint, restore_optimizers, resumed_config,
+                         save_checkpoint)
+from .dataset import Dataset, View, load_camera_source, load_dataset
+from .evaluation import evaluate_scene, evaluate_views, model_counts, plot_curves
 from .gs3d import GS3DConfig, GS3DModel, lr_schedule_3dgs
-from .metrics import lpips_fn, psnr, ssim
+from .metrics import psnr, ssim
 from .scaffold import ScaffoldConfig, ScaffoldModel, exp_lr, lr_schedule_scaffold
 from .splats import rasterize_splats
-from .strategy import ADCStrategy, ScaffoldStrategy
+from .train_config import PRESETS, TrainConfig, preset_config, scale_schedule
+
+__all__ = ["TrainConfig", "PRESETS", "preset_config", "scale_schedule", "TrainResult", "train", "make_model",
+           "evaluate_views", "evaluate_scene", "load_checkpoint", "guard_interrupted_run"]
 
 log = logging.getLogger("realsim.recon.trainer")
-
-CKPT_FORMAT = "realsim-train-ckpt-1"
-
-
-@dataclass
-class TrainConfig:
-    """Everything that decides a training run (saved into checkpoints and the bundle's scene.json)."""
-
-    model: str = "scaffold"  # "scaffold" | "3dgs"
-    preset: str = "cpu"
-    iterations: int = 3000
-    downscale: float | None = None  # explicit factor; else max_width decides
-    max_width: int | None = 504
-    holdout_every: int | None = None  # None: keep the split recorded in cameras.json
-    backend: str = "auto"
-    seed: int = 0
-    # coarse-to-fine: [(fraction of the run, image downscale)] e.g. [[0.2, 4], [0.5, 2]] trains the first 20% at 1/4 and
-    # up to 50% at 1/2 of the training resolution (fewer pixels: much cheaper early iterations on CPU)
-    res_schedule: list = field(default_factory=list)
-    lambda_dssim: float = 0.2
-    lambda_volume: float = 0.01
-    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    checkpoint_every: int = 500
-    eval_every: int = 100  # PSNR on one fixed held-out view
-    log_every: int = 10
-    lr_scale: float = 1.0  # multiplies every learning rate (short CPU runs use > 1)
-    sh_degree_interval: int = 1000  # 3DGS: raise the active SH degree every this many steps
-    threads: int = 0  # torch CPU threads; 0 = leave them as set (the CLI sets --threads / $REALSIM_THREADS at start)
-    # wall-time budget (0 = off): training stops when it is spent, and learning-rate, resolution and densification
-    # schedules advance by max(iteration, elapsed share of the budget) so a run fits the budget (not bit-reproducible)
-    max_seconds: float = 0.0
-    budget_clock: str = "wall"  # "wall" | "cpu": the budget counts process CPU seconds (all threads) instead of wall time
-    scaffold: ScaffoldConfig = field(default_factory=ScaffoldConfig)
-    gs3d: GS3DConfig = field(default_factory=GS3DConfig)
-    scaffold_strategy: ScaffoldStrategy = field(default_factory=ScaffoldStrategy)
-    adc: ADCStrategy = field(default_factory=ADCStrategy)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["background"] = list(self.background)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        sub = {"scaffold": ScaffoldConfig, "gs3d": GS3DConfig, "scaffold_strategy": ScaffoldStrategy, "adc": ADCStrategy}
-        names = {f.name for f in fields(cls)}
-        kw: dict[str, Any] = {}
-        for k, v in d.items():
-            if k not in names:
-                continue
-            if k in sub:
-                sn = {f.name for f in fields(sub[k])}
-                v = sub[k](**{a: b for a, b in v.items() if a in sn})
-            elif k == "background":
-                v = tuple(v)
-            kw[k] = v
-        return cls(**kw)
-
-
-PRESETS = ("cpu-fast", "cpu", "gpu")
-
-
-def preset_config(name: str, model: str = "scaffold", iterations: int | None = None) -> TrainConfig:
-    """Resolution, iterations and schedule for a preset; the densification schedule scales with the iteration count."""
-    if name not in PRESETS:
-        raise InputError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
-    if name == "gpu":
-        cfg = TrainConfig(model=model, preset=name, iterations=30000, max_width=1600, checkpoint_every=2000, eval_every=500,
-                          log_every=50, lr_scale=1.0)
-    elif name == "cpu":
-        cfg = TrainConfig(model=model, preset=name, iterations=3000, max_width=504, checkpoint_every=300, eval_every=100,
-                          res_schedule=[[0.1, 4], [0.35, 2]])
-    else:
-        cfg = TrainConfig(model=model, preset=name, iterations=500, max_width=256, checkpoint_every=100, eval_every=50,
-                          res_schedule=[[0.3, 2]])
-    if iterations is not None:
-        cfg.iterations = int(iterations)
-    scale_schedule(cfg)
-    return cfg
-
-
-def scale_schedule(cfg: TrainConfig) -> None:
-    """Map the published 30k-iteration densification schedule onto cfg.iterations (unchanged at >= 30k)."""
-    n = cfg.iterations
-    f = min(n / 30000.0, 1.0)
-    if f >= 1.0:
-        return
-    # short runs: statistics from ~10%, growth from ~15% to ~60% of the run, checked every ~1/30 of it
-    every = max(10, int(round(n / 30 / 10.0)) * 10)
-    s = cfg.scaffold_strategy
-    s.start_stat = max(int(0.08 * n), 20)
-    s.update_from = max(int(0.15 * n), s.start_stat + every)
-    s.update_interval = every
-    s.update_until = max(int(0.6 * n), s.update_from + every)
-    a = cfg.adc
-    a.refine_start = max(int(0.08 * n), 20)
-    a.refine_every = every
-    a.refine_stop = max(int(0.6 * n), a.refine_start + every)
-    a.reset_every = max(int(0.3 * n), 3 * every)  # one opacity reset in a short run (each costs ~10% of it to recover)
-    cfg.sh_degree_interval = max(int(n / 30), 10)
 
 
 # ---------------------------------------------------------------------------------------------------------------- helpers
@@ -176,132 +85,6 @@ def _strategy(cfg: TrainConfig):
     return cfg.scaffold_strategy if cfg.model == "scaffold" else cfg.adc
 
 
-# ---------------------------------------------------------------------------------------------------------------- checkpoints
-def save_checkpoint(path: Path, step: int, cfg: TrainConfig, model: nn.Module, opts: dict[str, torch.optim.Optimizer],
-                    strat_state: dict[str, torch.Tensor], gen: torch.Generator, order: list[int], extra: dict[str, Any]) -> None:
-    """model.*, opt.<group>.<i>.<moment>, strategy.*, rng.* in one safetensors file; the JSON side in its metadata."""
-    t: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in model_tensors(model).items()}
-    for name, opt in opts.items():
-        for i, p in enumerate(opt.param_groups[0]["params"]):
-            st = opt.state.get(p)
-            if not st:
-                continue
-            t[f"opt.{name}.{i}.exp_avg"] = st["exp_avg"]
-            t[f"opt.{name}.{i}.exp_avg_sq"] = st["exp_avg_sq"]
-            t[f"opt.{name}.{i}.step"] = torch.as_tensor(st["step"], dtype=torch.float64).reshape(1)
-    for k, v in strat_state.items():
-        t[f"strategy.{k}"] = v
-    t["rng.torch"] = torch.get_rng_state()
-    t["rng.gen"] = gen.get_state()
-    meta = {"format": CKPT_FORMAT, "step": str(step), "config": json.dumps(cfg.to_dict()), "kind": model.kind,
-            "model_config": json.dumps(model.config.to_dict()), "order": json.dumps(order),
-            "numpy_rng": json.dumps(_np_state()), "extra": json.dumps(extra)}
-    save_tensors(path, t, meta)
-
-
-def _np_state() -> list:
-    s = np.random.get_state()
-    return [s[0], s[1].tolist(), int(s[2]), int(s[3]), float(s[4])]
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    tensors, meta = load_tensors(path)
-    if meta.get("format") != CKPT_FORMAT:
-        raise InputError(f"{path} is not a realsim training checkpoint")
-    try:
-        return {"tensors": tensors, "step": int(meta["step"]), "config": json.loads(meta["config"]), "kind": meta["kind"],
-                "model_config": json.loads(meta["model_config"]), "order": json.loads(meta["order"]),
-                "numpy_rng": json.loads(meta["numpy_rng"]), "extra": json.loads(meta.get("extra", "{}"))}
-    except (KeyError, ValueError) as e:
-        raise InputError(f"checkpoint {path} is malformed: {e}") from None
-
-
-def restore_optimizers(opts: dict[str, torch.optim.Optimizer], tensors: dict[str, torch.Tensor]) -> None:
-    for name, opt in opts.items():
-        for i, p in enumerate(opt.param_groups[0]["params"]):
-            key = f"opt.{name}.{i}"
-            if f"{key}.exp_avg" not in tensors:
-                continue
-            opt.state[p] = {"step": tensors[f"{key}.step"].reshape(()).to(torch.float32),
-                            "exp_avg": tensors[f"{key}.exp_avg"].clone(), "exp_avg_sq": tensors[f"{key}.exp_avg_sq"].clone()}
-
-
-def checkpoint_step(path: Path) -> int | None:
-    """The iteration a checkpoint was saved at (from its header only), or None when it is unreadable."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return int((f.metadata() or {})["step"])
-    except Exception:  # corrupt or foreign file: the caller says so
-        return None
-
-
-# TrainConfig fields a resumed run cannot change (the checkpoint's model and train/test split are fixed) / does not compare
-RESUME_FIXED = ("model", "holdout_every")
-RESUME_FIXED_PREFIXES = ("scaffold.", "gs3d.")  # the model's architecture comes from the checkpoint
-RESUME_IGNORED = ("threads",)
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
-    return out
-
-
-def config_diff(old: TrainConfig, new: TrainConfig) -> list[tuple[str, Any, Any]]:
-    """[(field, old, new)] where two configs differ (nested fields dotted, e.g. scaffold_strategy.update_until);
-    top-level fields first, fields in RESUME_IGNORED skipped."""
-    a, b = (_flat(json.loads(json.dumps(c.to_dict()))) for c in (old, new))
-    diffs = [(k, a.get(k), b.get(k)) for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k) and k not in RESUME_IGNORED]
-    return sorted(diffs, key=lambda d: "." in d[0])
-
-
-def format_diff(diffs: list[tuple[str, Any, Any]], limit: int = 8) -> str:
-    """"iterations 3000 -> 500, max_width 504 -> 256, and 4 more"."""
-    def f(v: Any) -> str:
-        return "none" if v is None else (json.dumps(v) if isinstance(v, (list, dict)) else str(v))
-
-    text = ", ".join(f"{k} {f(a)} -> {f(b)}" for k, a, b in diffs[:limit])
-    return text + (f", and {len(diffs) - limit} more" if len(diffs) > limit else "")
-
-
-def resumed_config(saved: TrainConfig, new: TrainConfig, ckpt: Path, step: int, override: bool) -> TrainConfig:
-    """The config a resumed run continues with: the checkpoint's, or with `override` the new one (one warning line).
-
-    Differences are refused unless `override`; a different model or split is refused always.
-    """
-    diffs = config_diff(saved, new)
-    fixed = [d for d in diffs if d[0] in RESUME_FIXED or d[0].startswith(RESUME_FIXED_PREFIXES)]
-    if fixed:
-        raise InputError(f"--resume: the checkpoint at {ckpt} (iteration {step}) cannot continue with {format_diff(fixed)} "
-                         "(its model and train/test split are fixed): give the options it was started with, or pass "
-                         "--overwrite to start over")
-    if diffs and not override:
-        raise InputError(f"--resume: options differ from the checkpoint at {ckpt} (iteration {step}): {format_diff(diffs)}; "
-                         "give the same options, or pass --override-config to continue with the new values")
-    if diffs:
-        log.warning("--override-config: resuming from iteration %d with %s", step, format_diff(diffs, limit=len(diffs)))
-        return new
-    saved.threads = new.threads  # how many threads run it is not part of the run
-    return saved
-
-
-def guard_interrupted_run(out: str | os.PathLike, resume: bool, overwrite: bool) -> None:
-    """Refuse to start over an interrupted run's checkpoint (beside OUT) unless asked to resume or overwrite it."""
-    ck = ckpt_dir_for(Path(out)) / "checkpoint.safetensors"
-    if resume or overwrite or not ck.is_file():
-        return
-    step = checkpoint_step(ck)
-    at = f"iteration {step}" if step is not None else "unreadable"
-    raise RealsimError(f"an interrupted run's checkpoint is at {ck} ({at}): pass --resume to continue it or --overwrite "
-                       "to start over")
-
-
 # ---------------------------------------------------------------------------------------------------------------- training
 @dataclass
 class TrainResult:
@@ -332,10 +115,6 @@ class _StopFlag:
     def __exit__(self, *exc: Any) -> None:
         if self._old is not None:
             signal.signal(signal.SIGINT, self._old)
-
-
-def ckpt_dir_for(out: Path) -> Path:
-    return out.parent / f".{out.name}.train"
 
 
 def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, progress: ProgressFn | None = None,
@@ -444,10 +223,10 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
                 rec: dict[str, Any] = {}
                 if step % cfg.log_every == 0 or step == n_iter or changes:
                     rec = {"step": step, "loss": loss, "l1": l1, "elapsed": round(elapsed, 3),
-                           "cpu_s": round(time.process_time() - c0, 2), **_counts(model), **changes}
+                           "cpu_s": round(time.process_time() - c0, 2), **model_counts(model), **changes}
                 if cfg.eval_every and (step % cfg.eval_every == 0 or step == n_iter):
                     last_eval = _eval_view_psnr(model, eval_view, cfg, bg)
-                    rec = rec or {"step": step, "loss": loss, "l1": l1, "elapsed": round(elapsed, 3), **_counts(model)}
+                    rec = rec or {"step": step, "loss": loss, "l1": l1, "elapsed": round(elapsed, 3), **model_counts(model)}
                     rec["eval_psnr"] = last_eval
                 if rec:
                     logf.write(json.dumps(rec) + "\n")
@@ -455,10 +234,10 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
                 done_here = step - start
                 its = done_here / max(elapsed - elapsed0, 1e-9)
                 report(progress, "train", step, n_iter, loss=last_loss, psnr=last_eval, it_s=its,
-                       eta_s=(n_iter - step) / max(its, 1e-9), **_counts(model))
+                       eta_s=(n_iter - step) / max(its, 1e-9), **model_counts(model))
                 if on_step is not None:
                     on_step(step, model, {"iterations": n_iter, "loss": last_loss, "eval_psnr": last_eval,
-                                          **_counts(model)})
+                                          **model_counts(model)})
                 timeout = cfg.max_seconds > 0 and budget_used() >= cfg.max_seconds
                 if timeout:
                     n_iter = step
@@ -482,7 +261,7 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
     metrics = evaluate_views(model, ds.test, cfg.backend, cfg.background,
                              progress=lambda i: report(progress, "evaluate", i, len(ds.test)))
     metrics.update({"iterations": step, "train_seconds": round(seconds, 2), "train_cpu_seconds": round(cpu_seconds, 2),
-                    **_counts(model)})
+                    **model_counts(model)})
     with open(metrics_path, "a") as f:
         f.write(json.dumps({"step": step, "final": metrics}) + "\n")
     plot_path = work / "curves.png"
@@ -536,72 +315,12 @@ def _train_step(model: nn.Module, view: View, vi: int, cfg: TrainConfig, bg: tor
     return float(loss.detach()), float(l1.detach()), info, meta, img
 
 
-def _counts(model: nn.Module) -> dict[str, int]:
-    if model.kind == "scaffold":
-        return {"anchors": model.n_anchors}
-    return {"gaussians": model.n_gaussians}
-
-
 def _eval_view_psnr(model: nn.Module, view: View, cfg: TrainConfig, bg: torch.Tensor) -> float:
     was = model.training
     model.eval()
     out = render_model(model, view.viewmat, view.K, view.width, view.height, cfg.backend, cfg.background)
     model.train(was)
     return psnr(out["rgb"], view.image)
-
-
-def evaluate_views(model: nn.Module, views: list[View], backend: str = "auto",
-                   background: tuple[float, float, float] = (0.0, 0.0, 0.0), progress: Any = None) -> dict[str, Any]:
-    """Mean PSNR / SSIM (/ LPIPS when available) over views, render seconds per frame, Gaussians per view."""
-    lp = lpips_fn()
-    ps, ss, ls, times, ng = [], [], [], [], []
-    for i, v in enumerate(views):
-        t = time.perf_counter()
-        with torch.no_grad():
-            splats, _ = model.decode(v.viewmat, v.K, v.width, v.height, backend=backend)
-        out = render_splats(splats, v.viewmat, v.K, v.width, v.height, backend, background)
-        times.append(time.perf_counter() - t)
-        ng.append(len(splats))
-        ps.append(psnr(out["rgb"], v.image))
-        ss.append(float(ssim(out["rgb"], v.image)))
-        if lp is not None:
-            ls.append(lp(out["rgb"], v.image))
-        if progress is not None:
-            progress(i + 1)
-    res: dict[str, Any] = {"n_views": len(views)}
-    if views:
-        res.update({"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss)), "per_view_psnr": [round(x, 3) for x in ps],
-                    "render_s_per_frame": float(np.mean(times)), "gaussians_per_view": int(np.mean(ng)),
-                    "resolution": [views[0].width, views[0].height]})
-        res["lpips"] = float(np.mean(ls)) if ls else None
-    return res
-
-
-def plot_curves(metrics_path: Path, png: Path) -> None:
-    """Loss and held-out PSNR against iteration (matplotlib, Agg)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [json.loads(ln) for ln in metrics_path.read_text().splitlines() if ln.strip()]
-    tr = [r for r in rows if "loss" in r]
-    ev = [r for r in rows if "eval_psnr" in r]
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
-    ax[0].plot([r["step"] for r in tr], [r["loss"] for r in tr])
-    ax[0].set_xlabel("iteration")
-    ax[0].set_ylabel("loss")
-    ax[0].set_yscale("log")
-    ax[1].plot([r["step"] for r in ev], [r["eval_psnr"] for r in ev], "o-")
-    ax[1].set_xlabel("iteration")
-    ax[1].set_ylabel("held-out PSNR (dB)")
-    for a in ax:
-        a.grid(alpha=0.3)
-    fig.tight_layout()
-    tmp = png.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, png)
 
 
 def _write_output(out: Path, source: str | os.PathLike, ds: Dataset, model: nn.Module, cfg: TrainConfig,
@@ -614,32 +333,5 @@ def _write_output(out: Path, source: str | os.PathLike, ds: Dataset, model: nn.M
     info.metadata = dict(info.metadata)
     info.metadata["train"] = {"config": cfg.to_dict(), "downscale": ds.downscale, "metrics": metrics}
     with atomic_dir(out, overwrite=True if overwrite else False) as tmp:
-        write_bundle(tmp, model, info, ds.cameras, _camera_base(src),
+        write_bundle(tmp, model, info, ds.cameras, load_camera_source(src)[1],
                      {"train/metrics.jsonl": metrics_path, "train/curves.png": plot_path})
-
-
-def _camera_base(src: Path) -> Path:
-    from .dataset import load_camera_source
-
-    return load_camera_source(src)[1]
-
-
-def evaluate_scene(path: Any, downscale: float | None = None, backend: str = "auto", split: str = "test",
-                   progress: ProgressFn | None = None) -> dict[str, Any]:
-    """Held-out quality of a bundle at its training resolution (or `downscale`), its size on disk and render time."""
-    from .bundle import Scene, load_scene
-
-    scene = path if isinstance(path, Scene) else load_scene(path)
-    train_meta = scene.info.metadata.get("train", {}) if isinstance(scene.info.metadata, dict) else {}
-    ds_factor = downscale if downscale is not None else train_meta.get("downscale")
-    ds = load_dataset(scene.root, downscale=ds_factor, max_width=None if ds_factor else 504)
-    views = ds.test if split == "test" else ds.train
-    if not views:
-        raise InputError(f"{path} has no {split} views to evaluate")
-    bg = tuple(train_meta.get("config", {}).get("background", (0.0, 0.0, 0.0)))
-    res = evaluate_views(scene.model, views, backend, bg, progress=lambda i: report(progress, "evaluate", i, len(views)))
-    root = Path(scene.root)
-    res.update({"scene": str(root), "model": scene.kind, "split": split, "downscale": ds.downscale,
-                "model_bytes": (root / "model.safetensors").stat().st_size,
-                "bundle_bytes": sum(p.stat().st_size for p in root.rglob("*") if p.is_file()), **_counts(scene.model)})
-    return res

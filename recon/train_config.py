@@ -1,0 +1,90 @@
+"""Training configuration: `TrainConfig` (what decides a run; saved in checkpoints and scene.json) and the presets."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from realsim.assets.config import ConfigDict
+from realsim.assets.errors import InputError
+
+from .gs3d import GS3DConfig
+from .scaffold import ScaffoldConfig
+from .strategy import ADCStrategy, ScaffoldStrategy
+
+__all__ = ["TrainConfig", "PRESETS", "preset_config", "scale_schedule"]
+
+
+@dataclass
+class TrainConfig(ConfigDict):
+    """Everything that decides a training run (saved into checkpoints and the bundle's scene.json)."""
+
+    model: str = "scaffold"  # "scaffold" | "3dgs"
+    preset: str = "cpu"
+    iterations: int = 3000
+    downscale: float | None = None  # explicit factor; else max_width decides
+    max_width: int | None = 504
+    holdout_every: int | None = None  # None: keep the split recorded in cameras.json
+    backend: str = "auto"
+    seed: int = 0
+    # coarse-to-fine: [(fraction of the run, image downscale)] e.g. [[0.2, 4], [0.5, 2]] trains the first 20% at 1/4 and
+    # up to 50% at 1/2 of the training resolution (fewer pixels: much cheaper early iterations on CPU)
+    res_schedule: list = field(default_factory=list)
+    lambda_dssim: float = 0.2
+    lambda_volume: float = 0.01
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    checkpoint_every: int = 500
+    eval_every: int = 100  # PSNR on one fixed held-out view
+    log_every: int = 10
+    lr_scale: float = 1.0  # multiplies every learning rate (short CPU runs use > 1)
+    sh_degree_interval: int = 1000  # 3DGS: raise the active SH degree every this many steps
+    threads: int = 0  # torch CPU threads; 0 = leave them as set (the CLI sets --threads / $REALSIM_THREADS at start)
+    # wall-time budget (0 = off): training stops when it is spent, and learning-rate, resolution and densification
+    # schedules advance by max(iteration, elapsed share of the budget) so a run fits the budget (not bit-reproducible)
+    max_seconds: float = 0.0
+    budget_clock: str = "wall"  # "wall" | "cpu": the budget counts process CPU seconds (all threads) instead of wall time
+    scaffold: ScaffoldConfig = field(default_factory=ScaffoldConfig)
+    gs3d: GS3DConfig = field(default_factory=GS3DConfig)
+    scaffold_strategy: ScaffoldStrategy = field(default_factory=ScaffoldStrategy)
+    adc: ADCStrategy = field(default_factory=ADCStrategy)
+
+
+PRESETS = ("cpu-fast", "cpu", "gpu")
+
+
+def preset_config(name: str, model: str = "scaffold", iterations: int | None = None) -> TrainConfig:
+    """Resolution, iterations and schedule for a preset; the densification schedule scales with the iteration count."""
+    if name not in PRESETS:
+        raise InputError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
+    if name == "gpu":
+        cfg = TrainConfig(model=model, preset=name, iterations=30000, max_width=1600, checkpoint_every=2000, eval_every=500,
+                          log_every=50, lr_scale=1.0)
+    elif name == "cpu":
+        cfg = TrainConfig(model=model, preset=name, iterations=3000, max_width=504, checkpoint_every=300, eval_every=100,
+                          res_schedule=[[0.1, 4], [0.35, 2]])
+    else:
+        cfg = TrainConfig(model=model, preset=name, iterations=500, max_width=256, checkpoint_every=100, eval_every=50,
+                          res_schedule=[[0.3, 2]])
+    if iterations is not None:
+        cfg.iterations = int(iterations)
+    scale_schedule(cfg)
+    return cfg
+
+
+def scale_schedule(cfg: TrainConfig) -> None:
+    """Map the published 30k-iteration densification schedule onto cfg.iterations (unchanged at >= 30k)."""
+    n = cfg.iterations
+    f = min(n / 30000.0, 1.0)
+    if f >= 1.0:
+        return
+    # short runs: statistics from ~10%, growth from ~15% to ~60% of the run, checked every ~1/30 of it
+    every = max(10, int(round(n / 30 / 10.0)) * 10)
+    s = cfg.scaffold_strategy
+    s.start_stat = max(int(0.08 * n), 20)
+    s.update_from = max(int(0.15 * n), s.start_stat + every)
+    s.update_interval = every
+    s.update_until = max(int(0.6 * n), s.update_from + every)
+    a = cfg.adc
+    a.refine_start = max(int(0.08 * n), 20)
+    a.refine_every = every
+    a.refine_stop = max(int(0.6 * n), a.refine_start + every)
+    a.reset_every = max(int(0.3 * n), 3 * every)  # one opacity reset in a short run (each costs ~10% of it to recover)
+    cfg.sh_degree_interval = max(int(n / 30), 10)
