@@ -310,9 +310,10 @@ def run_demo(out_dir: str | os.PathLike, opts: DemoOptions | None = None, progre
         popts = PosesOptions(max_image_size=max(opts.capture_width, opts.capture_height) if synthetic else 1024, seed=opts.seed,
                              scale=opts.scale, camera_height=cam_h,
                              assumed_camera_height=None if synthetic else HAND_HELD_CAMERA_HEIGHT_M,
-                             # the synthetic capture is one walk in photo order: matching neighbours (plus loop closure)
-                             # avoids the false matches between far-apart repeated facades that broke exhaustive matching
-                             matcher="sequential" if synthetic else "auto")
+                             # the synthetic capture is one walk in photo order that never returns: matching neighbours
+                             # only avoids the false matches between far-apart repeated facades that broke exhaustive
+                             # matching (and loop-closure pairs) on some seeds
+                             matcher="sequential" if synthetic else "auto", loop_closure=not synthetic)
         pres = run_poses(images, poses_dir, popts, overwrite=True, progress=progress)
         poses_info = {"registered": pres.n_registered, "images": pres.n_images, "points": pres.n_points,
                       "reproj_px": pres.mean_reproj_px, "metric": pres.metric, "scale_source": pres.scale_source}
