@@ -12,16 +12,14 @@ Pipeline (`mesh_scene`):
      coloured by projecting the renders with a depth test (views weighted towards head-on and near), vertex colour where
      no view sees the texel, charts padded against seams.
 Units are the scene's (metres when the scene is metric). The mesh lives in the scene's world frame (+Z up).
+Texturing and files live in recon/mesh_texture.py, scoring in recon/mesh_eval.py (both re-exported here).
 `save_mesh` writes .ply (vertex colours), .obj (+ .mtl + PNG texture) or .glb (embedded PNG texture) through trimesh.
 `mesh_accuracy` / `mesh_psnr` score a mesh against ground-truth geometry and against the Gaussians.
 """
 from __future__ import annotations
 
 import logging
-import math
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,15 +28,17 @@ import torch.nn.functional as F
 
 from realsim.assets.cameras import CameraFrame, CameraSet
 from realsim.assets.errors import InputError
-from realsim.assets.frames import camera_center
 from realsim.assets.progress import ProgressFn, report
-from realsim.render.mesh import MeshRenderConfig, render_mesh
+
+# texturing, files and scoring live in mesh_texture / mesh_eval; re-exported here (they import this module lazily)
+from .mesh_eval import align_to_ground_truth, mesh_accuracy, mesh_psnr, render_textured, visible_gt_points
+from .mesh_texture import MESH_SUFFIXES, _unwrap, bake_texture, save_mesh, to_trimesh
 
 __all__ = ["MeshConfig", "TexturedMesh", "mesh_scene", "save_mesh", "render_textured", "mesh_accuracy", "mesh_psnr",
-           "MESH_SUFFIXES"]
+           "MESH_SUFFIXES", "visible_gt_points", "align_to_ground_truth", "to_trimesh", "bake_texture",
+           "render_views", "fuse_tsdf", "clean_mesh"]
 
 log = logging.getLogger("realsim.recon.mesh")
-MESH_SUFFIXES = (".ply", ".obj", ".glb")
 
 
 @dataclass
@@ -174,104 +174,6 @@ def clean_mesh(mesh, min_component: float, target_triangles: int):
     return mesh
 
 
-# ---------------------------------------------------------------------------------------------------------- texture
-def _uv_raster(uv: np.ndarray, faces: np.ndarray, attr: np.ndarray, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Interpolate per-vertex attr [V,3] over the UV charts: -> (values [T,T,3], covered [T,T] bool). Row 0 is v = 1."""
-    lo, hi = attr.min(0), attr.max(0)
-    span = np.maximum(hi - lo, 1e-9)
-    col = (attr - lo) / span  # the rasteriser clamps colours to [0,1]: normalise, then undo
-    V2 = np.stack([uv[:, 0] * size, (1.0 - uv[:, 1]) * size, np.ones(len(uv))], 1)
-    cfg = MeshRenderConfig(near=0.5, shading="none", geometry=False)
-    r = render_mesh(V2, faces, vertex_colors=col, viewmat=np.eye(4), K=np.eye(3), width=size, height=size, config=cfg)
-    vals = r["rgb"] * torch.as_tensor(span, dtype=torch.float32) + torch.as_tensor(lo, dtype=torch.float32)
-    return vals, r["alpha"][..., 0] > 0
-
-
-def _dilate(tex: torch.Tensor, covered: torch.Tensor, iters: int) -> torch.Tensor:
-    """Grow chart colours into empty texels (average of covered neighbours), `iters` texels wide."""
-    t = tex.permute(2, 0, 1)[None] * covered[None, None]
-    m = covered[None, None].float()
-    for _ in range(iters):
-        s = F.avg_pool2d(t, 3, 1, 1, count_include_pad=False) * 9
-        c = F.avg_pool2d(m, 3, 1, 1, count_include_pad=False) * 9
-        grow = (m == 0) & (c > 0)
-        t = torch.where(grow, s / c.clamp_min(1e-6), t)
-        m = torch.where(grow, torch.ones_like(m), m)
-    return t[0].permute(1, 2, 0)
-
-
-def bake_texture(vertices: np.ndarray, faces: np.ndarray, uv: np.ndarray, vcol: np.ndarray, views: list[_View],
-                 size: int, voxel: float, power: float, padding: int) -> tuple[np.ndarray, float]:
-    """Texture atlas [size,size,3] uint8 from the views; returns it and the fraction of chart texels seen by a view."""
-    P, cov = _uv_raster(uv, faces, vertices, size)
-    base, _ = _uv_raster(uv, faces, vcol, size)
-    # per-texel normals from the face normals (area-weighted vertex normals interpolated)
-    vn = np.zeros_like(vertices)
-    tri = vertices[faces]
-    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    for k in range(3):
-        np.add.at(vn, faces[:, k], fn)
-    vn /= np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
-    N, _ = _uv_raster(uv, faces, vn, size)
-    idx = torch.nonzero(cov.reshape(-1)).squeeze(1)
-    p = P.reshape(-1, 3)[idx]
-    n = F.normalize(N.reshape(-1, 3)[idx], dim=1)
-    acc = torch.zeros(len(idx), 3)
-    wsum = torch.zeros(len(idx))
-    for v in views:
-        f = v.frame
-        vm = torch.as_tensor(f.viewmat, dtype=torch.float32)
-        K = torch.as_tensor(f.K, dtype=torch.float32)
-        c = p @ vm[:3, :3].T + vm[:3, 3]
-        z = c[:, 2]
-        ok = z > 1e-3
-        uvp = (c @ K.T)[:, :2] / z.clamp_min(1e-3)[:, None]
-        H, W = v.rgb.shape[:2]
-        ok &= (uvp[:, 0] >= 0) & (uvp[:, 0] < W) & (uvp[:, 1] >= 0) & (uvp[:, 1] < H)
-        if not ok.any():
-            continue
-        sel = torch.nonzero(ok).squeeze(1)
-        px = uvp[sel, 0].long().clamp(0, W - 1)
-        py = uvp[sel, 1].long().clamp(0, H - 1)
-        d = v.full_depth[py, px]
-        vis = (d > 0) & ((z[sel] - d).abs() < 2.0 * voxel + 0.02 * d)
-        sel, uvs = sel[vis], uvp[sel][vis]
-        if sel.numel() == 0:
-            continue
-        cc = torch.as_tensor(camera_center(np.asarray(f.viewmat)), dtype=torch.float32)
-        ray = F.normalize(cc[None] - p[sel], dim=1)
-        cos = (ray * n[sel]).sum(1).abs()
-        w = (cos / z[sel]).clamp_min(1e-6) ** power
-        grid = torch.stack([uvs[:, 0] / W * 2 - 1, uvs[:, 1] / H * 2 - 1], 1)[None, None]
-        col = F.grid_sample(v.rgb.permute(2, 0, 1)[None], grid, mode="bilinear", align_corners=False)[0, :, 0].T
-        acc.index_add_(0, sel, col * w[:, None])
-        wsum.index_add_(0, sel, w)
-    seen = wsum > 0
-    colour = torch.where(seen[:, None], acc / wsum.clamp_min(1e-12)[:, None], base.reshape(-1, 3)[idx])
-    tex = torch.zeros(size * size, 3)
-    tex[idx] = colour
-    tex = _dilate(tex.view(size, size, 3), cov, padding)
-    frac = float(seen.float().mean()) if len(idx) else 0.0
-    return (tex.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy(), frac
-
-
-def _unwrap(vertices: np.ndarray, faces: np.ndarray, size: int):
-    import xatlas
-
-    atlas = xatlas.Atlas()
-    atlas.add_mesh(vertices, faces)
-    po = xatlas.PackOptions()
-    po.resolution = int(size)
-    po.padding = 2
-    po.bilinear = True
-    po.blockAlign = True
-    co = xatlas.ChartOptions()
-    co.max_iterations = 1  # one chart-growing pass: TSDF meshes are dense, more passes cost minutes for little
-    atlas.generate(chart_options=co, pack_options=po)
-    vmap, ind, uv = atlas[0]
-    return vmap.astype(np.int64), ind.astype(np.int32), uv.astype(np.float32)
-
-
 # ---------------------------------------------------------------------------------------------------------- driver
 def mesh_scene(scene: Any, cfg: MeshConfig | None = None, progress: ProgressFn | None = None) -> TexturedMesh:
     """TSDF mesh of a scene (anything with `.cameras` and `.render(viewmat, K, w, h)`), cleaned, simplified, textured."""
@@ -306,161 +208,3 @@ def mesh_scene(scene: Any, cfg: MeshConfig | None = None, progress: ProgressFn |
                                                       "texels_seen": round(seen, 4)})
         report(progress, "mesh: texture", 1, 1)
     return out
-
-
-# ---------------------------------------------------------------------------------------------------------- files
-def to_trimesh(m: TexturedMesh, textured: bool = True):
-    import trimesh
-    from PIL import Image
-
-    if textured and m.texture is not None and m.uv is not None:
-        mat = trimesh.visual.material.PBRMaterial(baseColorTexture=Image.fromarray(m.texture), metallicFactor=0.0,
-                                                  roughnessFactor=1.0, name="realsim_mesh")
-        vis = trimesh.visual.TextureVisuals(uv=m.uv, material=mat)
-        return trimesh.Trimesh(m.vertices, m.faces, visual=vis, process=False)
-    cols = (np.clip(m.vertex_colors, 0, 1) * 255 + 0.5).astype(np.uint8)
-    return trimesh.Trimesh(m.vertices, m.faces, vertex_colors=cols, process=False)
-
-
-def save_mesh(m: TexturedMesh, path: str | os.PathLike) -> list[Path]:
-    """Write .ply (vertex colours), .obj (+ .mtl + PNG) or .glb (embedded PNG); returns the files written."""
-    from realsim.assets.atomic import atomic_path
-
-    path = Path(path)
-    suf = path.suffix.lower()
-    if suf not in MESH_SUFFIXES:
-        raise InputError(f"mesh file name must end in {', '.join(MESH_SUFFIXES)} (got {path.name})")
-    if suf == ".ply":
-        data = to_trimesh(m, textured=False).export(file_type="ply")
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(data)
-        return [path]
-    if suf == ".glb":
-        data = to_trimesh(m).export(file_type="glb")
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(data)
-        return [path]
-    # OBJ: the mesh, its material library and the texture beside it
-    from PIL import Image
-
-    written = [path]
-    mtl, png = path.with_suffix(".mtl"), path.with_name(path.stem + "_albedo.png")
-    lines = [f"mtllib {mtl.name}", "usemtl realsim_mesh"]
-    lines += [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in m.vertices]
-    textured = m.texture is not None and m.uv is not None
-    if textured:
-        lines += [f"vt {u:.6f} {v:.6f}" for u, v in m.uv]
-        lines += [f"f {a}/{a} {b}/{b} {c}/{c}" for a, b, c in (m.faces + 1)]
-    else:
-        lines = lines[:2] + [f"v {x:.6f} {y:.6f} {z:.6f} {r:.4f} {g:.4f} {b:.4f}"
-                             for (x, y, z), (r, g, b) in zip(m.vertices, m.vertex_colors)]
-        lines += [f"f {a} {b} {c}" for a, b, c in (m.faces + 1)]
-    mlines = ["newmtl realsim_mesh", "Ka 1 1 1", "Kd 1 1 1", "Ks 0 0 0", "d 1", "illum 1"]
-    if textured:
-        mlines.append(f"map_Kd {png.name}")
-        with atomic_path(png) as tmp:
-            Image.fromarray(m.texture).save(tmp, format="PNG")
-        written.append(png)
-    with atomic_path(mtl) as tmp:
-        tmp.write_text("\n".join(mlines) + "\n")
-    with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
-    return [*written, mtl]
-
-
-# ---------------------------------------------------------------------------------------------------------- scoring
-def render_textured(m: TexturedMesh, viewmat, K, width: int, height: int,
-                    background=(0.0, 0.0, 0.0)) -> dict[str, torch.Tensor]:
-    """Unlit render of the mesh (texture sampled bilinearly, or vertex colours): {"rgb", "alpha", "depth"}."""
-    cfg = MeshRenderConfig(shading="none", geometry=False)
-    bg = torch.as_tensor(background, dtype=torch.float32)
-    if m.texture is None or m.uv is None:
-        r = render_mesh(m.vertices, m.faces, vertex_colors=m.vertex_colors, viewmat=viewmat, K=K, width=width,
-                        height=height, config=cfg, background=background)
-        return {"rgb": r["rgb"], "alpha": r["alpha"], "depth": r["depth"]}
-    uv3 = np.concatenate([m.uv, np.zeros((len(m.uv), 1), np.float32)], 1)
-    r = render_mesh(m.vertices, m.faces, vertex_colors=uv3, viewmat=viewmat, K=K, width=width, height=height, config=cfg)
-    tex = torch.as_tensor(m.texture, dtype=torch.float32).permute(2, 0, 1)[None] / 255.0
-    g = torch.stack([r["rgb"][..., 0] * 2 - 1, (1 - r["rgb"][..., 1]) * 2 - 1], -1)[None]
-    col = F.grid_sample(tex, g, mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
-    a = r["alpha"]
-    return {"rgb": col * a + bg * (1 - a), "alpha": a, "depth": r["depth"]}
-
-
-def mesh_psnr(m: TexturedMesh, scene: Any, frames: list[CameraFrame], max_side: int = 320) -> dict[str, float]:
-    """PSNR of the textured mesh against the scene's own render at `frames` over the pixels both cover (alpha > 0.5),
-    plus `coverage`: the fraction of the render's opaque pixels nearer than the fusion's depth_max that the mesh covers."""
-    dmax = float(m.info.get("depth_max", float("inf")))
-    vals, covs = [], []
-    for f in frames:
-        s = min(1.0, max_side / max(f.width, f.height))
-        f = f.scaled(s) if s < 1.0 else f
-        ref = scene.render(f.viewmat, f.K, f.width, f.height)
-        r = render_textured(m, f.viewmat, f.K, f.width, f.height)
-        ga = ref["alpha"][..., 0] > 0.5
-        both = ga & (r["alpha"][..., 0] > 0.5)
-        if both.sum() < 10:
-            continue
-        ga = ga & (ref["depth"][..., 0] <= dmax)
-        mse = float(((r["rgb"][both] - ref["rgb"][..., :3][both]) ** 2).mean())
-        vals.append(10 * math.log10(1.0 / max(mse, 1e-12)))
-        covs.append(float(both.sum()) / max(1.0, float(ga.sum())))
-    return {"psnr": float(np.mean(vals)) if vals else float("nan"), "psnr_min": float(np.min(vals)) if vals else float("nan"),
-            "coverage": float(np.mean(covs)) if covs else 0.0, "views": len(vals)}
-
-
-def _sample_surface(V: np.ndarray, Fc: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    tri = V[Fc].astype(np.float64)
-    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    fi = rng.choice(len(Fc), size=n, p=area / area.sum())
-    r1, r2 = np.sqrt(rng.random(n)), rng.random(n)
-    t = tri[fi]
-    return (1 - r1)[:, None] * t[:, 0] + (r1 * (1 - r2))[:, None] * t[:, 1] + (r1 * r2)[:, None] * t[:, 2]
-
-
-def visible_gt_points(gt_vertices: np.ndarray, gt_faces: np.ndarray, frames: list[CameraFrame], depth_max: float,
-                      max_side: int = 240, n: int = 100_000, seed: int = 0) -> np.ndarray:
-    """Points of the ground-truth surface seen by the cameras within depth_max (what a reconstruction could recover)."""
-    pts = []
-    cfg = MeshRenderConfig(shading="none", geometry=True)
-    for f in frames:
-        s = min(1.0, max_side / max(f.width, f.height))
-        f = f.scaled(s) if s < 1.0 else f
-        r = render_mesh(gt_vertices, gt_faces, viewmat=f.viewmat, K=f.K, width=f.width, height=f.height, config=cfg)
-        ok = (r["alpha"][..., 0] > 0) & (r["depth"][..., 0] < depth_max)
-        pts.append(r["xyz"][ok].numpy())
-    P = np.concatenate(pts) if pts else np.zeros((0, 3))
-    rng = np.random.default_rng(seed)
-    return P[rng.choice(len(P), size=min(n, len(P)), replace=False)] if len(P) else P
-
-
-def mesh_accuracy(m: TexturedMesh, gt_points: np.ndarray, to_gt: tuple[float, np.ndarray, np.ndarray] | None = None,
-                  threshold: float = 0.05, n: int = 100_000, seed: int = 0) -> dict[str, float]:
-    """Chamfer distance (mean of the two directions' mean distances) and F-score at `threshold` between points sampled
-    on the mesh and ground-truth surface points; `to_gt` = (s, R, t) maps mesh coordinates into the ground-truth frame."""
-    from scipy.spatial import cKDTree
-
-    rng = np.random.default_rng(seed)
-    P = _sample_surface(m.vertices, m.faces, n, rng)
-    if to_gt is not None:
-        s, R, t = to_gt
-        P = s * P @ np.asarray(R).T + np.asarray(t)
-    d_pg = cKDTree(gt_points).query(P)[0]
-    d_gp = cKDTree(P).query(gt_points)[0]
-    prec, rec = float((d_pg < threshold).mean()), float((d_gp < threshold).mean())
-    fs = 2 * prec * rec / (prec + rec) if prec + rec > 0 else 0.0
-    return {"chamfer": float(0.5 * (d_pg.mean() + d_gp.mean())), "accuracy": float(d_pg.mean()),
-            "completeness": float(d_gp.mean()), "precision": prec, "recall": rec, "fscore": fs, "threshold": threshold}
-
-
-def align_to_ground_truth(est: CameraSet, gt: CameraSet) -> tuple[float, np.ndarray, np.ndarray]:
-    """Similarity (s, R, t) from the scene's world to the capture's exact world, fitted on camera centres by name."""
-    from .align import umeyama
-
-    g = {f.name: f for f in gt.frames}
-    pairs = [(f, g[f.name]) for f in est.frames if f.name in g]
-    if len(pairs) < 3:
-        raise InputError("fewer than 3 cameras of the scene match the ground-truth capture by name")
-    A = np.array([camera_center(np.asarray(e.viewmat)) for e, _ in pairs])
-    B = np.array([camera_center(np.asarray(t.viewmat)) for _, t in pairs])
-    return umeyama(A, B)

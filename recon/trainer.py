@@ -160,7 +160,8 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
         start, order = 0, []
         strategy = _strategy(cfg)
         opts = make_optimizers(model, lrs)
-        strat_state = strategy.initialize_state(model)
+        strat_state = strategy.initialize_state(model, ds.scene_extent)
+        strategy.check_sanity(model, opts)
         elapsed0 = 0.0
     else:
         mt = {k[6:]: v for k, v in ck["tensors"].items() if k.startswith("model.")}
@@ -171,6 +172,7 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
         opts = make_optimizers(model, lrs)
         restore_optimizers(opts, ck["tensors"])
         strat_state = {k[9:]: v.clone() for k, v in ck["tensors"].items() if k.startswith("strategy.")}
+        strat_state.setdefault("scene_extent", torch.tensor([float(ds.scene_extent)], dtype=torch.float64))  # older checkpoints
         torch.set_rng_state(ck["tensors"]["rng.torch"])
         gen.set_state(ck["tensors"]["rng.gen"])
         s = ck["numpy_rng"]
@@ -214,9 +216,7 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
                 for opt in opts.values():
                     opt.step()
                     opt.zero_grad(set_to_none=True)
-                kw = {"extent": ds.scene_extent} if cfg.model == "3dgs" else {}
-                changes = strategy.step_post_backward(model, opts, strat_state, sched, info, meta, view.width, view.height,
-                                                      generator=gen, **kw)
+                changes = strategy.step_post_backward(model, opts, strat_state, sched, info, meta, generator=gen)
                 step += 1
                 last_loss = loss
                 elapsed = time.perf_counter() - t0

@@ -35,7 +35,8 @@ from realsim.render.mesh import MeshRenderConfig, render_mesh
 from realsim.render.paths import CameraPath
 from realsim.render.streams import STREAMS, StreamWriter, frame_name
 
-from .body import BodyModel, coco17_points
+from .annotations import COCO_SKELETON, keypoints, visibility_metrics, world_map
+from .body import BodyModel
 from .camera import make_camera_path, visible_mask  # noqa: F401  (re-exported: the path helpers moved to sim.camera)
 from .loop import SimResult
 from .world import World
@@ -45,9 +46,6 @@ __all__ = ["SceneLayer", "gaussian_layer", "mesh_layer", "make_camera_path", "vi
 
 # (viewmat [4,4] metres-world, K [3,3], width, height) -> {"rgb" [H,W,3], "depth" [H,W,1] metres, "alpha" [H,W,1]}
 SceneLayer = Callable[[np.ndarray, np.ndarray, int, int], dict[str, torch.Tensor]]
-
-COCO_SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8], [7, 9], [8, 10], [9, 11],
-                 [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7]]
 
 
 def gaussian_layer(scene, scale: float = 1.0, backend: str = "auto", background=(0.0, 0.0, 0.0)) -> SceneLayer:
@@ -72,13 +70,6 @@ def mesh_layer(proc_scene, ssaa: int = 1) -> SceneLayer:
         return {"rgb": torch.from_numpy(r["rgb"]), "depth": d, "alpha": (d > 0).float()}
 
     return fn
-
-
-def _project(points: np.ndarray, V: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    pc = points @ V[:3, :3].T + V[:3, 3]
-    z = pc[..., 2]
-    uv = pc @ K.T
-    return uv[..., :2] / np.maximum(uv[..., 2:3], 1e-9), z
 
 
 def _render_agents(verts: np.ndarray, faces: np.ndarray, cols: np.ndarray, V: np.ndarray, K: np.ndarray, width: int, height: int,
@@ -270,61 +261,6 @@ def _work_box(alpha: torch.Tensor, centers: np.ndarray, radii: np.ndarray, V: np
     return y0, y1, x0, x1
 
 
-def _keypoints(sim: SimResult, t: int, V: np.ndarray, K: np.ndarray, width: int, height: int, depth: np.ndarray,
-               inst: np.ndarray) -> list[dict]:
-    kp3 = coco17_points(sim.skeleton, sim.joints[t], sim.heading[t])  # [A,17,3]
-    uv, z = _project(kp3, V, K)
-    anns = []
-    for a in range(sim.n_agents):
-        kps = []
-        nvis = 0
-        for k in range(17):
-            u, v, zz = float(uv[a, k, 0]), float(uv[a, k, 1]), float(z[a, k])
-            if zz <= 0.05 or not (0 <= u < width and 0 <= v < height):
-                kps += [0.0, 0.0, 0]
-                continue
-            px, py = int(u), int(v)
-            d = float(depth[py, px, 0])
-            # visible when nothing in front of the joint except this agent's own surface (~body radius)
-            vis = d <= 0 or zz <= d + 0.2 or inst[py, px] == a
-            kps += [round(u, 2), round(v, 2), 2 if vis else 1]
-            nvis += 1
-        ys, xs = np.nonzero(inst == a)
-        if len(xs):
-            bbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
-            area = float(len(xs))
-        else:
-            bbox, area = [0.0, 0.0, 0.0, 0.0], 0.0
-        if nvis == 0 and area == 0:
-            continue
-        anns.append({"track_id": a, "keypoints": kps, "num_keypoints": nvis, "bbox": bbox, "area": area, "iscrowd": 0,
-                     "category_id": 1})
-    return anns
-
-
-def world_map(world: World, sim: SimResult | None = None, px_per_cell: int = 3) -> np.ndarray:
-    """Top-down map uint8 [H,W,3] (+y up): walkable grey, obstacles dark red, unobserved black, agent tracks in their colours."""
-    img = np.zeros(world.shape + (3,), np.uint8)
-    img[world.support] = (60, 60, 60)
-    img[world.walkable] = (150, 160, 150)
-    img[world.obstacle] = (140, 30, 30)
-    img = np.repeat(np.repeat(img, px_per_cell, 0), px_per_cell, 1)
-    if sim is not None:
-        for a in range(sim.n_agents):
-            col = (np.array(sim.looks[a].shirt) * 255).astype(np.uint8)
-            ij = ((sim.joints[:, a, 0, :2] - world.origin) / world.cell * px_per_cell).astype(int)
-            ok = (ij[:, 0] >= 0) & (ij[:, 1] >= 0) & (ij[:, 0] < img.shape[0]) & (ij[:, 1] < img.shape[1])
-            img[ij[ok, 0], ij[ok, 1]] = col
-    return np.ascontiguousarray(img.transpose(1, 0, 2)[::-1])  # rows = -y, columns = +x
-
-
-def visibility_metrics(shown: np.ndarray, frame_pixels: int) -> dict[str, float]:
-    """How much the video shows the agents, from mask pixels per frame per agent shown [T,A]."""
-    vis = shown > 0
-    return {"frames_with_agent_fraction": float(vis.any(1).mean()), "visible_agents_mean": float(vis.sum(1).mean()),
-            "agent_pixels_fraction_mean": float(shown.sum(1).mean() / frame_pixels)}
-
-
 def write_outputs(out_dir: str | os.PathLike, layer: SceneLayer, world: World, sim: SimResult, path, *, overwrite: bool = False,
                   ssaa: int = 2, provenance: dict | None = None, progress: ProgressFn | None = None,
                   preview_every: int = 0, props=None, streams: Sequence[str] = STREAMS) -> dict:
@@ -372,7 +308,7 @@ def write_outputs(out_dir: str | os.PathLike, layer: SceneLayer, world: World, s
                     Image.fromarray((rgb * 255 + 0.5).clip(0, 255).astype(np.uint8)).save(preview / frame_name(t))
                 images.append({"id": t, "file_name": frame_name(t), "width": W, "height": H, "frame": t,
                                "time": t / path.fps})
-                for a in _keypoints(sim, t, path.viewmats[t], path.Ks[t], W, H, depth, inst):
+                for a in keypoints(sim, t, path.viewmats[t], path.Ks[t], W, H, depth, inst):
                     a["id"] = len(anns) + 1
                     a["image_id"] = t
                     anns.append(a)
