@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from realsim.assets.errors import InputError
-from realsim.cli.common import add_threads_option
+from realsim.cli.common import add_threads_option, check_output_file
 
 
 def add_parser(sub) -> None:
@@ -42,7 +42,6 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from realsim.cli.progress import RichProgress
     from realsim.recon.bundle import load_scene
-    from realsim.assets.atomic import check_writable
     from realsim.recon.export import ExportConfig, export_scene
 
     if args.target == "arkit":
@@ -54,11 +53,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--sh-degree must be 0..3, got {args.sh_degree}")
     if args.views_between < 0:
         raise InputError(f"--views-between must be >= 0, got {args.views_between}")
-    if args.output.is_dir():
-        raise InputError(f"output {args.output} is a folder; give a file name")
-    if args.output.exists() and not args.overwrite:
-        raise InputError(f"output {args.output} exists (pass --overwrite to replace it)")
-    check_writable(args.output)  # before the bake, not after it
+    check_output_file(args.output, args.overwrite)  # before the bake, not after it
     scene = load_scene(args.scene)
     cfg = ExportConfig(sh_degree=args.sh_degree, views_between=args.views_between)
     with RichProgress(not args.quiet) as prog:
@@ -78,7 +73,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_arkit(args: argparse.Namespace) -> int:
     """The AR-ready USDZ: mesh the scene (recon.mesh), write it Y-up with a PNG texture, check validators and ARKit rules."""
-    from realsim.assets.atomic import check_writable
     from realsim.assets.usd_ar import (MAX_TEXTURE, MAX_TRIANGLES, ArMesh, ar_budget_problems, arkit_problems,
                                        validate_usd, write_scene_usd)
     from realsim.cli.progress import RichProgress
@@ -93,17 +87,13 @@ def _run_arkit(args: argparse.Namespace) -> int:
         raise InputError(f"--texture-size must be 64..{MAX_TEXTURE} for AR, got {args.texture_size}")
     if args.scale is not None and not args.scale > 0:
         raise InputError(f"--scale must be positive, got {args.scale}")
-    if args.output.is_dir():
-        raise InputError(f"output {args.output} is a folder; give a file name")
-    if args.output.exists() and not args.overwrite:
-        raise InputError(f"output {args.output} exists (pass --overwrite to replace it)")
+    check_output_file(args.output, args.overwrite)
     scene = load_scene(args.scene)
     metric = bool(getattr(scene.info.world, "metric", False))
     if not metric and args.scale is None:
         raise InputError(f"{args.scene} is not metric (SfM units): AR needs metres; pass --scale METRES_PER_UNIT "
                          "or re-run `realsim poses` with --scale / --camera-height")
     scale = 1.0 if metric and args.scale is None else float(args.scale)
-    check_writable(args.output)
     with RichProgress(not args.quiet) as prog:
         m = mesh_scene(scene, MeshConfig(target_triangles=args.triangles, texture_size=args.texture_size), prog)
     write_scene_usd(args.output, ArMesh(m.vertices * scale, m.faces, m.uv, m.texture, m.vertex_colors), y_up=True,

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from realsim.assets.errors import InputError
-from realsim.cli.common import add_threads_option
+from realsim.cli.common import add_threads_option, check_output_file
 
 
 def add_parser(sub) -> None:
@@ -35,7 +35,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from realsim.assets.atomic import check_writable
     from realsim.cli.progress import RichProgress
     from realsim.recon.bundle import load_scene
     from realsim.recon.mesh import MESH_SUFFIXES, MeshConfig, mesh_psnr, mesh_scene, save_mesh
@@ -48,16 +47,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--texture-size must be 0 or 64..8192, got {args.texture_size}")
     if args.voxel is not None and not args.voxel > 0:
         raise InputError(f"--voxel must be positive, got {args.voxel}")
-    if args.output.is_dir():
-        raise InputError(f"output {args.output} is a folder; give a file name")
-    if args.output.exists() and not args.overwrite:
-        raise InputError(f"output {args.output} exists (pass --overwrite to replace it)")
+    check_output_file(args.output, args.overwrite)
     gt = None
     if args.ground_truth is not None:
         gt = args.ground_truth
         if not (gt / "geometry.safetensors").is_file() or not (gt / "cameras_gt.json").is_file():
             raise InputError(f"{gt} is not a synthetic capture folder (needs geometry.safetensors and cameras_gt.json)")
-    check_writable(args.output)
     scene = load_scene(args.scene)
     cfg = MeshConfig(max_side=args.max_side, views_between=args.views_between, voxel_size=args.voxel,
                      depth_max=args.depth_max, target_triangles=args.triangles, texture_size=args.texture_size)

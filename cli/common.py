@@ -75,3 +75,14 @@ def add_output_flags(p: argparse.ArgumentParser, overwrite_help: str | None,
     if overwrite_help is not None:
         p.add_argument("--overwrite", action="store_true", help=overwrite_help)
     p.add_argument("--json", action="store_true", help=json_help)
+
+
+def check_output_file(path, overwrite: bool) -> None:
+    """An output FILE argument: not a folder, not an existing file unless --overwrite, and writable (before long work)."""
+    from realsim.assets.atomic import check_writable
+
+    if path.is_dir():
+        raise InputError(f"output {path} is a folder; give a file name")
+    if path.exists() and not overwrite:
+        raise InputError(f"output {path} exists (pass --overwrite to replace it)")
+    check_writable(path)

@@ -105,9 +105,9 @@ def test_full_and_read_only_disks(scene_dir, small_disk, capsys):  # noqa: F811
 
 def test_enospc_while_writing_frames(scene_dir, tmp_path, capsys, monkeypatch):  # noqa: F811
     """A write that fails half way (disk full from a frame's PNG) names the output, removes the temp folder."""
-    from realsim.render import bundle
+    from realsim.render import streams
 
-    real, calls = bundle.save_depth_png16, []
+    real, calls = streams.save_depth_png16, []
 
     def full_after_two(path, *a, **k):
         calls.append(path)
@@ -115,7 +115,7 @@ def test_enospc_while_writing_frames(scene_dir, tmp_path, capsys, monkeypatch): 
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as write() reports it: no file name
         return real(path, *a, **k)
 
-    monkeypatch.setattr(bundle, "save_depth_png16", full_after_two)
+    monkeypatch.setattr(streams, "save_depth_png16", full_after_two)
     out = tmp_path / "vid"
     rc, err = _run(["render", str(scene_dir), "-o", str(out), "--seconds", "1", "--fps", "8"], capsys)
     assert rc == 2 and _one_line(err) == f"realsim render: error: cannot write {out}: disk full (no space left on device)"
