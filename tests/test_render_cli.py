@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from realsim.assets import CameraFrame, CameraSet, SceneInfo, WorldInfo, load_cameras, save_cameras, save_scene_info
+from realsim.assets import load_cameras
 from realsim.cli.main import main
-from realsim.render.paths import look_at
 from realsim.render.video import load_depth_png16, read_video
 
 W, H = 64, 48
@@ -19,32 +18,9 @@ W, H = 64, 48
 @pytest.fixture(scope="module")
 def scene_dir(tmp_path_factory):
     """A 3DGS bundle: a Gaussian ground plane with coloured blobs on it, 8 cameras around it (no training)."""
-    from realsim.recon.bundle import save_model
-    from realsim.recon.gs3d import GS3DConfig, GS3DModel
+    from viewer_helpers import make_scene
 
-    root = tmp_path_factory.mktemp("scene")
-    rng = np.random.default_rng(0)
-    gx, gy = np.meshgrid(np.linspace(-2, 2, 16), np.linspace(-2, 2, 16))
-    ground = np.stack([gx.ravel(), gy.ravel(), np.zeros(gx.size)], 1)
-    blobs = rng.normal(size=(120, 3)) * [0.5, 0.5, 0.3] + [0, 0, 0.5]
-    xyz = np.concatenate([ground, blobs]).astype(np.float32)
-    rgb = np.concatenate([np.full((len(ground), 3), 120), rng.integers(30, 255, size=(len(blobs), 3))])
-    model = GS3DModel.from_points(xyz, rgb, GS3DConfig(sh_degree=1, init_opacity=0.9))
-    with torch.no_grad():
-        model.scales[: len(ground)] = torch.log(torch.tensor([0.2, 0.2, 0.01]))
-        model.scales[len(ground):] = math.log(0.12)
-        model.shN.normal_(0, 0.05)
-    frames = []
-    for i in range(8):
-        a = 2 * np.pi * i / 8
-        p = np.array([4 * np.cos(a), 4 * np.sin(a), 2.0])
-        K = np.array([[70.0, 0, W / 2], [0, 70.0, H / 2], [0, 0, 1]])
-        frames.append(CameraFrame(f"{i:03d}.jpg", K, look_at(p, np.zeros(3)), W, H, "test" if i % 4 == 0 else "train"))
-    save_cameras(root / "cameras.json", CameraSet(frames))
-    save_model(root / "model.safetensors", model)
-    save_scene_info(root / "scene.json", SceneInfo(WorldInfo(metric=True), "3dgs", model.config.to_dict(),
-                                                   {"synthetic": True}))
-    return root
+    return make_scene(tmp_path_factory.mktemp("scene"), size=(W, H), focal=70.0, ext=".jpg", sh_noise=0.05, photos=False)
 
 
 def _run(argv) -> int:

@@ -11,11 +11,15 @@ import numpy as np
 import torch
 
 W, H = 96, 72
+DEFAULT_SIZE = (W, H)
 
 
-def make_scene(root: Path, sfm_points: bool = False) -> Path:
+def make_scene(root: Path, sfm_points: bool = False, size: tuple[int, int] | None = None, focal: float = 80.0,
+               ext: str = ".png", sh_noise: float = 0.0, photos: bool = True) -> Path:
     """A 3DGS bundle (no training): a grey Gaussian ground with coloured blobs, 8 cameras around it, their photos;
-    with `sfm_points` also sparse/0/points3D.txt (the ground and a 0.8 m box on it: a world map with an obstacle)."""
+    with `sfm_points` also sparse/0/points3D.txt (the ground and a 0.8 m box on it: a world map with an obstacle).
+    `sh_noise` > 0 gives the Gaussians view-dependent colour (normal noise of that std on the SH rest coefficients)."""
+    W, H = size or DEFAULT_SIZE
     from PIL import Image
 
     from realsim.assets import CameraFrame, CameraSet, SceneInfo, WorldInfo, save_cameras, save_scene_info
@@ -34,13 +38,13 @@ def make_scene(root: Path, sfm_points: bool = False) -> Path:
     with torch.no_grad():
         model.scales[: len(ground)] = torch.log(torch.tensor([0.2, 0.2, 0.01]))
         model.scales[len(ground):] = math.log(0.12)
-        model.shN.zero_()
+        model.shN.normal_(0, sh_noise) if sh_noise > 0 else model.shN.zero_()
     frames = []
     for i in range(8):
         a = 2 * np.pi * i / 8
         p = np.array([4 * np.cos(a), 4 * np.sin(a), 2.0])
-        K = np.array([[80.0, 0, W / 2], [0, 80.0, H / 2], [0, 0, 1]])
-        frames.append(CameraFrame(f"{i:03d}.png", K, look_at(p, np.zeros(3)), W, H, "test" if i % 4 == 0 else "train"))
+        K = np.array([[focal, 0, W / 2], [0, focal, H / 2], [0, 0, 1]])
+        frames.append(CameraFrame(f"{i:03d}{ext}", K, look_at(p, np.zeros(3)), W, H, "test" if i % 4 == 0 else "train"))
     save_cameras(root / "cameras.json", CameraSet(frames))
     save_model(root / "model.safetensors", model)
     save_scene_info(root / "scene.json", SceneInfo(WorldInfo(metric=True), "3dgs", model.config.to_dict(),
@@ -54,6 +58,8 @@ def make_scene(root: Path, sfm_points: bool = False) -> Path:
         (root / "sparse" / "0").mkdir(parents=True, exist_ok=True)
         (root / "sparse" / "0" / "points3D.txt").write_text(
             "".join(f"{i + 1} {x:.4f} {y:.4f} {z:.4f} 128 128 128 0.5\n" for i, (x, y, z) in enumerate(P)))
+    if not photos:
+        return root
     scene = load_scene(root)
     (root / "images").mkdir(exist_ok=True)
     for f in frames:  # the "photos" are the model's own renders
