@@ -14,6 +14,7 @@ from realsim.assets.atomic import check_writable, make_dirs, write_text_atomic
 from realsim.assets.errors import InputError, RealsimError
 from realsim.assets.progress import ProgressFn, report
 
+from .demo_poses import run_demo_poses
 from .scenario import Scenario, default_scenario, load_scenario
 
 __all__ = ["SimulateOptions", "simulate_scene", "DemoOptions", "run_demo", "demo_simulate_options"]
@@ -265,7 +266,7 @@ def run_demo(out_dir: str | os.PathLike, opts: DemoOptions | None = None, progre
 
     Each finished stage is reused on a re-run (so an interrupted demo resumes), unless overwrite is set.
     """
-    from realsim.recon import PosesOptions, run_poses, train
+    from realsim.recon import PosesOptions, train
 
     from .capture import CaptureConfig, make_capture
 
@@ -314,18 +315,17 @@ def run_demo(out_dir: str | os.PathLike, opts: DemoOptions | None = None, progre
                              # only avoids the false matches between far-apart repeated facades that broke exhaustive
                              # matching (and loop-closure pairs) on some seeds
                              matcher="sequential" if synthetic else "auto", loop_closure=not synthetic)
-        pres = run_poses(images, poses_dir, popts, overwrite=True, progress=progress)
-        poses_info = {"registered": pres.n_registered, "images": pres.n_images, "points": pres.n_points,
-                      "reproj_px": pres.mean_reproj_px, "metric": pres.metric, "scale_source": pres.scale_source}
+        gt = out / "capture" / "cameras_gt.json" if synthetic else None
+        poses_info = run_demo_poses(images, poses_dir, popts, gt, progress)
     else:
         poses_info = {"reused": True}
-    if synthetic:
-        from realsim.assets.cameras import load_cameras
+        if synthetic:
+            from realsim.assets.cameras import load_cameras
 
-        from .capture import pose_error_vs_ground_truth
+            from .capture import pose_error_vs_ground_truth
 
-        poses_info["vs_ground_truth"] = pose_error_vs_ground_truth(load_cameras(poses_dir / "cameras.json"),
-                                                                   load_cameras(out / "capture" / "cameras_gt.json"))
+            poses_info["vs_ground_truth"] = pose_error_vs_ground_truth(load_cameras(poses_dir / "cameras.json"),
+                                                                       load_cameras(out / "capture" / "cameras_gt.json"))
     timings["poses_s"] = round(time.time() - t, 2)
     # 3. Scaffold-GS
     t = time.time()

@@ -137,7 +137,7 @@ def test_exact_mode_shows_realsims_render(viewer):
             assert time.monotonic() - t0 < 30, "exact mode sent no frames"
             time.sleep(0.2)
         assert app.h["splats"].visible is False
-        can, mask, err = _wait_drawn(driver, app, client, ref, timeout=20)
+        can, mask, err = _wait_drawn(driver, app, client, ref, timeout=60)  # a loaded 2-core CI machine draws slowly
         assert err < 0.04, f"the exact-mode page differs from realsim's render by {err:.3f} mean abs error"
     finally:
         app.h["exact"].value = False
