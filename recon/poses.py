@@ -31,7 +31,7 @@ class PosesOptions:
     max_image_size: int | None = 1600  # longest side used for SfM and written to WORKDIR/images
     seed: int = 0
     matcher: str = "auto"
-    loop_closure: bool = True  # sequential matching: add retrieval (bag-of-words) pairs between far-apart photos
+    loop_closure: bool = True  # sequential matching: also pair far-apart photos (doubling steps, bag-of-words retrieval)
     scale: float | None = None  # metres per SfM unit
     camera_height: float | None = None  # metres of camera above the ground plane
     assumed_camera_height: float | None = None  # used (with a warning) when no GPS, scale or camera_height fixes metres
@@ -178,7 +178,8 @@ def run_poses(src: str | Path | None, workdir: str | Path, opts: PosesOptions | 
             staged = prepare_input(src, work / "images", opts.max_image_size, opts.video_fps, opts.max_frames, progress)
             so = sfm.SfmOptions(matcher=opts.matcher, num_threads=opts.num_threads, seed=opts.seed,
                                 relaxed_init=opts.relaxed_init, min_registered=opts.min_registered,
-                                loop_neighbors=sfm.SfmOptions.loop_neighbors if opts.loop_closure else 0)
+                                loop_neighbors=sfm.SfmOptions.loop_neighbors if opts.loop_closure else 0,
+                                far_steps=opts.loop_closure)
             sfm_res = sfm.run_sfm(staged, work, so, progress)
             rec, image_dir, matcher = sfm_res.reconstruction, staged.folder, sfm_res.matcher
             n_images = sfm_res.n_images

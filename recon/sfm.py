@@ -34,6 +34,7 @@ class SfmOptions:
     exhaustive_max: int = 60  # auto: exhaustive up to this many images
     overlap: int = 8  # sequential: match each image with the next `overlap` ones (+ quadratic steps)
     loop_neighbors: int = 5  # sequential: retrieval (bag-of-words) loop-closure pairs per image
+    far_steps: bool = True  # sequential: also pair each image with far ones in doubling steps (cheap loop closure)
     spatial_neighbors: int = 12  # spatial/GPS: nearest images by GPS position
     max_num_features: int = 8192
     camera_model: str = "SIMPLE_RADIAL"
@@ -197,7 +198,7 @@ def make_pairs(names: list[str], matcher: str, opts: SfmOptions, db: Path, gps: 
                 if i + k < n:
                     pairs.add((i, i + k))
             q = 1
-            while q <= n:  # quadratic steps reach far images cheaply
+            while opts.far_steps and q <= n:  # doubling steps reach far images cheaply
                 if i + opts.overlap + q < n:
                     pairs.add((i, i + opts.overlap + q))
                 q *= 2

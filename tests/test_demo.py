@@ -83,7 +83,10 @@ def test_demo_outputs(demo_dir):
     shown = np.mean([(m > A).any() for m in masks])
     assert shown >= 0.6, shown
     ball = np.array(props["props"][0]["position"])
-    assert np.linalg.norm(ball[-1, :2] - ball[0, :2]) > 1.0  # kicked: it rolls across the street
+    rolled = float(np.linalg.norm(ball[-1, :2] - ball[0, :2]))
+    hit = [c for c in props["contacts"] if c["prop"] == 0 and c["with"] not in ("ground", "floor")]
+    # kicked: it rolls across the street (>= 1.5 m/s for the clip), unless an agent or a wall stops it on the way
+    assert rolled > 1.0 or (rolled > 0.2 and hit), (rolled, hit)
     print(f"[demo tiny] props in {100 * shown:.0f}% of the frames' masks; contacts {[c['with'] for c in props['contacts']]}")
     for name in ("depth.mp4", "masks.mp4", "cameras.json", "camera_path.json", "trajectories.json", "motion.safetensors"):
         assert (demo_dir / "sim" / name).is_file(), name

@@ -179,3 +179,15 @@ def test_sequential_pairs_close_the_loop(synth, tmp_path):
     pairs = sfm.make_pairs(order, "sequential", opts, db, {})
     assert ("view_000.png", "view_001.png") in pairs  # index 0 and 11: only loop detection proposes it
     assert len(pairs) < len(order) * (len(order) - 1) / 2  # and it is not exhaustive
+
+
+def test_sequential_without_loop_closure_pairs_neighbours_only():
+    """loop_closure off (the demo's synthetic walk): each photo is paired with its `overlap` successors and nothing far."""
+    from realsim.recon import sfm
+
+    names = [f"{i:03d}.jpg" for i in range(30)]
+    far = sfm.make_pairs(names, "sequential", sfm.SfmOptions(overlap=8, loop_neighbors=0), None, {})
+    near = sfm.make_pairs(names, "sequential", sfm.SfmOptions(overlap=8, loop_neighbors=0, far_steps=False), None, {})
+    gaps = {int(b[:3]) - int(a[:3]) for a, b in near}
+    assert gaps == set(range(1, 9)) and len(near) == sum(min(8, 29 - i) for i in range(30))
+    assert max(int(b[:3]) - int(a[:3]) for a, b in far) > 8  # the default still reaches far photos
