@@ -36,8 +36,8 @@ class Strategy(Protocol):
         """Before backward: keep what step_post_backward reads (the screen-space gradient of meta["means2d"])."""
 
     def step_post_backward(self, model: nn.Module, optimizers: Optimizers, state: dict[str, torch.Tensor], step: int,
-                           info: dict[str, torch.Tensor], meta: dict[str, Any], *legacy_size: int,
-                           generator: torch.Generator | None = None, **legacy: Any) -> dict[str, int]:
+                           info: dict[str, torch.Tensor], meta: dict[str, Any],
+                           generator: torch.Generator | None = None) -> dict[str, int]:
         """After the optimisers stepped: accumulate statistics, densify / prune on schedule; returns counts of changes.
         The image size is meta["width"], meta["height"] (old callers' positional width, height are ignored)."""
 
@@ -124,11 +124,9 @@ class _Strategy(ConfigDict):
             m2d.retain_grad()
 
     @staticmethod
-    def scene_extent(state: dict[str, torch.Tensor], legacy: dict[str, Any]) -> float:
-        """The state's scene extent; an old caller's `extent=` keyword wins (states from before it was kept: 1.0)."""
-        if legacy.get("extent") is not None:
-            return float(legacy["extent"])
-        return float(state["scene_extent"]) if "scene_extent" in state else 1.0
+    def scene_extent(state: dict[str, torch.Tensor]) -> float:
+        """The scene extent kept in the state by initialize_state (a resumed run restores it from its checkpoint)."""
+        return float(state["scene_extent"])
 
 
 @dataclass
@@ -153,8 +151,8 @@ class ScaffoldStrategy(_Strategy):
                 "last_bucket": torch.zeros(1, dtype=torch.int64), "scene_extent": _extent_state(scene_extent)}
 
     def step_post_backward(self, model: nn.Module, optimizers: Optimizers, state: dict[str, torch.Tensor], step: int,
-                           info: dict[str, torch.Tensor], meta: dict[str, Any], *legacy_size: int,
-                           generator: torch.Generator | None = None, **legacy: Any) -> dict[str, int]:
+                           info: dict[str, torch.Tensor], meta: dict[str, Any],
+                           generator: torch.Generator | None = None) -> dict[str, int]:
         """Accumulate statistics; grow and prune on schedule. Returns counts of what changed (Strategy protocol)."""
         if step >= self.update_until or step < self.start_stat:
             return {}
@@ -291,12 +289,12 @@ class ADCStrategy(_Strategy):
                 "last_reset": torch.zeros(1, dtype=torch.int64), "scene_extent": _extent_state(scene_extent)}
 
     def step_post_backward(self, model: nn.Module, optimizers: Optimizers, state: dict[str, torch.Tensor], step: int,
-                           info: dict[str, torch.Tensor], meta: dict[str, Any], *legacy_size: int,
-                           generator: torch.Generator | None = None, **legacy: Any) -> dict[str, int]:
+                           info: dict[str, torch.Tensor], meta: dict[str, Any],
+                           generator: torch.Generator | None = None) -> dict[str, int]:
         """Accumulate view-space gradients; refine and reset on schedule (Strategy protocol)."""
         if step >= self.refine_stop:
             return {}
-        extent = self.scene_extent(state, legacy)
+        extent = self.scene_extent(state)
         with torch.no_grad():
             gn = _screen_grad_norm(meta)
             if gn is not None:
