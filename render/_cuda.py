@@ -18,7 +18,7 @@ from . import _jit
 CSRC = _jit.CSRC
 KERNELS = ("cuda_project.cu", "cuda_isect.cu", "cuda_rasterize.cu", "prefilter_cuda.cu")
 BINDING = "cuda_bindings.cpp"
-NVCC_FLAGS = ["-O3", "-std=c++17"]
+NVCC_FLAGS = ["-O3", "-std=c++17"]  # stand-alone nvcc (no torch headers); the torch build lets torch pick -std
 
 
 def kernel_sources() -> list[Path]:
@@ -55,8 +55,8 @@ def _build() -> ModuleType:
         raise RealsimError("nvcc (the CUDA toolkit) was not found to build realsim's CUDA kernels: set CUDA_HOME or use "
                            "backend='gsplat'")
     return _jit.build("realsim_cuda_kernels", [BINDING, *KERNELS], "CUDA kernels",
-                      "use backend='gsplat' or check the CUDA toolkit", extra_cflags=["-O3", "-std=c++17"],
-                      extra_cuda_cflags=NVCC_FLAGS)
+                      "use backend='gsplat' or check the CUDA toolkit", extra_cflags=["-O3"],
+                      extra_cuda_cflags=["-O3"])
 
 
 load = _jit.CachedModule(_build)

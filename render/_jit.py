@@ -17,7 +17,8 @@ from realsim.assets.errors import RealsimError
 log = logging.getLogger("realsim.render")
 
 CSRC = Path(__file__).resolve().parent / "csrc"
-CPU_CFLAGS = ["-O3", "-std=c++17", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
+# no -std flag: torch adds the standard its headers need (C++17 up to 2.13, C++20 from 2.14 on); ours would override it
+CPU_CFLAGS = ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
 STALE_LOCK_S = 600.0  # a cold build takes under a minute here (CUDA a few): an older lock is from a killed build
 
 
