@@ -1,13 +1,21 @@
 """autograd.Functions over a compiled op module (CPU or CUDA extension with the ops of render/csrc/ops.h), gsplat's way."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
 
+from realsim.assets.errors import RealsimError
+
+log = logging.getLogger("realsim.render")
+_TILE_FIT: dict[tuple[Any, bool, int], int] = {}  # (device, float64, channels) -> largest tile the CUDA kernels run
+
 
 class _Project(torch.autograd.Function):
-    """project_fwd / project_bwd: 3D Gaussians -> radii, means2d, depths, conics, compensations."""
+    """project_fwd / project_bwd: 3D Gaussians -> radii, means2d, depths, conics, compensations.
+
+    Differentiable w.r.t. means, quats, scales and viewmats (the last only computed when viewmats.requires_grad)."""
 
     @staticmethod
     def forward(ctx, means, quats, scales, opacities, viewmats, Ks, ops, width, height, eps2d, near, far, antialiased):
@@ -21,10 +29,11 @@ class _Project(torch.autograd.Function):
     @staticmethod
     def backward(ctx, v_radii, v_means2d, v_depths, v_conics, v_comp):
         means, quats, scales, viewmats, Ks, radii, conics, comp = ctx.saved_tensors
-        v_means, v_quats, v_scales = ctx.ops.project_bwd(
+        v_means, v_quats, v_scales, v_viewmats = ctx.ops.project_bwd(
             means, quats, scales, viewmats, Ks, ctx.size[0], ctx.size[1], ctx.eps2d, ctx.antialiased, radii, conics,
-            comp, v_means2d.contiguous(), v_depths.contiguous(), v_conics.contiguous(), v_comp.contiguous())
-        return v_means, v_quats, v_scales, *([None] * 10)
+            comp, v_means2d.contiguous(), v_depths.contiguous(), v_conics.contiguous(), v_comp.contiguous(),
+            ctx.needs_input_grad[4])  # d loss / d viewmats [C,4,4] only when the caller refines poses
+        return v_means, v_quats, v_scales, None, v_viewmats, *([None] * 8)
 
 
 class _Rasterize(torch.autograd.Function):
@@ -88,9 +97,28 @@ def project(ops, means, quats, scales, opacities, viewmats, Ks, width: int, heig
                           float(near_plane), float(far_plane), antialiased)
 
 
+def fitting_tile_size(ops, tile_size: int, means2d: torch.Tensor, channels: int) -> int:
+    """tile_size, or the largest smaller one whose blocks the CUDA rasterizer can launch on this GPU for this dtype and
+    channel count (a 32x32 tile needs 1024 threads, more than some builds' register budget allows)."""
+    if not hasattr(ops, "max_tile_size"):  # the CPU kernels take any tile size up to 32
+        return tile_size
+    key = (means2d.device, means2d.dtype == torch.float64, int(channels))
+    if key not in _TILE_FIT:
+        _TILE_FIT[key] = int(ops.max_tile_size(key[1], key[2]))
+        if 0 < _TILE_FIT[key] < tile_size:
+            log.warning("tile_size %d does not fit the CUDA rasterizer for %s with %d channels on this GPU; using %d",
+                        tile_size, means2d.dtype, channels, _TILE_FIT[key])
+    fit = _TILE_FIT[key]
+    if fit == 0:
+        raise RealsimError(f"the CUDA rasterizer cannot launch on this GPU for {means2d.dtype} with {channels} channels "
+                           "(registers or shared memory); use fewer channels, float32 or backend='gsplat'")
+    return min(tile_size, fit)
+
+
 def rasterize(ops, means2d, conics, colors, opacities, depths, radii, width: int, height: int, tile_size: int,
               backgrounds, absgrad: bool) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     """Tile intersection + differentiable blending; returns (render_colors, render_alphas, isect info for meta)."""
+    tile_size = fitting_tile_size(ops, tile_size, means2d, colors.shape[-1])
     tiles_w, tiles_h = -(-width // tile_size), -(-height // tile_size)
     with torch.no_grad():
         tiles_per_gauss, isect_ids, flatten_ids, isect_offsets = ops.isect_tiles(
@@ -102,5 +130,5 @@ def rasterize(ops, means2d, conics, colors, opacities, depths, radii, width: int
     rc, ra = _Rasterize.apply(means2d, conics.contiguous(), colors.contiguous(), opacities.contiguous(), backgrounds,
                               ops, radii, width, height, tile_size, isect_offsets, flatten_ids, absgrad)
     info = {"tiles_per_gauss": tiles_per_gauss, "isect_ids": isect_ids, "flatten_ids": flatten_ids,
-            "isect_offsets": isect_offsets, "tile_width": tiles_w, "tile_height": tiles_h}
+            "isect_offsets": isect_offsets, "tile_width": tiles_w, "tile_height": tiles_h, "tile_size": tile_size}
     return rc, ra, info

@@ -52,7 +52,7 @@ def resolve_backend(backend: str, device: torch.device) -> str:
 
 
 def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, render_mode,
-                  rasterize_mode, tile_size, backgrounds) -> None:
+                  rasterize_mode, tile_size, backgrounds, near_plane, far_plane) -> None:
     N = means.shape[0] if means.dim() == 2 else -1
     if means.dim() != 2 or means.shape[1] != 3:
         raise InputError(f"means must be [N,3], got {tuple(means.shape)}")
@@ -63,6 +63,8 @@ def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, 
         raise InputError(f"viewmats must be [C,4,4] and Ks [C,3,3], got {tuple(viewmats.shape)} and {tuple(Ks.shape)}")
     if int(width) <= 0 or int(height) <= 0:
         raise InputError(f"image size must be positive, got {width}x{height}")
+    if not 0 < near_plane < far_plane:  # depths are sorted as non-negative floats (tile keys); perspective needs z > 0
+        raise InputError(f"need 0 < near_plane < far_plane, got near_plane={near_plane}, far_plane={far_plane}")
     if sh_degree is None:
         if not (colors.dim() == 2 and colors.shape[0] == N) and not (colors.dim() == 3 and colors.shape[:2] == (
                 viewmats.shape[0], N)):
@@ -103,12 +105,13 @@ def rasterization(
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     """Render C views of N Gaussians: (render_colors [C,H,W,D(+1)], render_alphas [C,H,W,1], meta), like gsplat.
 
-    Differentiable w.r.t. means, quats, scales, opacities, colors (and backgrounds). meta["means2d"] [C,N,2] keeps its
+    Differentiable w.r.t. means, quats, scales, opacities, colors, viewmats (camera poses; computed only when
+    viewmats.requires_grad) and backgrounds. meta["means2d"] [C,N,2] keeps its
     .grad (and .absgrad when absgrad=True) after backward for densification; meta["radii"] [C,N,2] int32 (0 = culled).
     """
     width, height = int(width), int(height)
     _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, render_mode,
-                  rasterize_mode, tile_size, backgrounds)
+                  rasterize_mode, tile_size, backgrounds, near_plane, far_plane)
     backend = resolve_backend(backend, means.device)
     if backend == "gsplat":
         from . import gsplat_backend  # same signature and return convention as gsplat

@@ -21,6 +21,9 @@
 #ifndef __device__
 #define __device__
 #endif
+#ifndef __launch_bounds__
+#define __launch_bounds__(...)
+#endif
 #ifndef __forceinline__
 #define __forceinline__ inline
 #endif

@@ -22,13 +22,16 @@ void project_fwd(const T* means, const T* quats, const T* scales, const T* opac,
                                aa != 0, radii, means2d, depths, conics, comps);
 }
 
+// The real backward kernel (blocks of kProjectBlock threads, warp reduction of the viewmat gradient; v_view may be null).
 template <typename T>
 void project_bwd(const T* means, const T* quats, const T* scales, const T* viewmats, const T* Ks, int C, int N, int W,
                  int H, double eps2d, int aa, const int32_t* radii, const T* conics, const T* comps, const T* v_m2,
-                 const T* v_d, const T* v_c, const T* v_comp, T* v_means, T* v_quats, T* v_scales) {
-    for (int64_t idx = 0; idx < int64_t(C) * N; ++idx)
-        project_backward_one<T>(idx, means, quats, scales, viewmats, Ks, N, W, H, T(eps2d), aa != 0, radii, conics,
-                                comps, v_m2, v_d, v_c, v_comp, v_means, v_quats, v_scales);
+                 const T* v_d, const T* v_c, const T* v_comp, T* v_means, T* v_quats, T* v_scales, T* v_view) {
+    const int64_t total = int64_t(C) * N;
+    rs_emu::launch(dim3(div_up(total, kProjectBlock), 1, 1), dim3(kProjectBlock, 1, 1), 0, [&] {
+        project_backward_kernel<T>(means, quats, scales, viewmats, Ks, C, N, W, H, T(eps2d), aa != 0, radii, conics,
+                                   comps, v_m2, v_d, v_c, v_comp, v_means, v_quats, v_scales, v_view);
+    });
 }
 
 template <typename T>
@@ -73,8 +76,8 @@ void raster_bwd(const T* m2, const T* con, const T* col, const T* op, const T* b
     }                                                                                                                 \
     void emu_project_bwd_##SUF(const T* a, const T* b, const T* c, const T* e, const T* f, int C, int N, int W, int H, \
                                double eps, int aa, const int32_t* r, const T* con, const T* comp, const T* v1,       \
-                               const T* v2, const T* v3, const T* v4, T* o1, T* o2, T* o3) {                         \
-        project_bwd<T>(a, b, c, e, f, C, N, W, H, eps, aa, r, con, comp, v1, v2, v3, v4, o1, o2, o3);                \
+                               const T* v2, const T* v3, const T* v4, T* o1, T* o2, T* o3, T* o4) {                  \
+        project_bwd<T>(a, b, c, e, f, C, N, W, H, eps, aa, r, con, comp, v1, v2, v3, v4, o1, o2, o3, o4);            \
     }                                                                                                                 \
     void emu_isect_count_##SUF(const int32_t* r, const T* m2, int C, int N, int ts, int tw, int th, int32_t* tpg) {  \
         isect_count_all<T>(r, m2, C, N, ts, tw, th, tpg);                                                             \
@@ -109,6 +112,16 @@ void raster_bwd(const T* m2, const T* con, const T* col, const T* op, const T* b
 extern "C" {
 RS_EMU_EXPORTS(float, f32)
 RS_EMU_EXPORTS(double, f64)
+const char* emu_launch_limit_error(int threads, int64_t smem, int max_threads, int64_t max_smem) {
+    return launch_limit_error("rasterize_backward", threads, static_cast<size_t>(smem), max_threads,
+                              static_cast<size_t>(max_smem));
+}
+// Dynamic shared memory of the rasterizer's blocks (what the launch check compares with the device's limit).
+int64_t emu_raster_smem_bytes(int backward, int f64, int D, int ts) {
+    if (D != 64) return -1;
+    if (f64) return static_cast<int64_t>(backward ? backward_smem_bytes<double, 64>(ts) : forward_smem_bytes<double, 64>(ts));
+    return static_cast<int64_t>(backward ? backward_smem_bytes<float, 64>(ts) : forward_smem_bytes<float, 64>(ts));
+}
 void emu_isect_offsets(const int64_t* keys, int64_t n, int C, int n_tiles, int tile_bits, int32_t* offs) {
     for (int64_t i = 0; i <= n; ++i) isect_offsets_one(i, keys, n, n_tiles, tile_bits, int64_t(C) * n_tiles, offs);
 }

@@ -170,7 +170,7 @@ TESTS = Path(__file__).resolve().parent
 P, I32, I64, F64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_double
 _SIGS = {
     "emu_project_fwd": [P] * 6 + [I32] * 4 + [F64] * 3 + [I32] + [P] * 5,
-    "emu_project_bwd": [P] * 5 + [I32] * 4 + [F64, I32] + [P] * 10,
+    "emu_project_bwd": [P] * 5 + [I32] * 4 + [F64, I32] + [P] * 11,
     "emu_isect_count": [P, P] + [I32] * 5 + [P],
     "emu_isect_emit": [P] * 4 + [I32] * 6 + [P, P],
     "emu_raster_fwd": [P] * 8 + [I32] * 7 + [I64] + [P] * 3,
@@ -199,6 +199,8 @@ def emu(tmp_path_factory):
             fn = getattr(lib, f"{base}_{suf}")
             fn.argtypes, fn.restype = sig, ctypes.c_int if base.startswith("emu_raster") else None
     lib.emu_isect_offsets.argtypes, lib.emu_isect_offsets.restype = [P, I64, I32, I32, I32, P], None
+    lib.emu_launch_limit_error.argtypes, lib.emu_launch_limit_error.restype = [I32, I64, I32, I64], ctypes.c_char_p
+    lib.emu_raster_smem_bytes.argtypes, lib.emu_raster_smem_bytes.restype = [I32] * 4, I64
     return lib
 
 
@@ -272,13 +274,20 @@ def test_emulated_projection_matches_cpu_kernels(emu, cpu_ops, dtype, antialiase
     # backward: same radii/conics as the CPU forward, random output gradients
     g = torch.Generator().manual_seed(2)
     vs = [torch.randn(t.shape, generator=g, dtype=torch.float64).to(dtype) for t in (ref[1], ref[2], ref[3], ref[4])]
-    want = cpu_ops.project_bwd(means, quats, scales, vm, Ks, EW, EH, 0.3, antialiased, ref[0], ref[3], ref[4], *vs)
-    outs = [np.zeros(s, npd) for s in ((N, 3), (N, 4), (N, 3))]
-    getattr(emu, f"emu_project_bwd_{suf}")(*map(_p, [ins[0], ins[1], ins[2], ins[4], ins[5]]), C, N, EW, EH, 0.3,
-                                           int(antialiased), *map(_p, [_np(t) for t in (ref[0], ref[3], ref[4])]),
-                                           *map(_p, [_np(v) for v in vs]), *map(_p, outs))
-    for got, w in zip(outs, want):
-        assert _rel(got, _np(w)) < (1e-11 if dtype == torch.float64 else 1e-4)
+    # (the real kernel: 256-thread blocks, warps reduce the viewmat gradient; N = 70 puts a camera boundary mid-warp)
+    want = cpu_ops.project_bwd(means, quats, scales, vm, Ks, EW, EH, 0.3, antialiased, ref[0], ref[3], ref[4], *vs,
+                               True)
+    assert want[3].shape == (C, 4, 4) and torch.all(want[3][:, 3] == 0) and want[3][:, :3].abs().min() > 0
+    for with_view in (True, False):
+        outs = [np.zeros(s, npd) for s in ((N, 3), (N, 4), (N, 3), (C, 4, 4))]
+        getattr(emu, f"emu_project_bwd_{suf}")(*map(_p, [ins[0], ins[1], ins[2], ins[4], ins[5]]), C, N, EW, EH, 0.3,
+                                               int(antialiased), *map(_p, [_np(t) for t in (ref[0], ref[3], ref[4])]),
+                                               *map(_p, [_np(v) for v in vs]), *map(_p, outs[:3]),
+                                               _p(outs[3]) if with_view else None)
+        for got, w in zip(outs if with_view else outs[:3], want):
+            assert _rel(got, _np(w)) < (1e-11 if dtype == torch.float64 else 1e-4)
+        if not with_view:
+            assert not outs[3].any()
 
 
 def _emu_isect(emu, suf, radii, m2, depths, C, N, ts, tw, th):
@@ -347,3 +356,44 @@ def test_emulated_rasterizer_matches_cpu_kernels(emu, cpu_ops, dtype, ts, D, bg)
     for name, got, w in zip(("v_means2d", "v_conics", "v_colors", "v_opacities", "v_means2d_abs"), outs, want):
         assert np.abs(_np(w)).sum() > 0, name
         assert _rel(got, _np(w)) < (1e-11 if dtype == torch.float64 else 1e-4), name
+
+
+def test_emulated_launch_limits(emu):
+    """The rasterizer's launch check: a 32x32 tile (1024 threads) against a register-limited build, and 64 float64
+    channels at tile 32 against an H100/H200's 227 KB of shared memory, are refused with a reason, not launched."""
+    optin = 232_448  # cudaDevAttrMaxSharedMemoryPerBlockOptin of sm_90
+    assert emu.emu_launch_limit_error(256, 20_000, 1024, optin) == b""
+    err = emu.emu_launch_limit_error(1024, 20_000, 640, optin).decode()
+    assert "1024 threads" in err and "allows 640" in err and "tile_size" in err
+    big = emu.emu_raster_smem_bytes(1, 1, 64, 32)
+    assert big == 1024 * (8 * 8 + 8 * 64 + 4) + 32 * 4 > optin  # Splat<double> is 8 doubles
+    assert "shared memory" in emu.emu_launch_limit_error(1024, big, 1024, optin).decode()
+    for backward in (0, 1):
+        for f64 in (0, 1):
+            assert 0 < emu.emu_raster_smem_bytes(backward, f64, 64, 16) <= optin  # tile 16 always fits
+
+
+def test_tile_size_follows_what_the_cuda_kernels_can_launch(caplog):
+    """The CUDA path asks the binding (max_tile_size: register budget and shared memory of each kernel build) and
+    falls back to the largest tile that launches, once per (device, dtype, channels); none at all is one clear error."""
+    from realsim.render import _functions
+
+    class FakeOps:  # stands for the CUDA extension on a GPU whose float64 builds cannot run 32x32 blocks
+        calls = 0
+
+        def max_tile_size(self, f64: bool, channels: int) -> int:
+            FakeOps.calls += 1
+            return 0 if channels > 64 else (16 if f64 else 32)
+
+    ops, m64, m32 = FakeOps(), torch.zeros(1, 2, 2, dtype=torch.float64), torch.zeros(1, 2, 2)
+    _functions._TILE_FIT.clear()
+    with caplog.at_level("WARNING", logger="realsim.render"):
+        assert _functions.fitting_tile_size(ops, 32, m64, 3) == 16
+        assert _functions.fitting_tile_size(ops, 32, m64, 3) == 16
+    assert FakeOps.calls == 1 and sum("does not fit" in r.message for r in caplog.records) == 1
+    assert _functions.fitting_tile_size(ops, 8, m64, 3) == 8
+    assert _functions.fitting_tile_size(ops, 32, m32, 4) == 32
+    with pytest.raises(RealsimError, match="cannot launch"):
+        _functions.fitting_tile_size(ops, 16, m32, 100)
+    _functions._TILE_FIT.clear()
+    assert _functions.fitting_tile_size(object(), 32, m64, 3) == 32  # the CPU kernels take any tile up to 32

@@ -66,7 +66,7 @@ def test_projection_forward_and_backward(ops, dtype, tol, antialiased):
         radii, m2, depths, conics, comp = fwd
         g = torch.Generator().manual_seed(1)
         vs = [torch.randn(t.shape, generator=g, dtype=torch.float64).to(dev, dtype) for t in (m2, depths, conics, comp)]
-        bwd = mod.project_bwd(means, quats, scales, vm, Ks, W, H, 0.3, antialiased, radii, conics, comp, *vs)
+        bwd = mod.project_bwd(means, quats, scales, vm, Ks, W, H, 0.3, antialiased, radii, conics, comp, *vs, True)
         outs[name] = (fwd, bwd)
     (rc, m2c, dc, cc, compc), bc = outs["cpu"]
     (rg, m2g, dg, cg, compg), bg = outs["cuda"]
@@ -80,8 +80,9 @@ def test_projection_forward_and_backward(ops, dtype, tol, antialiased):
     close(m2g.cpu()[vis], m2c[vis], tol)
     close(cg.cpu()[vis], cc[vis], tol)
     close(compg.cpu()[vis], compc[vis], tol)
+    assert bc[3].shape == (2, 4, 4) and bc[3][:, :3].abs().min() > 0  # v_viewmats computed on request
     if dtype == torch.float64:
-        for a, b in zip(bg, bc):
+        for a, b in zip(bg, bc):  # v_means, v_quats, v_scales, v_viewmats
             close(a, b, 1e-11)
 
 
@@ -161,6 +162,13 @@ def test_gradcheck_cuda_float64():
             return rc, ra
         inputs = tuple(t.cuda().requires_grad_(True) for t in (means, quats, scales, opac, colors))
         assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6, rtol=1e-4)
+        # the camera pose gradient (viewmats [C,4,4]) through the same kernels
+        def fv(viewmats, mode=mode):
+            rc, ra, _ = rasterization(means.cuda(), quats.cuda(), scales.cuda(), opac.cuda(), colors.cuda(), viewmats,
+                                      Ks, w, h, backend="cuda", rasterize_mode=mode, render_mode="RGB+D",
+                                      tile_size=8)
+            return rc, ra
+        assert torch.autograd.gradcheck(fv, (vm.clone().requires_grad_(True),), eps=1e-6, atol=1e-6, rtol=1e-4)
 
 
 def test_large_scene_float32_matches_cpu():

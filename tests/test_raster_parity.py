@@ -68,14 +68,16 @@ def cameras(c: int = 2):
 
 
 def run(backend: str, scene: dict, vm, Ks, dtype, weights=None, **kw):
-    """Render, backprop a fixed random weighting of the outputs; return images and every gradient (as float64, CPU)."""
+    """Render, backprop a fixed random weighting of the outputs; return images and every gradient (as float64, CPU),
+    the viewmats' (camera pose) gradient included."""
     dev = _device(backend)
     params = {k: v.detach().to(dev, dtype).clone().requires_grad_(True) for k, v in scene.items()}
+    vmg = vm.detach().to(dev, dtype).clone().requires_grad_(True)
     bg = kw.pop("backgrounds", None)
     if bg is not None:
         bg = bg.detach().to(dev, dtype).clone().requires_grad_(True)
     rc, ra, meta = rasterization(params["means"], params["quats"], params["scales"], params["opacities"],
-                                 params["colors"], vm.to(dev, dtype), Ks.to(dev, dtype), W, H, backgrounds=bg,
+                                 params["colors"], vmg, Ks.to(dev, dtype), W, H, backgrounds=bg,
                                  backend=backend, **kw)
     gen = torch.Generator().manual_seed(123)
     wc = torch.rand(rc.shape, generator=gen, dtype=torch.float64).to(dev, dtype)
@@ -84,6 +86,7 @@ def run(backend: str, scene: dict, vm, Ks, dtype, weights=None, **kw):
     out = {"colors": rc, "alphas": ra}
     out.update({f"d_{k}": v.grad for k, v in params.items()})
     out["d_means2d"] = meta["means2d"].grad
+    out["d_viewmats"] = vmg.grad
     if bg is not None:
         out["d_bg"] = bg.grad
     if kw.get("absgrad"):
@@ -178,7 +181,7 @@ def test_all_culled(backend):
     assert torch.all(got["radii"] == 0)
     assert torch.allclose(got["colors"], bg.reshape(1, 1, 1, 3).expand(1, H, W, 3))
     assert torch.all(got["alphas"] == 0)
-    for k in ("d_means", "d_quats", "d_scales", "d_opacities", "d_colors"):
+    for k in ("d_means", "d_quats", "d_scales", "d_opacities", "d_colors", "d_viewmats"):
         assert torch.all(got[k] == 0), k
 
 
@@ -248,11 +251,11 @@ def test_gradcheck_cpu_kernels():
     Ks[:, 0, 2], Ks[:, 1, 2] = w / 2, h / 2
     Ks[:, 0, 0] = Ks[:, 1, 1] = 12.0
     for mode in ("classic", "antialiased"):
-        def f(means, quats, scales, opac, colors, mode=mode):
-            rc, ra, _ = rasterization(means, quats, scales, opac, colors, vm, Ks, w, h, backend="cpu",
+        def f(means, quats, scales, opac, colors, viewmats, mode=mode):
+            rc, ra, _ = rasterization(means, quats, scales, opac, colors, viewmats, Ks, w, h, backend="cpu",
                                       rasterize_mode=mode, render_mode="RGB+D")
             return rc, ra
-        inputs = tuple(v.clone().requires_grad_(True) for v in scene.values())
+        inputs = tuple(v.clone().requires_grad_(True) for v in [*scene.values(), vm])
         assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6, rtol=1e-4, fast_mode=True)
 
 
@@ -324,3 +327,44 @@ def test_empty_scene_is_differentiable_and_dtypes_follow_means(be):
         with pytest.raises(InputError):
             rasterization(s["means"].half(), s["quats"], s["scales"], s["opacities"], s["colors"],
                           torch.eye(4)[None], torch.eye(3)[None], 8, 6, backend="cpu")
+
+
+def test_kernel_ops_reject_bad_shapes_and_planes():
+    """The compiled ops check every layout of ops.h (one error naming the tensor) and the near plane, before a kernel
+    could read out of bounds; rasterization() turns a bad near plane into InputError for every backend."""
+    from realsim.render import _cpu
+    ops = _cpu.load()
+    s = make_scene(40, n=30)
+    vm, Ks = cameras(2)
+    args = [s["means"], s["quats"], s["scales"], s["opacities"], vm, Ks]
+    radii, m2, depths, conics, comp = ops.project_fwd(*args, W, H, 0.3, 0.01, 1e10, False)
+    bad = {"quats": s["quats"][:, :3].contiguous(), "scales": s["scales"][:-1].contiguous(),
+           "opacities": s["opacities"][:, None].contiguous(), "Ks": Ks[:1].contiguous()}
+    for name, t in bad.items():
+        a = list(args)
+        a[["means", "quats", "scales", "opacities", "viewmats", "Ks"].index(name)] = t
+        with pytest.raises(RuntimeError, match=name):
+            ops.project_fwd(*a, W, H, 0.3, 0.01, 1e10, False)
+    for near, far in ((0.0, 10.0), (-1.0, 10.0), (1.0, 0.5)):
+        with pytest.raises(RuntimeError, match="near_plane|far_plane"):
+            ops.project_fwd(*args, W, H, 0.3, near, far, False)
+        with pytest.raises(InputError, match="near_plane"):
+            rasterization(s["means"], s["quats"], s["scales"], s["opacities"], s["colors"], vm, Ks, W, H,
+                          near_plane=near, far_plane=far, backend="torch")
+    zeros = [torch.zeros_like(t) for t in (m2, depths, conics, comp)]
+    with pytest.raises(RuntimeError, match="v_conics"):
+        ops.project_bwd(*args[:3], vm, Ks, W, H, 0.3, False, radii, conics, comp, zeros[0], zeros[1],
+                        zeros[2][:, :, :2].contiguous(), zeros[3], False)
+    _, _, flat, offs = ops.isect_tiles(m2, radii, depths, 16, -(-W // 16), -(-H // 16))
+    with pytest.raises(RuntimeError, match="depths"):
+        ops.isect_tiles(m2, radii, depths[:, :-1].contiguous(), 16, -(-W // 16), -(-H // 16))
+    colors = s["colors"][None].expand(2, -1, -1).contiguous()
+    op = s["opacities"][None].expand(2, -1).contiguous()
+    with pytest.raises(RuntimeError, match="isect_offsets"):  # offsets of another tile size
+        ops.rasterize_fwd(m2, conics, colors, op, None, radii, W, H, 8, offs, flat)
+    with pytest.raises(RuntimeError, match="backgrounds"):
+        ops.rasterize_fwd(m2, conics, colors, op, torch.zeros(2, 4, dtype=torch.float64), radii, W, H, 16, offs, flat)
+    rc, ra, last = ops.rasterize_fwd(m2, conics, colors, op, None, radii, W, H, 16, offs, flat)
+    with pytest.raises(RuntimeError, match="v_render_colors"):
+        ops.rasterize_bwd(m2, conics, colors, op, None, radii, W, H, 16, offs, flat, ra, last,
+                          torch.zeros(2, H, W, 2, dtype=torch.float64), torch.zeros_like(ra), False)

@@ -8,6 +8,7 @@
 
 #include "cpu_common.h"
 #include "ops.h"
+#include "ops_checks.h"
 
 namespace realsim {
 namespace {
@@ -98,7 +99,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> isect_tiles(const Tensor& means2d, co
     check_cpu(radii, "radii");
     check_cpu(depths, "depths");
     TORCH_CHECK(depths.scalar_type() == means2d.scalar_type(), "depths must have the dtype of means2d");
-    TORCH_CHECK(radii.scalar_type() == at::kInt, "radii must be int32");
+    check_isect_inputs(means2d, radii, depths, tile_size, tiles_w, tiles_h);
     const int64_t C = means2d.size(0), N = means2d.size(1);
     TileGrid g = make_grid(means2d, tiles_w * tile_size, tiles_h * tile_size, tile_size);
     g.tiles_w = tiles_w;

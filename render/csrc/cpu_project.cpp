@@ -2,6 +2,9 @@
 // Forward: one task per (camera, Gaussian); backward: one task per Gaussian looping over cameras (no write conflicts).
 #include "cpu_common.h"
 #include "ops.h"
+#include "ops_checks.h"
+
+#include <vector>
 
 namespace realsim {
 namespace {
@@ -134,9 +137,16 @@ template <typename T>
 void project_bwd_kernel(const T* means, const T* quats, const T* scales, const T* viewmats, const T* Ks, int64_t C,
                         int64_t N, int64_t width, int64_t height, T eps2d, bool antialiased, const int32_t* radii,
                         const T* conics, const T* comps, const T* v_means2d, const T* v_depths, const T* v_conics,
-                        const T* v_comps, T* v_means, T* v_quats, T* v_scales) {
-    at::parallel_for(0, N, 1024, [&](int64_t begin, int64_t end) {
-        for (int64_t n = begin; n < end; ++n) {
+                        const T* v_comps, T* v_means, T* v_quats, T* v_scales, T* v_view) {
+    // Fixed chunks of Gaussians, each with its own viewmat-gradient partial [C,12] (rows 0-2 of the 4x4), summed in
+    // chunk order at the end: the result does not depend on the thread count.
+    constexpr int64_t kChunk = 1024;
+    const int64_t n_chunks = (N + kChunk - 1) / kChunk;
+    std::vector<T> partial(v_view != nullptr ? static_cast<size_t>(n_chunks * C * 12) : 0, T(0));
+    at::parallel_for(0, n_chunks, 1, [&](int64_t chunk_begin, int64_t chunk_end) {
+      for (int64_t chunk = chunk_begin; chunk < chunk_end; ++chunk) {
+        T* acc = v_view != nullptr ? partial.data() + chunk * C * 12 : nullptr;
+        for (int64_t n = chunk * kChunk; n < std::min(N, (chunk + 1) * kChunk); ++n) {
             T gm[3] = {0, 0, 0}, gq[4] = {0, 0, 0, 0}, gs[3] = {0, 0, 0};
             const T* mu = means + n * 3;
             const T* s = scales + n * 3;
@@ -200,6 +210,16 @@ void project_bwd_kernel(const T* means, const T* quats, const T* scales, const T
                 }
                 for (int j = 0; j < 3; ++j)
                     gm[j] += cam.R.m[0][j] * vp[0] + cam.R.m[1][j] * vp[1] + cam.R.m[2][j] * vp[2];
+                if (acc != nullptr) {
+                    // p = R mu + t: v_R += vp mu^T, v_t += vp; Sc = R Sw R^T (vSc symmetric): v_R += 2 vSc R Sw.
+                    const Mat3<T> RSw = mul(cam.R, mul(sp.M, transpose(sp.M)));
+                    const Mat3<T> vR = mul(vSc, RSw);
+                    T* a = acc + c * 12;
+                    for (int i = 0; i < 3; ++i) {
+                        for (int j = 0; j < 3; ++j) a[i * 4 + j] += vp[i] * mu[j] + 2 * vR.m[i][j];
+                        a[i * 4 + 3] += vp[i];
+                    }
+                }
                 // World covariance: v_Sw = R^T v_Sc R; Sw = M M^T -> v_M = 2 v_Sw M; M = Rq S.
                 const Mat3<T> vSw = mul(mul(transpose(cam.R), vSc), cam.R);
                 const Mat3<T> vM = mul(vSw, sp.M);
@@ -229,7 +249,13 @@ void project_bwd_kernel(const T* means, const T* quats, const T* scales, const T
             }
             for (int j = 0; j < 4; ++j) v_quats[n * 4 + j] = gq[j];
         }
+      }
     });
+    if (v_view != nullptr) {
+        for (int64_t chunk = 0; chunk < n_chunks; ++chunk)
+            for (int64_t c = 0; c < C; ++c)
+                for (int k = 0; k < 12; ++k) v_view[c * 16 + k] += partial[(chunk * C + c) * 12 + k];
+    }
 }
 
 }  // namespace
@@ -244,6 +270,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> project_fwd(const Tensor& mea
         check_cpu(*t, name);
         TORCH_CHECK(t->scalar_type() == means.scalar_type(), name, " must have the dtype of means");
     }
+    check_project_inputs(means, quats, scales, &opacities, viewmats, Ks, width, height);
+    check_planes(eps2d, near_plane, far_plane);
     const int64_t N = means.size(0), C = viewmats.size(0);
     auto opts = means.options();
     Tensor radii = at::zeros({C, N, 2}, opts.dtype(at::kInt));
@@ -261,12 +289,13 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> project_fwd(const Tensor& mea
     return {radii, means2d, depths, conics, comps};
 }
 
-std::tuple<Tensor, Tensor, Tensor> project_bwd(const Tensor& means, const Tensor& quats, const Tensor& scales,
+std::tuple<Tensor, Tensor, Tensor, Tensor> project_bwd(const Tensor& means, const Tensor& quats, const Tensor& scales,
                                                const Tensor& viewmats, const Tensor& Ks, int64_t width, int64_t height,
                                                double eps2d, bool antialiased, const Tensor& radii,
                                                const Tensor& conics, const Tensor& compensations,
                                                const Tensor& v_means2d, const Tensor& v_depths,
-                                               const Tensor& v_conics, const Tensor& v_compensations) {
+                                               const Tensor& v_conics, const Tensor& v_compensations,
+                                               bool viewmats_grad) {
     for (auto& [t, name] : {std::pair{&means, "means"}, {&quats, "quats"}, {&scales, "scales"},
                             {&viewmats, "viewmats"}, {&Ks, "Ks"}, {&conics, "conics"},
                             {&compensations, "compensations"}, {&v_means2d, "v_means2d"}, {&v_depths, "v_depths"},
@@ -275,8 +304,11 @@ std::tuple<Tensor, Tensor, Tensor> project_bwd(const Tensor& means, const Tensor
         TORCH_CHECK(t->scalar_type() == means.scalar_type(), name, " must have the dtype of means");
     }
     check_cpu(radii, "radii");
+    check_project_inputs(means, quats, scales, nullptr, viewmats, Ks, width, height);
     const int64_t N = means.size(0), C = viewmats.size(0);
+    check_project_grads(radii, conics, compensations, v_means2d, v_depths, v_conics, v_compensations, C, N);
     Tensor v_means = at::zeros_like(means), v_quats = at::zeros_like(quats), v_scales = at::zeros_like(scales);
+    Tensor v_viewmats = viewmats_grad ? at::zeros({C, 4, 4}, means.options()) : Tensor();
     AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "project_bwd", [&] {
         project_bwd_kernel<scalar_t>(
             means.data_ptr<scalar_t>(), quats.data_ptr<scalar_t>(), scales.data_ptr<scalar_t>(),
@@ -284,9 +316,9 @@ std::tuple<Tensor, Tensor, Tensor> project_bwd(const Tensor& means, const Tensor
             radii.data_ptr<int32_t>(), conics.data_ptr<scalar_t>(), compensations.data_ptr<scalar_t>(),
             v_means2d.data_ptr<scalar_t>(), v_depths.data_ptr<scalar_t>(), v_conics.data_ptr<scalar_t>(),
             v_compensations.data_ptr<scalar_t>(), v_means.data_ptr<scalar_t>(), v_quats.data_ptr<scalar_t>(),
-            v_scales.data_ptr<scalar_t>());
+            v_scales.data_ptr<scalar_t>(), viewmats_grad ? v_viewmats.data_ptr<scalar_t>() : nullptr);
     });
-    return {v_means, v_quats, v_scales};
+    return {v_means, v_quats, v_scales, v_viewmats};
 }
 
 }  // namespace realsim

@@ -9,6 +9,7 @@
 
 #include "cpu_common.h"
 #include "ops.h"
+#include "ops_checks.h"
 
 namespace realsim {
 namespace {
@@ -329,7 +330,10 @@ void rasterize_bwd_kernel(const T* means2d, const T* conics, const T* colors, co
 
 static void check_raster_inputs(const Tensor& means2d, const Tensor& conics, const Tensor& colors,
                                 const Tensor& opacities, const std::optional<Tensor>& backgrounds, const Tensor& radii,
-                                const Tensor& offsets, const Tensor& flat) {
+                                const Tensor& offsets, const Tensor& flat, int64_t width, int64_t height,
+                                int64_t tile_size) {
+    check_raster_inputs_shapes(means2d, conics, colors, opacities, backgrounds, radii, width, height, tile_size, offsets,
+                               flat);
     for (auto& [t, name] : {std::pair{&means2d, "means2d"}, {&conics, "conics"}, {&colors, "colors"},
                             {&opacities, "opacities"}}) {
         check_cpu(*t, name);
@@ -352,7 +356,8 @@ std::tuple<Tensor, Tensor, Tensor> rasterize_fwd(const Tensor& means2d, const Te
                                                  const Tensor& radii, int64_t width, int64_t height,
                                                  int64_t tile_size, const Tensor& isect_offsets,
                                                  const Tensor& flatten_ids) {
-    check_raster_inputs(means2d, conics, colors, opacities, backgrounds, radii, isect_offsets, flatten_ids);
+    check_raster_inputs(means2d, conics, colors, opacities, backgrounds, radii, isect_offsets, flatten_ids, width,
+                        height, tile_size);
     const TileGrid g = make_grid(means2d, width, height, tile_size);
     TORCH_CHECK(isect_offsets.numel() == g.C * g.per_cam(), "isect_offsets must be [C,tiles_h,tiles_w]");
     const int64_t D = colors.size(2);
@@ -377,7 +382,10 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> rasterize_bwd(
     const std::optional<Tensor>& backgrounds, const Tensor& radii, int64_t width, int64_t height, int64_t tile_size,
     const Tensor& isect_offsets, const Tensor& flatten_ids, const Tensor& render_alphas, const Tensor& last_ids,
     const Tensor& v_render_colors, const Tensor& v_render_alphas, bool absgrad) {
-    check_raster_inputs(means2d, conics, colors, opacities, backgrounds, radii, isect_offsets, flatten_ids);
+    check_raster_inputs(means2d, conics, colors, opacities, backgrounds, radii, isect_offsets, flatten_ids, width,
+                        height, tile_size);
+    check_raster_grads(render_alphas, last_ids, v_render_colors, v_render_alphas, colors.size(0), height, width,
+                       colors.size(2));
     for (auto& [t, name] : {std::pair{&render_alphas, "render_alphas"}, {&v_render_colors, "v_render_colors"},
                             {&v_render_alphas, "v_render_alphas"}}) {
         check_cpu(*t, name);

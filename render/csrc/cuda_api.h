@@ -26,12 +26,14 @@ void project_forward(const T* means, const T* quats, const T* scales, const T* o
                      cudaStream_t stream);
 
 // Vector-Jacobian product of project_forward; culled entries contribute nothing. v_* inputs [C,N,...] must be valid
-// (zeros allowed; v_compensations may be null). Grads are ACCUMULATED into v_means [N,3], v_quats [N,4], v_scales [N,3].
+// (zeros allowed; v_compensations may be null). Grads are ACCUMULATED into v_means [N,3], v_quats [N,4], v_scales [N,3]
+// and, when v_viewmats [C,4,4] is not null, into its rows 0-2 (d loss / d viewmat; ops.h gives the formula).
 template <typename T>
 void project_backward(const T* means, const T* quats, const T* scales, const T* viewmats, const T* Ks, int C, int N,
                       int width, int height, T eps2d, bool antialiased, const int32_t* radii, const T* conics,
                       const T* compensations, const T* v_means2d, const T* v_depths, const T* v_conics,
-                      const T* v_compensations, T* v_means, T* v_quats, T* v_scales, cudaStream_t stream);
+                      const T* v_compensations, T* v_means, T* v_quats, T* v_scales, T* v_viewmats,
+                      cudaStream_t stream);
 
 // Tile intersection, step 1: tiles each (camera, Gaussian) touches, x in [floor((mx-rx)/ts), ceil((mx+rx)/ts)) clamped
 // to [0, tiles_w) (same for y). tiles_per_gauss [C*N] int32.
@@ -61,6 +63,11 @@ void isect_offsets(const int64_t* sorted_keys, int64_t n_isects, int C, int n_ti
 // Channel counts the rasterizer is compiled for; the binding zero-pads colours to the next one (at most 64).
 bool rasterize_supports_channels(int D);
 
+// Largest tile size (32, 16 or 8; 0 if none) whose blocks (tile_size^2 threads and their shared memory) both
+// rasterizer kernels for float64 (f64) or float32 and a compiled channel count D can run on the current device: the
+// register budget of each build and the device's shared memory decide (sm_90: tile 32 does not fit every build).
+int rasterize_max_tile(bool f64, int D);
+
 // Front-to-back alpha blending of the depth-sorted Gaussians of every tile (one block per tile, one thread per pixel).
 // means2d [C,N,2], conics [C,N,3], colors [C,N,D], opacities [C,N] (effective), backgrounds [C,D] or null,
 // radii [C,N,2], offsets [C,th,tw], flatten_ids [n_isects]. Outputs render_colors [C,H,W,D], render_alphas [C,H,W],
@@ -88,7 +95,15 @@ void rasterize_backward(const T* means2d, const T* conics, const T* colors, cons
 void anchor_prefilter(const float* anchors, const float* radii, int64_t M, const float* viewmat, const float* K,
                       int width, int height, float near_plane, float pad, bool* mask, cudaStream_t stream);
 
-// Last CUDA error as text after a launch ("" when none); the binding turns it into an exception.
+// Last error as text after a launch ("" when none): a launch refused by the checks below (set_launch_error), else
+// cudaGetLastError's; the binding turns it into an exception.
 const char* last_error();
+void set_launch_error(const char* message);
+
+// Why a block of `threads` threads with `smem` bytes of dynamic shared memory cannot run `kernel`, compiled for at most
+// max_threads threads per block (its register use decides: cudaFuncAttributes::maxThreadsPerBlock), on a device that
+// allows max_smem bytes per block (the opt-in maximum less the kernel's static shared memory); "" when it can.
+// The text stays valid until the next call on the same thread. Defined in cuda_common.cuh (host code, no CUDA calls).
+const char* launch_limit_error(const char* kernel, int threads, size_t smem, int max_threads, size_t max_smem);
 
 }  // namespace realsim_cuda

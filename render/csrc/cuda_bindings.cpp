@@ -7,6 +7,7 @@
 
 #include "cuda_api.h"
 #include "ops.h"
+#include "ops_checks.h"
 
 namespace realsim {
 
@@ -77,6 +78,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> project_fwd(const Tensor& mea
     check_float(opacities, means, "opacities");
     check_float(viewmats, means, "viewmats");
     check_float(Ks, means, "Ks");
+    check_project_inputs(means, quats, scales, &opacities, viewmats, Ks, width, height);
+    check_planes(eps2d, near_plane, far_plane);
     const c10::cuda::CUDAGuard guard(means.device());
     const int64_t N = means.size(0), C = viewmats.size(0);
     auto opt = means.options();
@@ -97,12 +100,13 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> project_fwd(const Tensor& mea
     return {radii, means2d, depths, conics, comp};
 }
 
-std::tuple<Tensor, Tensor, Tensor> project_bwd(const Tensor& means, const Tensor& quats, const Tensor& scales,
+std::tuple<Tensor, Tensor, Tensor, Tensor> project_bwd(const Tensor& means, const Tensor& quats, const Tensor& scales,
                                                const Tensor& viewmats, const Tensor& Ks, int64_t width, int64_t height,
                                                double eps2d, bool antialiased, const Tensor& radii,
                                                const Tensor& conics, const Tensor& compensations,
                                                const Tensor& v_means2d, const Tensor& v_depths,
-                                               const Tensor& v_conics, const Tensor& v_compensations) {
+                                               const Tensor& v_conics, const Tensor& v_compensations,
+                                               bool viewmats_grad) {
     check_cuda(means, "means");
     check_float(quats, means, "quats");
     check_float(scales, means, "scales");
@@ -115,11 +119,15 @@ std::tuple<Tensor, Tensor, Tensor> project_bwd(const Tensor& means, const Tensor
     check_float(v_conics, means, "v_conics");
     check_float(v_compensations, means, "v_compensations");
     check_cuda(radii, "radii");
+    check_project_inputs(means, quats, scales, nullptr, viewmats, Ks, width, height);
+    check_project_grads(radii, conics, compensations, v_means2d, v_depths, v_conics, v_compensations,
+                        viewmats.size(0), means.size(0));
     const c10::cuda::CUDAGuard guard(means.device());
     const int64_t N = means.size(0), C = viewmats.size(0);
     Tensor v_means = at::zeros({N, 3}, means.options());
     Tensor v_quats = at::zeros({N, 4}, means.options());
     Tensor v_scales = at::zeros({N, 3}, means.options());
+    Tensor v_viewmats = viewmats_grad ? at::zeros({C, 4, 4}, means.options()) : Tensor();
     AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "realsim_project_bwd", [&] {
         realsim_cuda::project_backward<scalar_t>(
             means.data_ptr<scalar_t>(), quats.data_ptr<scalar_t>(), scales.data_ptr<scalar_t>(),
@@ -127,10 +135,11 @@ std::tuple<Tensor, Tensor, Tensor> project_bwd(const Tensor& means, const Tensor
             (scalar_t)eps2d, antialiased, radii.data_ptr<int32_t>(), conics.data_ptr<scalar_t>(),
             compensations.data_ptr<scalar_t>(), v_means2d.data_ptr<scalar_t>(), v_depths.data_ptr<scalar_t>(),
             v_conics.data_ptr<scalar_t>(), v_compensations.data_ptr<scalar_t>(), v_means.data_ptr<scalar_t>(),
-            v_quats.data_ptr<scalar_t>(), v_scales.data_ptr<scalar_t>(), stream());
+            v_quats.data_ptr<scalar_t>(), v_scales.data_ptr<scalar_t>(),
+            viewmats_grad ? v_viewmats.data_ptr<scalar_t>() : nullptr, stream());
     });
     check_launch("project_bwd");
-    return {v_means, v_quats, v_scales};
+    return {v_means, v_quats, v_scales, v_viewmats};
 }
 
 std::tuple<Tensor, Tensor, Tensor, Tensor> isect_tiles(const Tensor& means2d, const Tensor& radii, const Tensor& depths,
@@ -138,7 +147,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> isect_tiles(const Tensor& means2d, co
     check_cuda(means2d, "means2d");
     check_cuda(radii, "radii");
     check_float(depths, means2d, "depths");
-    TORCH_CHECK(radii.scalar_type() == at::kInt && radii.dim() == 3 && radii.size(2) == 2, "radii must be int32 [C,N,2]");
+    check_isect_inputs(means2d, radii, depths, tile_size, tiles_w, tiles_h);
     const c10::cuda::CUDAGuard guard(means2d.device());
     const int64_t C = radii.size(0), N = radii.size(1), total = C * N;
     const int64_t n_tiles = tiles_w * tiles_h;
@@ -199,7 +208,8 @@ std::tuple<Tensor, Tensor, Tensor> rasterize_fwd(const Tensor& means2d, const Te
     check_cuda(isect_offsets, "isect_offsets");
     check_cuda(flatten_ids, "flatten_ids");
     check_tile_size(tile_size);
-    TORCH_CHECK(colors.dim() == 3, "colors must be [C,N,D]");
+    check_raster_inputs_shapes(means2d, conics, colors, opacities, backgrounds, radii, width, height, tile_size,
+                               isect_offsets, flatten_ids);
     const c10::cuda::CUDAGuard guard(means2d.device());
     const int64_t C = colors.size(0), D = colors.size(2);
     const int64_t tiles_h = isect_offsets.size(1), tiles_w = isect_offsets.size(2);
@@ -244,6 +254,10 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> rasterize_bwd(
     check_cuda(flatten_ids, "flatten_ids");
     check_cuda(last_ids, "last_ids");
     check_tile_size(tile_size);
+    check_raster_inputs_shapes(means2d, conics, colors, opacities, backgrounds, radii, width, height, tile_size,
+                               isect_offsets, flatten_ids);
+    check_raster_grads(render_alphas, last_ids, v_render_colors, v_render_alphas, colors.size(0), height, width,
+                       colors.size(2));
     const c10::cuda::CUDAGuard guard(means2d.device());
     const int64_t C = colors.size(0), N = colors.size(1), D = colors.size(2);
     const int64_t tiles_h = isect_offsets.size(1), tiles_w = isect_offsets.size(2);
@@ -298,6 +312,11 @@ Tensor anchor_prefilter(const Tensor& anchors, const Tensor& radii, const Tensor
     return mask;
 }
 
+int64_t max_tile_size(bool f64, int64_t D) {
+    TORCH_CHECK(D > 0, "channel count must be positive");
+    return realsim_cuda::rasterize_max_tile(f64, padded_channels(D));
+}
+
 }  // namespace realsim
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -308,4 +327,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("rasterize_fwd", &realsim::rasterize_fwd);
     m.def("rasterize_bwd", &realsim::rasterize_bwd);
     m.def("anchor_prefilter", &realsim::anchor_prefilter);
+    m.def("max_tile_size", &realsim::max_tile_size,
+          "largest tile size the rasterizer kernels can launch here for (float64?, channels); 0 if none");
 }

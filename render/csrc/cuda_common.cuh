@@ -5,6 +5,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 
 #include "cuda_api.h"
 
@@ -82,6 +83,22 @@ RS_HD void load_viewmat(const T* vm, M3<T>& R, T t[3]) {
 }
 
 inline unsigned int div_up(int64_t a, int b) { return static_cast<unsigned int>((a + b - 1) / b); }
+
+inline const char* launch_limit_error(const char* kernel, int threads, size_t smem, int max_threads,
+                                      size_t max_smem) {
+    static thread_local char buf[320];
+    buf[0] = '\0';
+    if (threads > max_threads) {
+        std::snprintf(buf, sizeof(buf),
+                      "%s needs %d threads per block (the tile's pixels) but its build allows %d on this GPU (register "
+                      "use); use a smaller tile_size (16)", kernel, threads, max_threads);
+    } else if (smem > max_smem) {
+        std::snprintf(buf, sizeof(buf),
+                      "%s needs %zu bytes of shared memory per block but this GPU allows %zu; use a smaller tile_size "
+                      "or fewer colour channels", kernel, smem, max_smem);
+    }
+    return buf;
+}
 
 // Precision-matched math: float uses the single-precision functions, double the double ones.
 RS_HD float d_sqrt(float x) { return sqrtf(x); }

@@ -5,6 +5,8 @@ namespace realsim_cuda {
 
 namespace {
 
+constexpr int kProjectBlock = 256;  // threads per block of the projection kernels (a multiple of the warp size)
+
 template <typename T>
 struct Cam {
     M3<T> R;
@@ -144,6 +146,8 @@ RS_HD void project_forward_one(int64_t idx, const T* __restrict__ means, const T
 }
 
 // Backward of one (camera, Gaussian) pair; its contributions are added (atomically) to the Gaussian's gradients.
+// v_view (when not null): this pair's share of d loss / d viewmat, rows 0-2 of the 4x4 (12 values, zero when culled),
+// left to the caller to reduce over the camera's Gaussians.
 template <typename T>
 RS_HD void project_backward_one(int64_t idx, const T* __restrict__ means, const T* __restrict__ quats,
                                 const T* __restrict__ scales, const T* __restrict__ viewmats, const T* __restrict__ Ks,
@@ -152,7 +156,11 @@ RS_HD void project_backward_one(int64_t idx, const T* __restrict__ means, const 
                                 const T* __restrict__ compensations, const T* __restrict__ v_means2d,
                                 const T* __restrict__ v_depths, const T* __restrict__ v_conics,
                                 const T* __restrict__ v_compensations, T* __restrict__ v_means,
-                                T* __restrict__ v_quats, T* __restrict__ v_scales) {
+                                T* __restrict__ v_quats, T* __restrict__ v_scales, T* v_view) {
+    if (v_view != nullptr) {
+#pragma unroll
+        for (int k = 0; k < 12; ++k) v_view[k] = T(0);
+    }
     if (radii[idx * 2] <= 0 || radii[idx * 2 + 1] <= 0) return;  // culled: no gradient
     const int c = static_cast<int>(idx / N);
     const int n = static_cast<int>(idx % N);
@@ -239,6 +247,18 @@ RS_HD void project_backward_one(int64_t idx, const T* __restrict__ means, const 
 #pragma unroll
     for (int j = 0; j < 3; ++j)
         rs_atomic_add(vm + j, cam.R.m[0][j] * vp[0] + cam.R.m[1][j] * vp[1] + cam.R.m[2][j] * vp[2]);
+    if (v_view != nullptr) {
+        // p = R mu + t: v_R = vp mu^T, v_t = vp; Sc = R Sw R^T (vSc symmetric): v_R += 2 vSc R Sw. Any R (not only
+        // rotations), as the float64 gradcheck perturbs single entries.
+        const M3<T> vRc = m3_mul(vSc, m3_mul(cam.R, Sw));
+        const T* mu = means + n * 3;
+#pragma unroll
+        for (int i = 0; i < 3; ++i) {
+#pragma unroll
+            for (int j = 0; j < 3; ++j) v_view[i * 4 + j] = vp[i] * mu[j] + T(2) * vRc.m[i][j];
+            v_view[i * 4 + 3] = vp[i];
+        }
+    }
 
     // Sc = R Sw R^T  =>  v_Sw = R^T vSc R;  Sw = M M^T with M = Rq diag(s)  =>  v_M = 2 v_Sw M.
     const M3<T> vSw = m3_mul(m3_mul(m3_transpose(cam.R), vSc), cam.R);
@@ -283,7 +303,7 @@ RS_HD void project_backward_one(int64_t idx, const T* __restrict__ means, const 
 
 #if defined(__CUDACC__)
 template <typename T>
-__global__ void project_forward_kernel(const T* __restrict__ means, const T* __restrict__ quats,
+__global__ void __launch_bounds__(kProjectBlock) project_forward_kernel(const T* __restrict__ means, const T* __restrict__ quats,
                                        const T* __restrict__ scales, const T* __restrict__ opacities,
                                        const T* __restrict__ viewmats, const T* __restrict__ Ks, int C, int N,
                                        int width, int height, T eps2d, T near_plane, T far_plane, bool antialiased,
@@ -294,22 +314,59 @@ __global__ void project_forward_kernel(const T* __restrict__ means, const T* __r
     project_forward_one(idx, means, quats, scales, opacities, viewmats, Ks, N, width, height, eps2d, near_plane,
                         far_plane, antialiased, radii, means2d, depths, conics, compensations);
 }
+#endif  // __CUDACC__
 
+#if defined(__CUDACC__) || defined(RS_CUDA_EMULATION)
+// One thread per (camera, Gaussian). With v_viewmats, each warp sums its lanes' viewmat shares (warp_sum) and lane 0
+// adds them with one atomic per entry; a warp that straddles two cameras (at most one per camera boundary) adds per
+// lane. blockDim.x must be a multiple of 32 (kProjectBlock).
 template <typename T>
-__global__ void project_backward_kernel(const T* __restrict__ means, const T* __restrict__ quats,
+__global__ void __launch_bounds__(kProjectBlock) project_backward_kernel(
+                                        const T* __restrict__ means, const T* __restrict__ quats,
                                         const T* __restrict__ scales, const T* __restrict__ viewmats,
                                         const T* __restrict__ Ks, int C, int N, int width, int height, T eps2d,
                                         bool antialiased, const int32_t* __restrict__ radii,
                                         const T* __restrict__ conics, const T* __restrict__ compensations,
                                         const T* __restrict__ v_means2d, const T* __restrict__ v_depths,
                                         const T* __restrict__ v_conics, const T* __restrict__ v_compensations,
-                                        T* __restrict__ v_means, T* __restrict__ v_quats, T* __restrict__ v_scales) {
+                                        T* __restrict__ v_means, T* __restrict__ v_quats, T* __restrict__ v_scales,
+                                        T* __restrict__ v_viewmats) {
+    const int64_t total = static_cast<int64_t>(C) * N;
     const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (idx >= static_cast<int64_t>(C) * N) return;
-    project_backward_one(idx, means, quats, scales, viewmats, Ks, N, width, height, eps2d, antialiased, radii, conics,
-                         compensations, v_means2d, v_depths, v_conics, v_compensations, v_means, v_quats, v_scales);
+    if (v_viewmats == nullptr) {
+        if (idx >= total) return;
+        project_backward_one<T>(idx, means, quats, scales, viewmats, Ks, N, width, height, eps2d, antialiased, radii,
+                                conics, compensations, v_means2d, v_depths, v_conics, v_compensations, v_means,
+                                v_quats, v_scales, nullptr);
+        return;
+    }
+    const int lane = static_cast<int>(threadIdx.x % 32);
+    const int64_t first = idx - lane;                        // the warp's first element
+    if (first >= total) return;                              // the whole warp is past the end
+    const int64_t last = d_min(first + 31, total - 1);       // its last valid element
+    T vv[12];
+    if (idx < total) {
+        project_backward_one<T>(idx, means, quats, scales, viewmats, Ks, N, width, height, eps2d, antialiased, radii,
+                                conics, compensations, v_means2d, v_depths, v_conics, v_compensations, v_means,
+                                v_quats, v_scales, vv);
+    } else {
+#pragma unroll
+        for (int k = 0; k < 12; ++k) vv[k] = T(0);
+    }
+    if (first / N == last / N) {  // one camera for the whole warp: reduce, then one atomic per entry
+        T* out = v_viewmats + (first / N) * 16;
+#pragma unroll
+        for (int k = 0; k < 12; ++k) {
+            const T sum = warp_sum(vv[k]);
+            if (lane == 0) rs_atomic_add(out + k, sum);
+        }
+    } else if (idx < total) {
+        T* out = v_viewmats + (idx / N) * 16;
+#pragma unroll
+        for (int k = 0; k < 12; ++k) rs_atomic_add(out + k, vv[k]);
+    }
 }
-#endif  // __CUDACC__
+#endif  // __CUDACC__ || RS_CUDA_EMULATION
 
 }  // namespace
 
@@ -321,8 +378,7 @@ void project_forward(const T* means, const T* quats, const T* scales, const T* o
                      cudaStream_t stream) {
     const int64_t total = static_cast<int64_t>(C) * N;
     if (total == 0) return;
-    constexpr int kBlock = 256;
-    project_forward_kernel<T><<<div_up(total, kBlock), kBlock, 0, stream>>>(
+    project_forward_kernel<T><<<div_up(total, kProjectBlock), kProjectBlock, 0, stream>>>(
         means, quats, scales, opacities, viewmats, Ks, C, N, width, height, eps2d, near_plane, far_plane, antialiased,
         radii, means2d, depths, conics, compensations);
 }
@@ -331,13 +387,13 @@ template <typename T>
 void project_backward(const T* means, const T* quats, const T* scales, const T* viewmats, const T* Ks, int C, int N,
                       int width, int height, T eps2d, bool antialiased, const int32_t* radii, const T* conics,
                       const T* compensations, const T* v_means2d, const T* v_depths, const T* v_conics,
-                      const T* v_compensations, T* v_means, T* v_quats, T* v_scales, cudaStream_t stream) {
+                      const T* v_compensations, T* v_means, T* v_quats, T* v_scales, T* v_viewmats,
+                      cudaStream_t stream) {
     const int64_t total = static_cast<int64_t>(C) * N;
     if (total == 0) return;
-    constexpr int kBlock = 256;
-    project_backward_kernel<T><<<div_up(total, kBlock), kBlock, 0, stream>>>(
+    project_backward_kernel<T><<<div_up(total, kProjectBlock), kProjectBlock, 0, stream>>>(
         means, quats, scales, viewmats, Ks, C, N, width, height, eps2d, antialiased, radii, conics, compensations,
-        v_means2d, v_depths, v_conics, v_compensations, v_means, v_quats, v_scales);
+        v_means2d, v_depths, v_conics, v_compensations, v_means, v_quats, v_scales, v_viewmats);
 }
 
 #define RS_INSTANTIATE_PROJECT(T)                                                                                    \
@@ -345,12 +401,25 @@ void project_backward(const T* means, const T* quats, const T* scales, const T* 
                                      T, T, T, bool, int32_t*, T*, T*, T*, T*, cudaStream_t);                         \
     template void project_backward<T>(const T*, const T*, const T*, const T*, const T*, int, int, int, int, T, bool, \
                                       const int32_t*, const T*, const T*, const T*, const T*, const T*, const T*, T*, \
-                                      T*, T*, cudaStream_t);
+                                      T*, T*, T*, cudaStream_t);
 RS_INSTANTIATE_PROJECT(float)
 RS_INSTANTIATE_PROJECT(double)
 #undef RS_INSTANTIATE_PROJECT
 
+namespace {
+thread_local char pending_error[320] = "";
+}  // namespace
+
+void set_launch_error(const char* message) { std::snprintf(pending_error, sizeof(pending_error), "%s", message); }
+
 const char* last_error() {
+    static thread_local char out[320];
+    if (pending_error[0] != '\0') {
+        std::snprintf(out, sizeof(out), "%s", pending_error);
+        pending_error[0] = '\0';
+        cudaGetLastError();  // nothing was launched; clear any stale state as well
+        return out;
+    }
     const cudaError_t e = cudaGetLastError();
     return e == cudaSuccess ? "" : cudaGetErrorString(e);
 }

@@ -258,6 +258,40 @@ size_t backward_smem_bytes(int tile_size) {
 }
 
 #if defined(__CUDACC__)
+// Whether `kernel` can run blocks of `threads` threads with `smem` bytes of dynamic shared memory on the current device
+// (register-limited threads per block, opt-in shared memory); if not, the reason is left for the binding's check.
+template <typename K>
+const char* block_limit(K* kernel, const char* name, int threads, size_t smem) {
+    cudaFuncAttributes attr{};
+    int dev = 0, optin = 0;
+    if (cudaFuncGetAttributes(&attr, kernel) != cudaSuccess || cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
+        cudaGetLastError();
+        return "";  // the launch itself will report the error
+    }
+    const size_t avail = static_cast<size_t>(optin) > attr.sharedSizeBytes ? optin - attr.sharedSizeBytes : 0;
+    return launch_limit_error(name, threads, smem, attr.maxThreadsPerBlock, avail);
+}
+
+template <typename K>
+bool block_fits(K* kernel, const char* name, int threads, size_t smem) {
+    const char* err = block_limit(kernel, name, threads, smem);
+    if (err[0] == '\0') return true;
+    set_launch_error(err);
+    return false;
+}
+
+// Largest tile (32, 16, 8) whose blocks both rasterizer kernels of (T, D) can run here; 0 if none.
+template <typename T, int D>
+int max_tile_for() {
+    for (const int ts : {32, 16, 8}) {
+        if (block_limit(rasterize_forward_kernel<T, D>, "", ts * ts, forward_smem_bytes<T, D>(ts))[0] == '\0' &&
+            block_limit(rasterize_backward_kernel<T, D>, "", ts * ts, backward_smem_bytes<T, D>(ts))[0] == '\0')
+            return ts;
+    }
+    return 0;
+}
+
 template <typename T, int D>
 void launch_forward(const T* means2d, const T* conics, const T* colors, const T* opacities, const T* backgrounds,
                     const int32_t* radii, const int32_t* offsets, const int32_t* flatten_ids, int C, int width,
@@ -266,6 +300,7 @@ void launch_forward(const T* means2d, const T* conics, const T* colors, const T*
     const dim3 block(tile_size, tile_size, 1);
     const dim3 grid(tiles_w, tiles_h, C);
     const size_t smem = forward_smem_bytes<T, D>(tile_size);
+    if (!block_fits(rasterize_forward_kernel<T, D>, "rasterize_forward", tile_size * tile_size, smem)) return;
     if (smem > 48 * 1024)
         cudaFuncSetAttribute(rasterize_forward_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(smem));
@@ -284,6 +319,7 @@ void launch_backward(const T* means2d, const T* conics, const T* colors, const T
     const dim3 block(tile_size, tile_size, 1);
     const dim3 grid(tiles_w, tiles_h, C);
     const size_t smem = backward_smem_bytes<T, D>(tile_size);
+    if (!block_fits(rasterize_backward_kernel<T, D>, "rasterize_backward", tile_size * tile_size, smem)) return;
     if (smem > 48 * 1024)
         cudaFuncSetAttribute(rasterize_backward_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(smem));
@@ -344,6 +380,14 @@ void rasterize_backward(const T* means2d, const T* conics, const T* colors, cons
     }
     RS_FOR_EACH_D(RS_CASE)
 #undef RS_CASE
+}
+
+int rasterize_max_tile(bool f64, int D) {
+#define RS_CASE(DD) \
+    if (D == DD) return f64 ? max_tile_for<double, DD>() : max_tile_for<float, DD>();
+    RS_FOR_EACH_D(RS_CASE)
+#undef RS_CASE
+    return 0;
 }
 
 #define RS_INSTANTIATE_RASTER(T)                                                                                      \

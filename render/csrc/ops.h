@@ -46,13 +46,16 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> project_fwd(const Tensor& mea
 // Vector-Jacobian product of project_fwd (culled entries contribute nothing).
 //   radii, conics, compensations: outputs of project_fwd. v_means2d [C,N,2], v_depths [C,N], v_conics [C,N,3],
 //   v_compensations [C,N] S (zeros allowed; v_compensations ignored unless antialiased).
-// Returns v_means [N,3], v_quats [N,4], v_scales [N,3] S (summed over cameras).
-std::tuple<Tensor, Tensor, Tensor> project_bwd(const Tensor& means, const Tensor& quats, const Tensor& scales,
+// Returns v_means [N,3], v_quats [N,4], v_scales [N,3] S (summed over cameras), and v_viewmats [C,4,4] S when
+//   viewmats_grad (else an undefined tensor, None): with p = R mu + t and Sc = R Sw R^T (R, t the top 3x4 of the
+//   viewmat, any R, not only rotations), v_R = sum_n vp mu^T + 2 vSc R Sw, v_t = sum_n vp; the bottom row gets 0.
+std::tuple<Tensor, Tensor, Tensor, Tensor> project_bwd(const Tensor& means, const Tensor& quats, const Tensor& scales,
                                                const Tensor& viewmats, const Tensor& Ks, int64_t width, int64_t height,
                                                double eps2d, bool antialiased, const Tensor& radii,
                                                const Tensor& conics, const Tensor& compensations,
                                                const Tensor& v_means2d, const Tensor& v_depths,
-                                               const Tensor& v_conics, const Tensor& v_compensations);
+                                               const Tensor& v_conics, const Tensor& v_compensations,
+                                               bool viewmats_grad);
 
 // Tile intersection with a per-tile depth sort (gsplat's isect_tiles + isect_offset_encode in one op).
 //   means2d [C,N,2] S, radii [C,N,2] int32, depths [C,N] S. A Gaussian touches tiles
