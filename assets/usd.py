@@ -39,31 +39,42 @@ def _schema():
 
 
 def _fill_stage(stage, g: GaussianCloud, meters_per_unit: float, metric: bool) -> None:
-    from pxr import Gf, UsdGeom, Vt
+    from pxr import UsdGeom
 
-    Splat = _schema()
     UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.z)
     if metric:  # non-metric scenes: no metersPerUnit (SfM units are not metres)
         UsdGeom.SetStageMetersPerUnit(stage, float(meters_per_unit))
     world = UsdGeom.Xform.Define(stage, "/World")
     stage.SetDefaultPrim(world.GetPrim())
-    p = Splat.Define(stage, PRIM_PATH)
+    stage.GetRootLayer().customLayerData = {"realsim:metric": bool(metric)}
+    add_particle_field(stage, PRIM_PATH, g, 1.0, metric)
+
+
+def add_particle_field(stage, path: str, g: GaussianCloud, scale: float = 1.0, metric: bool = True):
+    """Define `path` as a ParticleField3DGaussianSplat holding g (positions and scales multiplied by `scale`)."""
+    from pxr import Gf, Vt
+
+    Splat = _schema()
+    p = Splat.Define(stage, path)
     n = len(g)
-    p.CreatePositionsAttr(Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(g.means, np.float32)))
+    means = np.asarray(g.means, np.float64) * scale
+    scales = np.asarray(g.scales, np.float64) * scale
+    p.CreatePositionsAttr(Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(means, np.float32)))
     q = np.ascontiguousarray(g.quats, np.float32)
-    p.CreateOrientationsAttr(Vt.QuatfArray([Gf.Quatf(float(w), float(x), float(y), float(z)) for w, x, y, z in q]))
-    p.CreateScalesAttr(Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(g.scales, np.float32)))
+    p.CreateOrientationsAttr(Vt.QuatfArray.FromNumpy(np.ascontiguousarray(q[:, [1, 2, 3, 0]])))  # Gf stores x, y, z, w
+    p.CreateScalesAttr(Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(scales, np.float32)))
     p.CreateOpacitiesAttr(Vt.FloatArray.FromNumpy(np.ascontiguousarray(g.opacities, np.float32)))
     p.CreateRadianceSphericalHarmonicsDegreeAttr(int(g.sh_degree))
     p.CreateRadianceSphericalHarmonicsCoefficientsAttr(
         Vt.Vec3fArray.FromNumpy(np.ascontiguousarray(g.sh.reshape(-1, 3), np.float32)))
     if n:
-        lo = (g.means - 3 * g.scales.max(1, keepdims=True)).min(0)
-        hi = (g.means + 3 * g.scales.max(1, keepdims=True)).max(0)
+        lo = (means - 3 * scales.max(1, keepdims=True)).min(0)
+        hi = (means + 3 * scales.max(1, keepdims=True)).max(0)
         p.CreateExtentAttr(Vt.Vec3fArray([Gf.Vec3f(*map(float, lo)), Gf.Vec3f(*map(float, hi))]))
     p.GetPrim().SetCustomDataByKey("realsim:shConvention", SH_CONVENTION)
     p.GetPrim().SetCustomDataByKey("realsim:count", n)
-    p.GetPrim().SetCustomDataByKey("realsim:metric", bool(metric))  # false: SfM units, metersPerUnit is nominal
+    p.GetPrim().SetCustomDataByKey("realsim:metric", bool(metric))  # false: SfM units, metersPerUnit is not authored
+    return p
 
 
 def write_usd(path: str | os.PathLike, g: GaussianCloud, meters_per_unit: float = 1.0, metric: bool = True) -> None:

@@ -162,8 +162,11 @@ def write_usd_package(path: str | os.PathLike, fill: Callable[[Any, Path], None]
 
 
 # ---------------------------------------------------------------------------------------------------------- checks
-def validate_usd(path: str | os.PathLike, keywords: tuple[str, ...] | None = None) -> dict[str, list[str]]:
-    """Run every validator usd-core registers (or those with `keywords`) on the file -> {"errors", "warnings", "validators"}."""
+def validate_usd(path: str | os.PathLike, keywords: tuple[str, ...] | None = None,
+                 expected: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """Run every validator usd-core registers (or those with `keywords`) on the file -> {"errors", "warnings",
+    "expected", "validators"}. `expected` maps a finding's name (e.g. "MissingMetersPerUnitMetadata") to the reason it is
+    the truth for this file: such findings go to "expected" ("name: reason"), not to errors or warnings."""
     from pxr import Usd, UsdValidation
 
     reg = UsdValidation.ValidationRegistry()
@@ -175,11 +178,13 @@ def validate_usd(path: str | os.PathLike, keywords: tuple[str, ...] | None = Non
     if stage is None:
         raise InputError(f"{path} is not a readable USD file")
     errs = UsdValidation.ValidationContext(validators).Validate(stage)
-    out: dict[str, list[str]] = {"errors": [], "warnings": [], "validators": sorted(m.name for m in metas)}
+    out: dict[str, list[str]] = {"errors": [], "warnings": [], "expected": [], "validators": sorted(m.name for m in metas)}
     for e in errs:
         t = e.GetType()
         msg = f"{e.GetName()}: {e.GetMessage()}"
-        if t == UsdValidation.ValidationErrorType.Error:
+        if e.GetName() in (expected or {}):
+            out["expected"].append(f"{e.GetName()}: {(expected or {})[e.GetName()]}")
+        elif t == UsdValidation.ValidationErrorType.Error:
             out["errors"].append(msg)
         elif t == UsdValidation.ValidationErrorType.Warn:
             out["warnings"].append(msg)

@@ -9,6 +9,9 @@ from realsim.assets.errors import InputError
 from realsim.cli.common import add_threads_option, check_output_file
 
 
+NON_METRIC_NOTE = "the scene is not metric (SfM units), so metersPerUnit is left unset on purpose"
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="export a scene as a standard 3DGS PLY, .splat or USD(Z) file",
                        description="Write SCENE's Gaussians as the standard 3DGS PLY (x y z, nx ny nz, f_dc, f_rest, "
@@ -21,13 +24,20 @@ def add_parser(sub) -> None:
     p.add_argument("--format", choices=["ply", "splat", "usd", "usda", "usdc", "usdz"],
                    help="file format (default from the FILE suffix); usd* writes a UsdVol ParticleField3DGaussianSplat "
                         "(upAxis Z; metersPerUnit 1 for metric scenes only)")
-    p.add_argument("--target", choices=["gaussians", "arkit"], default="gaussians",
+    p.add_argument("--target", choices=["gaussians", "arkit", "physics"], default="gaussians",
                    help="gaussians (default): the splats as above; arkit: a textured mesh (realsim mesh) as an AR-ready, "
-                        "Y-up USDZ for AR Quick Look / Vision Pro (UsdPreviewSurface, PNG texture inside, metres)")
+                        "Y-up USDZ for AR Quick Look / Vision Pro (UsdPreviewSurface, PNG texture inside, metres); "
+                        "physics: a Z-up .usd/.usda/.usdc stage with the mesh, UsdPhysics colliders (ground, obstacle "
+                        "boxes) and, with --sim, the props as rigid bodies")
+    p.add_argument("--sim", type=Path, metavar="SIMDIR",
+                   help="arkit / physics: add a `realsim simulate` output folder of this scene (agents as UsdSkel, props, "
+                        "camera path)")
+    p.add_argument("--gaussians", action="store_true",
+                   help="physics: also write the Gaussians as a ParticleField3DGaussianSplat prim")
     p.add_argument("--scale", type=float,
-                   help="arkit: metres per scene unit for a non-metric scene (metric scenes are already in metres)")
-    p.add_argument("--triangles", type=int, default=100_000, help="arkit: mesh triangle budget (default 100000, max 200000)")
-    p.add_argument("--texture-size", type=int, default=2048, help="arkit: texture side (default 2048, max 4096)")
+                   help="arkit / physics: metres per scene unit for a non-metric scene (metric scenes are already in metres)")
+    p.add_argument("--triangles", type=int, default=100_000, help="arkit / physics: mesh triangle budget (default 100000, max 200000)")
+    p.add_argument("--texture-size", type=int, default=2048, help="arkit / physics: texture side (default 2048, max 4096)")
     p.add_argument("--sh-degree", type=int, default=3, help="SH degree of the exported colour, 0-3 (default 3)")
     p.add_argument("--views-between", type=int, default=2,
                    help="Scaffold bake: extra spline viewpoints between consecutive cameras (default 2)")
@@ -44,8 +54,10 @@ def run(args: argparse.Namespace) -> int:
     from realsim.recon.bundle import load_scene
     from realsim.recon.export import ExportConfig, export_scene
 
-    if args.target == "arkit":
-        return _run_arkit(args)
+    if args.target in ("arkit", "physics"):
+        return _run_usd_target(args)
+    if args.sim is not None or args.gaussians:
+        raise InputError("--sim and --gaussians go with --target arkit or physics")
     fmt = args.format or args.output.suffix.lower().lstrip(".")
     if fmt not in ("ply", "splat", "usd", "usda", "usdc", "usdz"):
         raise InputError(f"cannot tell the format from {args.output.name!r}: pass --format ply, splat or usdz")
@@ -59,6 +71,12 @@ def run(args: argparse.Namespace) -> int:
     with RichProgress(not args.quiet) as prog:
         rep = export_scene(scene, args.output, fmt, args.sh_degree, evaluate=not args.no_eval, backend=args.backend,
                            cfg=cfg, progress=prog)
+    if fmt.startswith("usd"):  # every usd-core validator; a non-metric scene's missing metersPerUnit is the truth
+        from realsim.assets.usd_ar import validate_usd
+
+        metric = bool(getattr(scene.info.world, "metric", False))
+        val = validate_usd(args.output, expected=None if metric else {"MissingMetersPerUnitMetadata": NON_METRIC_NOTE})
+        rep.update(validator_errors=val["errors"], validator_warnings=val["warnings"], validator_expected=val["expected"])
     if args.json:
         print(json.dumps(rep, indent=1))
     else:
@@ -67,49 +85,112 @@ def run(args: argparse.Namespace) -> int:
         if "psnr_vs_model" in rep:
             line += (f"; PSNR vs the model's render {rep['psnr_vs_model']:.2f} dB (min {rep['psnr_vs_model_min']:.2f}) "
                      f"over {len(rep['eval_views'])} views at {rep['eval_size'][0]}x{rep['eval_size'][1]}")
+        if fmt.startswith("usd"):
+            line += (f"; validators: {len(rep['validator_errors'])} errors, {len(rep['validator_warnings'])} warnings"
+                     + (f" (expected: {'; '.join(rep['validator_expected'])})" if rep["validator_expected"] else ""))
         print(line)
-    return 0
+    return 1 if rep.get("validator_errors") else 0
 
 
-def _run_arkit(args: argparse.Namespace) -> int:
-    """The AR-ready USDZ: mesh the scene (recon.mesh), write it Y-up with a PNG texture, check validators and ARKit rules."""
-    from realsim.assets.usd_ar import (MAX_TEXTURE, MAX_TRIANGLES, ArMesh, ar_budget_problems, arkit_problems,
-                                       validate_usd, write_scene_usd)
+def check_usd_budget(triangles: int, texture_size: int) -> None:
+    from realsim.assets.usd_ar import MAX_TEXTURE, MAX_TRIANGLES
+
+    if not 100 <= triangles <= MAX_TRIANGLES:
+        raise InputError(f"--triangles must be 100..{MAX_TRIANGLES} for AR, got {triangles}")
+    if not 64 <= texture_size <= MAX_TEXTURE:
+        raise InputError(f"--texture-size must be 64..{MAX_TEXTURE} for AR, got {texture_size}")
+
+
+def usd_report_line(rep: dict) -> str:
+    """One line for an AR / physics USD report (sim.usd_export / the arkit mesh export)."""
+    parts = [f"wrote {rep['out']}: {rep['triangles']} triangles"]
+    if rep.get("texture_size"):
+        parts.append(f"{rep['texture_size']} px texture")
+    if rep.get("frames"):
+        parts.append(f"{rep['agents']} agents ({rep['joints']} joints) and {rep['props']} props over {rep['frames']} "
+                     f"frames at {rep['fps']:g} fps")
+    if "boxes" in rep:
+        parts.append(f"colliders: {rep['ground']} ground + {rep['boxes']} boxes, {rep['props']} rigid props")
+    parts.append(f"{rep['bytes'] / 1e6:.2f} MB")
+    line = ", ".join(parts) + f"; validators: {len(rep['validator_errors'])} errors, {len(rep['validator_warnings'])} warnings"
+    if rep["validator_errors"]:
+        line += f" ({'; '.join(rep['validator_errors'][:3])})"
+    if "arkit_problems" in rep:
+        line += f"; ARKit rules: {'ok' if not rep['arkit_problems'] else '; '.join(rep['arkit_problems'])}"
+    if rep.get("budget_problems"):
+        line += f"; over budget: {'; '.join(rep['budget_problems'])}"
+    return line
+
+
+def usd_exit_code(rep: dict) -> int:
+    return 1 if rep["validator_errors"] or rep.get("arkit_problems") else 0
+
+
+def _run_usd_target(args: argparse.Namespace) -> int:
+    """--target arkit (Y-up USDZ) or physics (Z-up stage with UsdPhysics): the scene's textured mesh, plus --sim."""
     from realsim.cli.progress import RichProgress
     from realsim.recon.bundle import load_scene
-    from realsim.recon.mesh import MeshConfig, mesh_scene
 
-    if args.output.suffix.lower() != ".usdz":
+    ar = args.target == "arkit"
+    suffix = args.output.suffix.lower()
+    if ar and suffix != ".usdz":
         raise InputError(f"--target arkit writes a .usdz package (got {args.output.name})")
-    if not 100 <= args.triangles <= MAX_TRIANGLES:
-        raise InputError(f"--triangles must be 100..{MAX_TRIANGLES} for AR, got {args.triangles}")
-    if not 64 <= args.texture_size <= MAX_TEXTURE:
-        raise InputError(f"--texture-size must be 64..{MAX_TEXTURE} for AR, got {args.texture_size}")
+    if not ar and suffix not in (".usd", ".usda", ".usdc"):
+        raise InputError(f"--target physics writes a .usd, .usda or .usdc stage (got {args.output.name})")
+    if args.gaussians and ar:
+        raise InputError("--gaussians goes with --target physics (AR Quick Look does not draw ParticleField prims)")
+    check_usd_budget(args.triangles, args.texture_size)
     if args.scale is not None and not args.scale > 0:
         raise InputError(f"--scale must be positive, got {args.scale}")
     check_output_file(args.output, args.overwrite)
     scene = load_scene(args.scene)
+    rec = None
+    if args.sim is not None:
+        from realsim.sim.usd_record import load_sim_record
+
+        rec = load_sim_record(args.sim, args.scene)
+        if args.scale is not None and abs(args.scale - rec.scale) > 1e-9 * rec.scale:
+            raise InputError(f"--scale {args.scale:g} differs from the sim's ({rec.scale:g} metres per scene unit)")
     metric = bool(getattr(scene.info.world, "metric", False))
-    if not metric and args.scale is None:
-        raise InputError(f"{args.scene} is not metric (SfM units): AR needs metres; pass --scale METRES_PER_UNIT "
-                         "or re-run `realsim poses` with --scale / --camera-height")
-    scale = 1.0 if metric and args.scale is None else float(args.scale)
+    scale = rec.scale if rec is not None else (args.scale if args.scale is not None else 1.0)
+    if not metric and args.scale is None and rec is None:
+        raise InputError(f"{args.scene} is not metric (SfM units): {'AR' if ar else 'physics'} needs metres; pass --scale "
+                         "METRES_PER_UNIT or re-run `realsim poses` with --scale / --camera-height")
     with RichProgress(not args.quiet) as prog:
-        m = mesh_scene(scene, MeshConfig(target_triangles=args.triangles, texture_size=args.texture_size), prog)
+        if ar and rec is not None:
+            from realsim.sim.usd_export import write_sim_usdz
+
+            rep = write_sim_usdz(args.output, scene, rec, args.triangles, args.texture_size, prog)
+        elif ar:
+            rep = _arkit_mesh_only(args, scene, scale, prog)
+        else:
+            from realsim.sim.usd_export import write_physics_usd
+
+            cloud = None
+            if args.gaussians:
+                from realsim.recon.export import ExportConfig, model_to_cloud
+
+                cloud, _ = model_to_cloud(scene.model, scene.cameras, ExportConfig(sh_degree=args.sh_degree,
+                                                                                   views_between=args.views_between), prog)
+            rep = write_physics_usd(args.output, scene, scale, rec, args.triangles, args.texture_size, cloud, prog)
+    rep["scale"] = scale
+    print(json.dumps(rep, indent=1) if args.json else usd_report_line(rep))
+    return usd_exit_code(rep)
+
+
+def _arkit_mesh_only(args: argparse.Namespace, scene, scale: float, prog) -> dict:
+    from realsim.assets.usd_ar import ar_budget_problems, arkit_problems, validate_usd, write_scene_usd
+    from realsim.recon.mesh import MeshConfig, mesh_scene
+
+    from realsim.assets.usd_ar import ArMesh
+
+    m = mesh_scene(scene, MeshConfig(target_triangles=args.triangles, texture_size=args.texture_size), prog)
     write_scene_usd(args.output, ArMesh(m.vertices * scale, m.faces, m.uv, m.texture, m.vertex_colors), y_up=True,
                     meters_per_unit=1.0)
     val = validate_usd(args.output)
-    ark = arkit_problems(args.output)
-    budget = ar_budget_problems(args.output, m.n_triangles, [m.texture.shape[0]] if m.texture is not None else [])
-    rep = {"out": str(args.output), "bytes": args.output.stat().st_size, "triangles": m.n_triangles,
-           "texture_size": None if m.texture is None else int(m.texture.shape[0]), "scale": scale,
-           "validator_errors": val["errors"], "validator_warnings": val["warnings"], "arkit_problems": ark,
-           "budget_problems": budget, **{k: v for k, v in m.info.items() if k not in ("triangles",)}}
-    if args.json:
-        print(json.dumps(rep, indent=1))
-    else:
-        print(f"wrote {args.output}: {m.n_triangles} triangles, {rep['texture_size']} px texture, "
-              f"{rep['bytes'] / 1e6:.2f} MB, Y-up metres; validators: {len(val['errors'])} errors, "
-              f"{len(val['warnings'])} warnings; ARKit rules: {'ok' if not ark else '; '.join(ark)}"
-              + (f"; over budget: {'; '.join(budget)}" if budget else ""))
-    return 1 if val["errors"] or ark else 0
+    return {"out": str(args.output), "bytes": args.output.stat().st_size, "triangles": m.n_triangles,
+            "texture_size": None if m.texture is None else int(m.texture.shape[0]),
+            "validator_errors": val["errors"], "validator_warnings": val["warnings"], "arkit_problems": arkit_problems(args.output),
+            "budget_problems": ar_budget_problems(args.output, m.n_triangles,
+                                                  [m.texture.shape[0]] if m.texture is not None else []),
+            **{k: v for k, v in m.info.items() if k not in ("triangles",)}}

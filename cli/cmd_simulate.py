@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 from realsim.cli.argtypes import pos_float as _pos_float, nonneg_int as _nonneg_int
+from realsim.cli.cmd_export import usd_exit_code, usd_report_line
 from realsim.cli.common import add_backend_option, add_max_pixels_option, add_output_flags, add_threads_option
 
 
@@ -31,6 +32,12 @@ def add_parser(sub) -> None:
     p.add_argument("--motion-weights", type=Path, metavar="FILE", help="motion model weights instead of the shipped default")
     add_backend_option(p, "Gaussian rasteriser backend")
     p.add_argument("--ssaa", type=int, default=2, help="agent anti-aliasing samples per axis (1-4, default 2)")
+    p.add_argument("--usdz", type=Path, metavar="FILE",
+                   help="also write an AR-ready USDZ (AR Quick Look / Vision Pro): the scene's textured mesh, the agents "
+                        "as UsdSkel, the props and the camera, animated at the sim's fps (as `realsim export SCENE "
+                        "--target arkit --sim OUTDIR`)")
+    p.add_argument("--usdz-triangles", type=int, default=100_000, help="--usdz: mesh triangle budget (default 100000)")
+    p.add_argument("--usdz-texture-size", type=int, default=2048, help="--usdz: texture side (default 2048)")
     add_output_flags(p, "replace a non-empty OUTDIR")
     add_max_pixels_option(p)
     add_threads_option(p)
@@ -41,16 +48,34 @@ def run(args: argparse.Namespace) -> int:
     from realsim.cli.progress import RichProgress
     from realsim.sim.pipeline import SimulateOptions, simulate_scene
 
+    if args.usdz is not None:  # bad USDZ arguments fail before the simulation, not after it
+        from realsim.assets.errors import InputError
+        from realsim.cli.cmd_export import check_usd_budget
+        from realsim.cli.common import check_output_file
+
+        if args.usdz.suffix.lower() != ".usdz":
+            raise InputError(f"--usdz writes a .usdz package (got {args.usdz.name})")
+        check_usd_budget(args.usdz_triangles, args.usdz_texture_size)
+        check_output_file(args.usdz, args.overwrite)
+
     opts = SimulateOptions(scenario=str(args.scenario) if args.scenario else None, agents=args.agents, seconds=args.seconds,
                            seed=args.seed, scale=args.scale, camera=args.camera, width=args.width, height=args.height,
                            fps=args.fps, motion=args.motion,
                            motion_weights=str(args.motion_weights) if args.motion_weights else None, backend=args.backend,
                            ssaa=args.ssaa, overwrite=args.overwrite, max_pixels=args.max_pixels)
+    usd = None
     with RichProgress(not args.quiet) as prog:
         s = simulate_scene(args.scene, args.output, opts, progress=prog)
+        if args.usdz is not None:
+            from realsim.recon.bundle import load_scene
+            from realsim.sim.usd_export import write_sim_usdz
+            from realsim.sim.usd_record import load_sim_record
+
+            usd = write_sim_usdz(args.usdz, load_scene(args.scene), load_sim_record(args.output, args.scene),
+                                 args.usdz_triangles, args.usdz_texture_size, prog)
     if args.json:
-        print(json.dumps(s, indent=1))
-        return 0
+        print(json.dumps(s if usd is None else {**s, "usdz": usd}, indent=1))
+        return 0 if usd is None else usd_exit_code(usd)
     m = s["metrics"]
     print(f"simulated {s['agents']} agents for {s['frames']} frames ({s['motion_backend']} motion) -> {args.output}")
     print(f"  video {args.output / 'rgb.mp4'}  ({s['width']}x{s['height']} @ {s['fps']:g} fps, {s['render_s_per_frame']:.2f} s/frame)")
@@ -60,4 +85,7 @@ def run(args: argparse.Namespace) -> int:
     if "frames_with_agent_fraction" in m:
         print(f"  agents in view in {100 * m['frames_with_agent_fraction']:.0f}% of the frames "
               f"({m['visible_agents_mean']:.1f} per frame on average)")
+    if usd is not None:
+        print("  " + usd_report_line(usd))
+        return usd_exit_code(usd)
     return 0

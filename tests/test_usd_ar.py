@@ -79,6 +79,9 @@ def test_vertex_colour_mesh_and_physics_layout(tmp_path):
     # usd-core's StageMetadataChecker requires metersPerUnit: a non-metric stage fails it by that one error (and only it)
     errs = validate_usd(out)["errors"]
     assert len(errs) == 1 and errs[0].startswith("MissingMetersPerUnitMetadata"), errs
+    # ... which the caller can declare expected (with its reason): then it is no error
+    val = validate_usd(out, expected={"MissingMetersPerUnitMetadata": "not metric"})
+    assert val["errors"] == [] and val["expected"] == ["MissingMetersPerUnitMetadata: not metric"]
 
 
 def test_arkit_rules_catch_violations(tmp_path):
@@ -129,7 +132,7 @@ def _bundle(tmp_path, metric: bool):
     from realsim.render.paths import look_at
 
     root = tmp_path / "scene"
-    root.mkdir()
+    root.mkdir(parents=True)
     rng = np.random.default_rng(0)
     model = GS3DModel.from_points(rng.normal(size=(50, 3)), rng.integers(0, 255, size=(50, 3)), GS3DConfig(sh_degree=0))
     K = np.array([[60.0, 0, 40], [0, 60.0, 30], [0, 0, 1]])
@@ -198,3 +201,21 @@ def test_export_arkit_and_mesh_cli_end_to_end(tmp_path, capsys):
     g = trimesh.load(tmp_path / "a.glb", force="mesh", process=False)
     assert len(g.faces) == rep["triangles"]
     assert main(["-q", "mesh", str(scene), "-o", str(tmp_path / "a.stl")]) == 2
+
+
+def test_gaussian_usd_export_cli_validates(tmp_path, capsys):
+    """`realsim export -o x.usda` runs every validator: a metric scene passes; a non-metric one has exactly the missing
+    metersPerUnit, reported as expected (with its reason), not as an error."""
+    from pxr import Usd
+
+    from realsim.cli.main import main
+
+    for metric in (True, False):
+        scene = _bundle(tmp_path / str(metric), metric=metric)
+        out = tmp_path / f"g{metric}.usda"
+        rc = main(["-q", "export", str(scene), "-o", str(out), "--no-eval", "--json"])
+        rep = __import__("json").loads(capsys.readouterr().out)
+        assert rc == 0 and rep["validator_errors"] == [] and rep["validator_warnings"] == []
+        assert [e.split(":")[0] for e in rep["validator_expected"]] == ([] if metric else ["MissingMetersPerUnitMetadata"])
+        stage = Usd.Stage.Open(str(out))
+        assert stage.GetRootLayer().customLayerData["realsim:metric"] is metric
