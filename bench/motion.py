@@ -3,6 +3,8 @@ motion-matching baseline) against the real mocap as the floor, and how many agen
 
     python bench/motion.py                       # shipped weights, data from $REALSIM_DATA (../shared/data)
     python bench/motion.py --weights W.safetensors --seconds 10 --max-agents 64
+    python bench/motion.py --human-only      # only issue 16's measures (bench/motion_human.py): shared skating metric,
+                                             # diversity vs mocap, along-track speed tracking, 32-agent sim loop
 
 Prints tables and writes bench/results/motion.json.
 """
@@ -100,7 +102,13 @@ def main() -> int:
     ap.add_argument("--max-agents", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1, help="torch threads for the controller")
     ap.add_argument("--out", type=Path, default=RESULTS / "motion.json")
+    ap.add_argument("--human-only", action="store_true", help="only bench/motion_human.py's parts")
     args = ap.parse_args()
+    if args.human_only:
+        import motion_human
+
+        sys.argv = [sys.argv[0]]
+        return motion_human.main()
 
     from realsim.sim.motion.baseline import MotionMatchingController
     from realsim.sim.motion.controller import MotionController

@@ -1,5 +1,5 @@
-"""Simulation-layer timings on this machine: world building, sim steps (per agent count), body mesh + compositing per frame,
-synthetic capture per photo. Prints a table and writes bench/results/sim.json.
+"""Simulation-layer timings on this machine: world building, sim steps (per agent count; 32 learned agents in the full loop),
+body mesh + compositing per frame, synthetic capture per photo. Prints a table and writes bench/results/sim.json.
 
     .venv/bin/python bench/sim.py [--quick]
 """
@@ -54,6 +54,15 @@ def main() -> None:
         r = run_sim(world, sc, motion="procedural")
         dt = time.perf_counter() - t
         rows.append((f"sim step, {n} agents (procedural motion, incl. planning)", dt / r.n_frames, "s/frame"))
+    if not args.quick:  # the whole sim loop with the learned controller (crowd + diffusion + constraints + foot locks)
+        import motion_human
+
+        torch.set_num_threads(1)
+        rt = motion_human.realtime_part(32, 4.0)
+        rows.append(("sim loop, 32 agents crossing (diffusion controller, 1 torch thread, no rendering)",
+                     rt["ms_per_frame"] / 1000, "s/frame"))
+        rows.append(("  ... per agent step", rt["ms_per_agent_step"] / 1000, "s/agent"))
+        torch.set_num_threads(2)
     frames = [CameraFrame(f"{i:03d}", K, v, cfg.width, cfg.height) for i, v in enumerate(views)]
     path = make_camera_path("interp", frames, 2.0, 30, 1.0, 480, 360)
     r = run_sim(world, default_scenario(6, 2.0, seed=0), motion="procedural")

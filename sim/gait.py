@@ -107,6 +107,10 @@ class ProceduralWalker:
         self.heading = np.asarray(heading, np.float64).copy()
         self.amp[:] = 0.0
 
+    def shift(self, d_xy: np.ndarray) -> None:
+        """Move every root by world d_xy [A,2] (the crowd's constraint correction)."""
+        self.xy = self.xy + np.asarray(d_xy, np.float64).reshape(self.n, 2)
+
     def step(self, future_xy: np.ndarray, dt: float | None = None) -> AgentPose:
         """Move each root to future_xy[:,0] (the target dt seconds ahead; point k at +(k+1) dt) and pose the body."""
         dt = self.dt if dt is None else float(dt)

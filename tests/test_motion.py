@@ -169,3 +169,84 @@ def test_sample_cli_writes_bvh_and_mp4(tmp_path, capsys):
     rc = main(["-q", "motion", "sample", "--path", str(wp), "-o", str(tmp_path / "wp2")])
     err = capsys.readouterr().err
     assert rc != 0 and "at least two" in err
+
+
+def test_shared_skating_metric_on_known_motion():
+    """metrics.skating: a joint sliding 1 cm/frame on the floor at 30 fps skates 30 cm/s; still or lifted joints add 0."""
+    from realsim.sim.motion.metrics import skating
+
+    T = 31
+    j = np.zeros((T, 4, 3))
+    j[:, 0, 0] = np.arange(T) * 0.01
+    assert skating(j, 0.0, [0]) == pytest.approx(30.0)
+    assert skating(j, 0.0, [0, 1, 2, 3]) == pytest.approx(7.5)  # per contact frame of all four joints
+    still = np.zeros((T, 1, 3))  # 10 frames standing, then lifted 10 cm and moving 1 cm a frame: the 9 still pairs and
+    still[10:, 0, 2] = 0.1  # the lift-off pair (lower frame on the floor) are contact frames -> 30 cm/s / 10
+    still[10:, 0, 0] = 0.01 * np.arange(1, T - 9)
+    assert skating(still, np.zeros(T), [0]) == pytest.approx(3.0)
+    k = np.zeros((T, 1, 3))
+    k[:, 0, 0] = np.arange(T) * 0.01
+    k[:, 0, 2] = 0.0125  # half-way up the 2.5 cm band, constant: GMD weight 2 - 2^0.5 (lowest is 0.0125 -> height 0)
+    assert skating(k, 0.0, [0]) == pytest.approx(30.0)
+    k[0, 0, 2] = 0.0  # now the lowest is 0: the rest sit at 1.25 cm, weighted 2 - sqrt(2)
+    assert skating(k, 0.0, [0]) == pytest.approx(30.0 * (29 * (2 - 2 ** 0.5) + 1) / 30, rel=1e-6)
+
+
+def test_pairwise_joint_distance_and_root_frame():
+    from realsim.sim.motion.variety import pairwise_joint_distance, root_frame_joints
+
+    base = np.zeros((3, 5, 2, 3))
+    base[1, ..., 0] += 0.1  # agent 1's joints 10 cm further forward, agent 2 3 cm up
+    base[2, ..., 2] += 0.03
+    assert pairwise_joint_distance(base) == pytest.approx((0.1 + 0.03 + np.hypot(0.1, 0.03)) / 3)
+    # a body turned 90 degrees and moved: same root-frame joints
+    J = np.array([[[0.0, 0.0, 1.0], [0.2, 0.1, 0.5]]])
+    R = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    J2 = J @ R.T + np.array([3.0, 4.0, 0.0])
+    a = root_frame_joints(J, J[:, 0, :2], np.zeros(1))
+    b = root_frame_joints(J2, J2[:, 0, :2], np.full(1, np.pi / 2))
+    np.testing.assert_allclose(a, b, atol=1e-12)
+
+
+def test_controller_shift_is_kept_and_past_noise_varies_agents():
+    """The crowd's correction moves the controller's own root (no snap back); per-agent start noise makes agents differ."""
+    from realsim.sim.motion.controller import MotionController
+
+    ctrl = MotionController.from_default(2, seed=0)
+    ctrl.reset(np.zeros((2, 2)), np.zeros(2))
+    for _ in range(5):
+        ctrl.step(np.zeros((2, 30, 2)))
+    ctrl.shift(np.array([[0.3, 0.0], [0.0, -0.2]]))
+    pose = ctrl.step(np.repeat(np.array([[[0.3, 0.0]], [[0.0, -0.2]]]), 30, 1))
+    np.testing.assert_allclose(pose.root[:, :2], [[0.3, 0.0], [0.0, -0.2]], atol=0.05)
+    same = MotionController.from_default(2, seed=0, past_noise=0.0)
+    var = MotionController.from_default(2, seed=0, past_noise=1.0)
+    assert np.allclose(same.past[0], same.past[1]) and not np.allclose(var.past[0], var.past[1])
+
+
+def test_two_bone_ik_and_foot_lock():
+    """IK keeps bone lengths and reaches the target; a locked foot stays put while the animation slides it."""
+    from realsim.sim.footlock import FootLock, FootLockConfig, two_bone_ik
+
+    hip, knee, ank = np.array([[0.0, 0.0, 0.9]]), np.array([[0.05, 0.0, 0.5]]), np.array([[0.0, 0.0, 0.1]])
+    tgt = np.array([[0.2, 0.05, 0.2]])  # within reach (0.81 m of leg)
+    k, a = two_bone_ik(hip, knee, ank, tgt)
+    np.testing.assert_allclose(a, tgt, atol=1e-9)
+    assert np.linalg.norm(k - hip) == pytest.approx(np.linalg.norm(knee - hip))
+    assert np.linalg.norm(a - k) == pytest.approx(np.linalg.norm(ank - knee))
+    assert k[0, 0] > 0.1  # still bends forward, like the pose's knee
+    # one agent, left leg only (joints: hip, knee, ankle, toe), planted ankle height 0.1 m on flat ground
+    lock = FootLock(1, [(0, 1, 2, 3)], np.array([0.1]), lambda xy: np.zeros(xy.shape[:-1]),
+                    FootLockConfig(height_only=True, release_m=0.3))
+    out = []
+    for t in range(6):  # the animation slides the planted foot 2 cm a frame
+        J = np.array([[[0.0, 0, 0.9], [0.05, 0, 0.5], [0.02 * t, 0, 0.1], [0.02 * t + 0.15, 0, 0.03]]])
+        out.append(lock.apply(J, np.ones((1, 1), bool))[0])
+    out = np.array(out)
+    np.testing.assert_allclose(out[:, 2], np.repeat([[0.0, 0.0, 0.1]], 6, 0), atol=1e-9)  # ankle held where it landed
+    np.testing.assert_allclose(out[:, 3] - out[:, 2], np.repeat([[0.15, 0, -0.07]], 6, 0), atol=1e-9)  # toe follows
+    # the held foot pulls the body towards it: half the drift, at most 1.5 cm a frame
+    J = np.array([[[0.0, 0, 0.9], [0.05, 0, 0.5], [0.01, 0, 0.1], [0.16, 0, 0.03]]])
+    np.testing.assert_allclose(lock.root_pull(J, 0.5), [[-0.005, 0.0]], atol=1e-12)
+    J[0, 2, 0] = 0.1
+    np.testing.assert_allclose(lock.root_pull(J, 1.0), [[-0.015, 0.0]], atol=1e-12)

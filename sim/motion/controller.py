@@ -104,12 +104,22 @@ class BaseController:
         self.xz = world_xy_to_model(xy)
         self.yaw = np.asarray(heading, dtype=np.float64).reshape(self.A).copy()
         self.past = np.broadcast_to(self.idle, (self.A, self.P, self.idle.shape[0])).copy()
+        if getattr(self, "past_noise", 0.0) > 0:  # each agent starts from its own slightly different stance, so first steps
+            eps = self.rng.standard_normal((self.A, 1, self.idle.shape[0]))  # (and the gait phase after) differ
+            self.past += self.past_noise * eps * self.feat_std[None, None]
         self.plan: np.ndarray | None = None
         self.ptr = 0
         self.frame = self.past[:, -1].copy()
         self.frac = 0.0  # model-time clock: fraction of the next model frame already shown (0 <= frac < 1)
         self.vis_xz, self.vis_yaw, self.vis_frame = self.xz.copy(), self.yaw.copy(), self.frame.copy()  # the shown pose
         self.last_lift = np.zeros(self.A)  # how far the floor clamp lifted each body in the last pose (m)
+
+    def shift(self, d_xy: np.ndarray) -> None:
+        """Move every agent's root by world d_xy [A,2] (the crowd's avoidance or constraint correction) in the controller's
+        own state, so the next frames continue from there instead of snapping back."""
+        d = world_xy_to_model(np.asarray(d_xy, dtype=np.float64).reshape(self.A, 2))
+        self.xz = self.xz + d
+        self.vis_xz = self.vis_xz + d
 
     def _targets(self, future_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sparse [A,K,4] and dense [A,F,4] trajectory conditions in each agent's root frame from world future_xy [A,N,2]
@@ -232,8 +242,11 @@ class MotionController(BaseController):
     def __init__(self, model: MotionModel, n_agents: int, styles: list[str] | None = None,
                  ground_height: GroundFn | None = None, seed: int = 0, replan: int = 10, steps: int | None = None,
                  w_style: float = 0.0, w_past: float = 0.0, correction: float = 0.1, threads: int | None = 1,
-                 smooth: float = 2.0, floor_clamp: bool = True):
+                 smooth: float = 2.0, floor_clamp: bool = True, past_noise: float = 0.0):
         self.model = model
+        self.past_noise = past_noise  # per-agent start variation, in feature standard deviations (see reset)
+        self.rng = np.random.default_rng(seed)
+        self.feat_std = model.std.numpy().astype(np.float64)
         self.skeleton = model.skeleton
         cfg = model.cfg
         self.P, self.F, self.K, self.stride = cfg.past, cfg.future, cfg.traj_points, cfg.traj_stride

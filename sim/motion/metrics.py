@@ -74,3 +74,28 @@ def path_metrics(ro, path: np.ndarray, skip: int = 15) -> dict[str, list[float]]
         out["penetration_max_cm"].append(fm["penetration_max_cm"])
         out["end_error_cm"].append(float(np.linalg.norm(ro.root[a, -1, :2] - cmd[-1]) * 100))
     return out
+
+
+SKATE_H = 0.025  # m above a foot joint's lowest height: the contact band of the shared skating metric
+
+
+def skating(joints: np.ndarray, ground: np.ndarray | float, feet: list[int], fps: float = FPS, h: float = SKATE_H) -> float:
+    """The one skating figure (cm/s) for the raw model, the rendered sim and real mocap alike.
+
+    For each foot joint (ankle and toe, both feet) and pair of consecutive frames at `fps`: height above the ground
+    (lower of the two frames) relative to that joint's lowest height in the clip; within h (2.5 cm) it counts as a contact
+    frame and its horizontal speed is weighted GMD-style by (2 - 2^(height / h)) (1 on the floor, 0 at the band's top).
+    Returns the weighted speeds summed over contact frames / the number of contact frames, in cm/s.
+    joints [T,J,3] world +Z up (metres); ground [T] or [T,F] floor height under each joint, or a scalar.
+    """
+    fj = np.asarray(joints, np.float64)[:, feet]                         # [T,F,3]
+    g = np.asarray(ground, np.float64)
+    z = fj[..., 2] - (g[:, None] if g.ndim == 1 else g)
+    z = z - z.min(0, keepdims=True)                                      # above each joint's lowest
+    hh = np.minimum(z[1:], z[:-1])                                       # [T-1,F]
+    v = np.linalg.norm(np.diff(fj[..., :2], axis=0), axis=-1) * fps
+    contact = hh < h
+    if not contact.any():
+        return 0.0
+    w = np.clip(2.0 - np.power(2.0, hh / h), 0.0, 1.0)
+    return float((w * v)[contact].sum() / contact.sum() * 100.0)
