@@ -38,13 +38,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--holdout-every", type=int, default=8)
     ap.add_argument("--backend", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config field (dotted for nested, JSON value), e.g. scaffold.sky_gaussians=0; repeatable")
     ap.add_argument("--out", type=Path, default=REPO / "build" / "bench_train")
     ap.add_argument("--json", type=Path, default=RESULTS / "train.json")
+    ap.add_argument("--frames", type=Path, metavar="DIR",
+                    help="with --frames-from: write PNG renders of the bundles' held-out (and --frames-train) views to DIR")
+    ap.add_argument("--frames-from", action="append", default=[], metavar="LABEL=BUNDLE",
+                    help="render trained bundles at the photo positions (no training); repeatable, side by side")
+    ap.add_argument("--frames-train", default="", help="comma-separated training view names to render as well")
     ap.add_argument("--from-checkpoints", action="store_true",
                     help="evaluate the last checkpoints of interrupted runs (.SCENE_MODEL.train/) instead of training")
     args = ap.parse_args(argv)
     if args.from_checkpoints:
         return evaluate_checkpoints(args)
+    if args.frames_from:
+        return render_frames(args)
 
     from realsim.recon.dataset import load_dataset
     from realsim.recon.trainer import evaluate_scene, preset_config, train
@@ -53,7 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or scene.name
     rows = []
     for model in args.models.split(","):
-        cfg = preset_config(args.preset, model, args.iterations)
+        n_img = None
+        if args.preset == "real":
+            from realsim.assets.cameras import holdout_split
+            from realsim.recon.dataset import load_camera_source
+
+            names = [f.name for f in load_camera_source(scene)[0].frames]
+            n_img = sum(x == "train" for x in holdout_split(names, args.holdout_every))
+        cfg = preset_config(args.preset, model, args.iterations, n_images=n_img)
+        _apply_sets(cfg, args.set)
         cfg.backend, cfg.seed, cfg.holdout_every = args.backend, args.seed, args.holdout_every
         if args.downscale:
             cfg.downscale = args.downscale
@@ -75,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         res = train(scene, out, cfg, progress=prog, overwrite=True, dataset=ds)
         wall = time.time() - t0
         ev = evaluate_scene(out, backend=args.backend)
+        split = split_metrics(res.model, ds, args.backend, tuple(cfg.background))
         curve = [(r["step"], round(r["eval_psnr"], 3), round(r["elapsed"], 1))
                  for r in map(json.loads, (out / "train" / "metrics.jsonl").read_text().splitlines()) if "eval_psnr" in r]
         row = {
@@ -86,10 +104,14 @@ def main(argv: list[str] | None = None) -> int:
             "lpips": ev["lpips"], "test_views": ev["n_views"], "model_bytes": ev["model_bytes"],
             "anchors": ev.get("anchors"), "gaussians": ev.get("gaussians"), "gaussians_per_view": ev["gaussians_per_view"],
             "render_s_per_frame": round(ev["render_s_per_frame"], 3), "load_avg_start": load0,
+            **split,
+            "overrides": args.set, "preset": args.preset,
             "load_avg_end": load_avg(), "threads": cfg.threads, "curve_step_psnr_elapsed": curve, **stamp(),
         }
         rows.append(row)
         _merge(args.json, f"{name}/{model}", row)
+    for r in rows:
+        _print_split(r)
     print(f"{'scene/model':24s} {'it':>6s} {'wall s':>8s} {'cpu s':>7s} {'PSNR':>7s} {'SSIM':>6s} {'MB':>7s} {'anch/gauss':>10s} {'load':>5s}")
     for r in rows:
         n = r["anchors"] if r["anchors"] is not None else r["gaussians"]
@@ -98,11 +120,98 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def split_metrics(model, ds, backend: str, background: tuple) -> dict:
+    """Held-out metrics split into interpolated views and extrapolated ones (the first / last view by name: outside
+    the walk), with the half-split colour-affine protocol and sharpness."""
+    from realsim.recon.trainer import evaluate_views
+
+    full = evaluate_views(model, ds.test, backend, background, half_split=True)
+    names = sorted(v.name for v in ds.train + ds.test)
+    extra = [i for i, v in enumerate(ds.test) if v.name in (names[0], names[-1])]
+    interp = [i for i in range(len(ds.test)) if i not in extra]
+    split: dict = {"test_names": [v.name for v in ds.test], "extrapolated": [ds.test[i].name for i in extra]}
+    for key in ("psnr", "ssim", "psnr_affine", "ssim_affine", "psnr_right", "ssim_right", "sharpness"):
+        pv = full["per_view_" + key]
+        split[key + "_interp"] = round(float(sum(pv[i] for i in interp) / max(len(interp), 1)), 4)
+        split[key + "_extrap"] = round(float(sum(pv[i] for i in extra) / len(extra)), 4) if extra else None
+        split["per_view_" + key] = pv
+    return split
+
+
+def _print_split(r: dict) -> None:
+    print(f"{r['scene']}/{r['model']}: interpolated PSNR {r['psnr_interp']:.2f} SSIM {r['ssim_interp']:.3f} "
+          f"(affine half-split {r['psnr_affine_interp']:.2f} / {r['ssim_affine_interp']:.3f}, same half raw "
+          f"{r['psnr_right_interp']:.2f} / {r['ssim_right_interp']:.3f}); extrapolated {r['extrapolated']}: PSNR "
+          f"{r['psnr_extrap']} SSIM {r['ssim_extrap']} (affine {r['psnr_affine_extrap']}); sharpness "
+          f"{r['sharpness_interp']:.2f}; per view {r['per_view_psnr']}")
+
+
+def _apply_sets(cfg, sets: list[str]) -> None:
+    """KEY=VALUE overrides (dotted keys into nested configs; the value parsed as JSON, else kept as a string)."""
+    for item in sets:
+        key, _, val = item.partition("=")
+        try:
+            v = json.loads(val)
+        except json.JSONDecodeError:
+            v = val
+        obj = cfg
+        *path, last = key.split(".")
+        for k in path:
+            obj = getattr(obj, k)
+        if not hasattr(obj, last):
+            raise SystemExit(f"--set: unknown config field {key!r}")
+        setattr(obj, last, v)
+
+
 def _merge(path: Path, key: str, row: dict) -> None:
     """Add one row to the results file (rows of other scenes and models, perhaps written meanwhile, are kept)."""
     results = read_result(path, {})
     results[key] = row
     write_result(path, results, stamp_it=False)
+
+
+def render_frames(args: argparse.Namespace) -> int:
+    """Renders of each bundle at its held-out photo positions (our renders only, never the photos), one PNG per view
+    with the bundles side by side (labelled in the file name), and each render's sharpness over the photo's."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from realsim.recon.bundle import load_scene, render_model
+    from realsim.recon.dataset import load_dataset
+    from realsim.recon.metrics import laplacian_variance, psnr
+
+    labels, renders = [], {}
+    for item in args.frames_from:
+        label, _, path = item.partition("=")
+        if Path(path).is_file():  # an interrupted run's checkpoint: its config and --scene's cameras
+            from realsim.recon.bundle import build_model
+            from realsim.recon.trainer import TrainConfig, load_checkpoint
+
+            ck = load_checkpoint(Path(path))
+            cfg = TrainConfig.from_dict(ck["config"])
+            model = build_model(ck["kind"], ck["model_config"], {k[6:]: v for k, v in ck["tensors"].items()
+                                                                  if k.startswith("model.")})
+            ds = load_dataset(args.scene, cfg.downscale, cfg.max_width, cfg.holdout_every)
+        else:
+            sc = load_scene(path)
+            model = sc.model
+            ds = load_dataset(sc.root, downscale=sc.info.metadata["train"]["downscale"])
+        want = set(args.frames_train.split(",")) - {""}
+        views = ds.test + [v for v in ds.train if v.name in want]
+        labels.append(label)
+        for v in views:
+            with torch.no_grad():
+                rgb = render_model(model, v.viewmat, v.K, v.width, v.height, args.backend)["rgb"]
+            sharp = laplacian_variance(rgb) / laplacian_variance(v.image)
+            print(f"{label} {v.name}: PSNR {psnr(rgb, v.image):.2f} sharpness {sharp:.2f}")
+            renders.setdefault(v.name, []).append((rgb.numpy() * 255).round().astype(np.uint8))
+    args.frames.mkdir(parents=True, exist_ok=True)
+    for name, imgs in renders.items():
+        gap = np.full((imgs[0].shape[0], 8, 3), 255, np.uint8)
+        row = np.concatenate(sum(([im, gap] for im in imgs), [])[:-1], 1)
+        Image.fromarray(row).save(args.frames / f"{Path(name).stem}_{'_vs_'.join(labels)}.png")
+    return 0
 
 
 def evaluate_checkpoints(args: argparse.Namespace) -> int:
@@ -123,6 +232,7 @@ def evaluate_checkpoints(args: argparse.Namespace) -> int:
         m = build_model(ck["kind"], ck["model_config"], mt)
         ds = load_dataset(scene, cfg.downscale, cfg.max_width, cfg.holdout_every)
         ev = evaluate_views(m, ds.test, args.backend, tuple(cfg.background))
+        split = split_metrics(m, ds, args.backend, tuple(cfg.background))
         with tempfile.TemporaryDirectory() as td:
             save_model(Path(td) / "model.safetensors", m)
             size = (Path(td) / "model.safetensors").stat().st_size
@@ -135,8 +245,9 @@ def evaluate_checkpoints(args: argparse.Namespace) -> int:
                "psnr": round(ev["psnr"], 3), "ssim": round(ev["ssim"], 4), "lpips": ev["lpips"], "test_views": ev["n_views"],
                "model_bytes": size, "anchors": getattr(m, "n_anchors", None), "gaussians": getattr(m, "n_gaussians", None),
                "gaussians_per_view": ev["gaussians_per_view"], "render_s_per_frame": round(ev["render_s_per_frame"], 3),
-               "load_avg_end": load_avg(), "threads": cfg.threads, "curve_step_psnr_elapsed_cpu": curve, **stamp()}
+               "load_avg_end": load_avg(), "threads": cfg.threads, "curve_step_psnr_elapsed_cpu": curve, **split, **stamp()}
         _merge(args.json, f"{name}/{model}", row)
+        _print_split(row)
         print(f"{name}/{model}: step {ck['step']}, {last['cpu_s']} cpu s, PSNR {ev['psnr']:.2f}, SSIM {ev['ssim']:.3f}, "
               f"{size / 1e6:.2f} MB")
     return 0

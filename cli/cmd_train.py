@@ -14,8 +14,10 @@ from realsim.cli.common import add_threads_option
 def add_train_options(p: argparse.ArgumentParser) -> None:
     """Options shared by `train` and `reconstruct`."""
     p.add_argument("--model", choices=["scaffold", "3dgs"], default="scaffold", help="scene model (default scaffold)")
-    p.add_argument("--preset", choices=["cpu-fast", "cpu", "gpu"], default="cpu",
-                   help="resolution and iterations: cpu-fast (256 px wide, 500 it), cpu (504 px, 3000 it), gpu (1600 px, 30k it)")
+    p.add_argument("--preset", choices=["auto", "cpu-fast", "cpu", "gpu", "real"], default="auto",
+                   help="resolution and iterations: cpu-fast (256 px wide, 500 it), cpu (504 px, 3000 it), gpu (1600 px, 30k it), "
+                        "real (sparse real photos: 512 px, ~100 epochs, exposure + sky models); auto (default): real for a "
+                        "`realsim poses` WORKDIR of real photos or video, else cpu")
     p.add_argument("--iterations", type=_pos_int, help="training iterations (overrides the preset; schedules follow)")
     p.add_argument("--downscale", type=_pos_float, help="divide image size by this (overrides the preset's width)")
     p.add_argument("--backend", choices=["auto", "torch", "cpu", "cuda", "gsplat"], default="auto", help="rasterizer backend")
@@ -49,13 +51,31 @@ def add_parser(sub) -> None:
     p.add_argument("workdir", type=Path, help="poses WORKDIR (or LLFF / COLMAP folder)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="SCENE", help="scene bundle folder to write")
     add_train_options(p)
+    b = p.add_argument_group("large scenes: blocks trained as Ray tasks, merged into one bundle")
+    b.add_argument("--blocks", type=_blocks_arg, metavar="auto|N",
+                   help="split the scene on the ground into N blocks (auto: about 60 training photos each), train them "
+                        "in parallel on Ray and merge them; --iterations is the whole scene's, shared by the blocks")
+    b.add_argument("--ray-address", metavar="ADDR", help="join this Ray cluster (default: a local runtime on --threads cores)")
+    b.add_argument("--partition", type=Path, metavar="FILE", help="with --blocks: re-use this partition.json plan")
+    b.add_argument("--block-overlap", type=_pos_float, default=0.2, metavar="F",
+                   help="each block's training region extends its core by this fraction per side (default 0.2)")
     p.set_defaults(func=run)
+
+
+def _blocks_arg(text: str) -> int:
+    """--blocks auto -> 0, else a whole number >= 1."""
+    if text == "auto":
+        return 0
+    return _pos_int(text)
 
 
 def config_from_args(args: argparse.Namespace):
     from realsim.recon.trainer import preset_config
 
-    cfg = preset_config(args.preset, args.model, args.iterations)
+    from realsim.recon.train_config import auto_preset
+
+    preset, n_img = (args.preset, None) if args.preset != "auto" else auto_preset(getattr(args, "workdir", None))
+    cfg = preset_config(preset, args.model, args.iterations, n_images=n_img)
     cfg.seed = int(args.seed)
     cfg.backend = args.backend
     if args.downscale is not None:
@@ -137,4 +157,39 @@ def _linger(viewer, seconds: float | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.blocks is not None:
+        return train_blocks_and_report(args)
+    if args.ray_address or args.partition:
+        raise InputError("--ray-address and --partition apply with --blocks")
     return train_and_report(args.workdir, args)
+
+
+def train_blocks_and_report(args: argparse.Namespace) -> int:
+    """`realsim train WORKDIR -o SCENE --blocks auto|N`: per-block progress bars, one summary line per block."""
+    from realsim.cli.progress import RichProgress
+    from realsim.recon.blocks import train_blocks
+    from realsim.recon.partition import PartitionConfig
+
+    if args.view:
+        raise InputError("--view does not apply to --blocks (view the merged scene with `realsim view SCENE`)")
+    cfg = config_from_args(args)
+    pcfg = PartitionConfig(blocks=args.blocks, overlap=args.block_overlap)
+    with RichProgress(not args.quiet) as prog:
+        res = train_blocks(args.workdir, args.output, cfg, pcfg, plan=args.partition, ray_address=args.ray_address,
+                           num_cpus=args.threads, resume=args.resume, overwrite=args.overwrite,
+                           override_config=args.override_config, progress=prog)
+    m = res.metrics
+    st = m.get("straddling") or {}
+    if args.json:
+        print(json.dumps({"scene": str(res.out), "blocks": res.blocks, "seconds": round(res.seconds, 1),
+                          "iterations": m.get("iterations"), "test_views": m.get("n_views"), "psnr": m.get("psnr"),
+                          "ssim": m.get("ssim"), "straddling_psnr": st.get("psnr"), "anchors": m.get("anchors")}, default=str))
+        return 0
+    for b in res.blocks:
+        again = f", resumed from iteration {b['resumed_from']}" if b.get("resumed_from") else ""
+        print(f"block {b['name']}: {b['iterations']} iterations in {b['seconds']:.0f} s{again}, "
+              f"{b['anchors_kept']} of {b['anchors_block']} anchors kept (core)")
+    q = f"held-out PSNR {m['psnr']:.2f} dB on {m['n_views']} views" if m.get("n_views") else "no held-out views"
+    q += f" ({st['psnr']:.2f} dB on {st['n_views']} straddling a block boundary)" if st else ""
+    print(f"{len(res.blocks)} blocks merged: {m.get('anchors')} anchors, {q} -> {res.out} ({res.seconds:.0f} s)")
+    return 0

@@ -16,7 +16,12 @@ Public API:
     Splats, rasterize_splats        -- the explicit Gaussians a model yields for one view; the one call into the rasterizer
     TrainConfig, preset_config(name, model, iterations), train(source, out, cfg, ...)  -- resumable training
     evaluate_views(model, views)    -- held-out PSNR / SSIM
+    PoseRefiner, PoseRefineConfig   -- per-camera SE(3) pose corrections learned through the viewmat gradients
     psnr, ssim                      -- image metrics ([H,W,3] in [0, 1])
+    PartitionConfig, partition_scene(cams, xyz, cfg), load_partition(path)  -- ground-plane blocks with overlap, cameras
+                                       assigned by visibility; partition.json (partition.py)
+    train_blocks(workdir, out, cfg, pcfg, ray_address=...) -> BlocksResult  -- blocks trained as Ray tasks (resumable per
+                                       block), merged into one standard bundle (blocks.py, merge.py; imports ray on use)
 
 Modules not re-exported here: `sfm` (pycolmap SfM), `colmap_io` (COLMAP models through pycolmap), `align` (gravity and
 scale), `nerfstudio` (transforms.json in and out), `inputs` (photo folders, video frames), `export` (PLY / .splat / USD).
@@ -25,7 +30,10 @@ from .bundle import Scene, load_scene, render_model
 from .colmap_io import load_sfm_points
 from .dataset import Dataset, load_dataset
 from .gs3d import GS3DConfig, GS3DModel
+from .blocks import BlocksResult, train_blocks
 from .metrics import psnr, ssim
+from .partition import PartitionConfig, load_partition, partition_scene
+from .pose_refine import PoseRefineConfig, PoseRefiner
 from .poses import PosesOptions, PosesResult, run_poses
 from .scaffold import ScaffoldConfig, ScaffoldModel
 from .splats import Splats, rasterize_splats
@@ -37,4 +45,6 @@ __all__ = [
     "Scene", "load_scene", "render_model", "Dataset", "load_dataset",
     "ScaffoldModel", "ScaffoldConfig", "GS3DModel", "GS3DConfig", "ScaffoldStrategy", "ADCStrategy",
     "Splats", "rasterize_splats", "TrainConfig", "preset_config", "train", "evaluate_views", "psnr", "ssim",
+    "PoseRefiner", "PoseRefineConfig",
+    "PartitionConfig", "partition_scene", "load_partition", "train_blocks", "BlocksResult",
 ]

@@ -138,7 +138,8 @@ class Dataset:
 
 
 def resolve_downscale(frames: list[CameraFrame], downscale: float | None, max_width: int | None) -> float:
-    """Downscale factor: explicit, or the smallest integer bringing the widest image to <= max_width."""
+    """Downscale factor: explicit, or the smallest integer bringing the widest image to <= max_width (1% slack: undistorted
+    photos come out a pixel or two wider, 1026 for 1024, and must not drop to the next factor, 342 px instead of 512)."""
     if downscale is not None:
         if downscale <= 0:
             raise InputError(f"--downscale must be positive, got {downscale}")
@@ -146,7 +147,7 @@ def resolve_downscale(frames: list[CameraFrame], downscale: float | None, max_wi
     if max_width:
         w = max(f.width for f in frames)
         d = 1
-        while w / d > max_width + 1e-6:
+        while w / d > max_width * 1.01 + 1e-6:
             d += 1
         return float(d)
     return 1.0

@@ -16,7 +16,8 @@ from realsim.assets.progress import ProgressFn, report
 
 from .bundle import render_splats
 from .dataset import View, load_dataset
-from .metrics import lpips_fn, psnr, ssim
+from .appearance import apply_affine, fit_affine_color
+from .metrics import laplacian_variance, lpips_fn, psnr, ssim, ssim_map
 
 __all__ = ["evaluate_views", "evaluate_scene", "plot_curves", "model_counts"]
 
@@ -28,11 +29,27 @@ def model_counts(model: nn.Module) -> dict[str, int]:
     return {"gaussians": model.n_gaussians}
 
 
+def half_split_scores(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """The appearance-compensation protocol: fit a 3x4 colour affine on the left half, score the right half with it
+    (psnr_affine / ssim_affine) and without it (psnr_right / ssim_right, the same pixels uncompensated)."""
+    W = pred.shape[1]
+    left = torch.zeros(pred.shape[:2], dtype=torch.bool)
+    left[:, : W // 2] = True
+    A = fit_affine_color(pred, target, left)
+    comp = apply_affine(pred, A).clamp(0, 1)
+    r = slice(W // 2, W)
+    return {"psnr_affine": psnr(comp[:, r], target[:, r]), "ssim_affine": float(ssim_map(comp, target)[..., r].mean()),
+            "psnr_right": psnr(pred[:, r], target[:, r]), "ssim_right": float(ssim_map(pred, target)[..., r].mean())}
+
+
 def evaluate_views(model: nn.Module, views: list[View], backend: str = "auto",
-                   background: tuple[float, float, float] = (0.0, 0.0, 0.0), progress: Any = None) -> dict[str, Any]:
-    """Mean PSNR / SSIM (/ LPIPS when available) over views, render seconds per frame, Gaussians per view."""
+                   background: tuple[float, float, float] = (0.0, 0.0, 0.0), progress: Any = None,
+                   half_split: bool = False) -> dict[str, Any]:
+    """Mean PSNR / SSIM (/ LPIPS when available) over views, render seconds per frame, Gaussians per view, sharpness
+    (variance of the Laplacian of the render over the photo's); with half_split also the half_split_scores means."""
     lp = lpips_fn()
-    ps, ss, ls, times, ng = [], [], [], [], []
+    ps, ss, ls, times, ng, sharp = [], [], [], [], [], []
+    halves: list[dict[str, float]] = []
     for i, v in enumerate(views):
         t = time.perf_counter()
         with torch.no_grad():
@@ -42,6 +59,9 @@ def evaluate_views(model: nn.Module, views: list[View], backend: str = "auto",
         ng.append(len(splats))
         ps.append(psnr(out["rgb"], v.image))
         ss.append(float(ssim(out["rgb"], v.image)))
+        sharp.append(laplacian_variance(out["rgb"]) / max(laplacian_variance(v.image), 1e-12))
+        if half_split:
+            halves.append(half_split_scores(out["rgb"], v.image))
         if lp is not None:
             ls.append(lp(out["rgb"], v.image))
         if progress is not None:
@@ -50,7 +70,11 @@ def evaluate_views(model: nn.Module, views: list[View], backend: str = "auto",
     if views:
         res.update({"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss)), "per_view_psnr": [round(x, 3) for x in ps],
                     "render_s_per_frame": float(np.mean(times)), "gaussians_per_view": int(np.mean(ng)),
-                    "resolution": [views[0].width, views[0].height]})
+                    "per_view_ssim": [round(x, 4) for x in ss], "sharpness": float(np.mean(sharp)),
+                    "per_view_sharpness": [round(x, 3) for x in sharp], "resolution": [views[0].width, views[0].height]})
+        for key in halves[0] if halves else []:
+            res[key] = float(np.mean([h[key] for h in halves]))
+            res["per_view_" + key] = [round(h[key], 3) for h in halves]
         res["lpips"] = float(np.mean(ls)) if ls else None
     return res
 

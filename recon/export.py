@@ -28,6 +28,7 @@ from realsim.assets.progress import ProgressFn, report
 from realsim.assets.splat import write_splat
 
 from .metrics import psnr
+from .sky import neural_part
 from .splats import Splats, rasterize_splats
 
 log = logging.getLogger("realsim.recon.export")
@@ -132,6 +133,7 @@ def bake_scaffold(model: Any, views: list[CameraFrame], cfg: ExportConfig,
     for i, f in enumerate(views):
         V, K = _frame_tensors(f)
         s, info = model.decode(V, K, f.width, f.height)
+        s = neural_part(s, info)  # a sky model is not baked (its Gaussians have no anchor slot)
         idx = info["anchor_idx"]
         all_slots = (idx[:, None] * k + torch.arange(k)).reshape(-1)
         c_all = compact[all_slots]

@@ -88,3 +88,10 @@ def lpips_fn():
         log.warning("LPIPS unavailable: %s", e)
         _LPIPS = False
     return _LPIPS or None
+
+
+def laplacian_variance(img: torch.Tensor) -> float:
+    """Sharpness: variance of the 4-neighbour Laplacian of the grey image ([H,W,3] in [0,1]), borders excluded."""
+    g = img.float().clamp(0, 1).mean(-1)
+    lap = g[1:-1, :-2] + g[1:-1, 2:] + g[:-2, 1:-1] + g[2:, 1:-1] - 4 * g[1:-1, 1:-1]
+    return float(lap.var())

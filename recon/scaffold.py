@@ -18,6 +18,8 @@ from realsim.assets.config import ConfigDict
 
 from realsim.render.prefilter import anchor_prefilter
 
+from .appearance import AffineAppearance
+from .sky import SkySphere, append_splats, sky_radius_for
 from .splats import Splats
 
 
@@ -33,7 +35,10 @@ class ScaffoldConfig(ConfigDict):
     appearance_dim: int = 0  # per-training-image appearance embedding (0 = off)
     n_appearance: int = 0  # number of training images the embedding covers
     feature_bank: bool = False  # multi-resolution feature bank (view-dependent blend of 3 feature resolutions)
-
+    affine_appearance: bool = False  # per-training-image 3x4 colour affine (exposure / white balance), training only
+    sky_gaussians: int = 0  # sky sphere lattice size (0 = off); see sky.py
+    sky_min_z: float = -0.3  # lattice directions below this z (+Z up) are dropped (the ground hides them)
+    sky_radius_factor: float = 3.0  # sphere radius: this x the 99th-percentile SfM point distance from their median
 
 
 def _mlp(inp: int, hidden: int, out: int, act: nn.Module) -> nn.Sequential:
@@ -82,6 +87,8 @@ class ScaffoldModel(nn.Module):
         self.embedding = nn.Embedding(max(c.n_appearance, 1), c.appearance_dim) if c.appearance_dim > 0 else None
         self.mlp_bank = (nn.Sequential(nn.Linear(3 + 1, c.feat_dim), nn.ReLU(True), nn.Linear(c.feat_dim, 3), nn.Softmax(dim=1))
                          if c.feature_bank else None)
+        self.appearance = AffineAppearance(c.n_appearance) if c.affine_appearance else None
+        self.sky = SkySphere(c.sky_gaussians, c.sky_min_z) if c.sky_gaussians > 0 else None
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -97,6 +104,9 @@ class ScaffoldModel(nn.Module):
             m.anchors.copy_(torch.from_numpy(anchors))
             d = np.maximum(knn_mean_dist(anchors), 1e-7)
             m.scaling.copy_(torch.from_numpy(np.log(d))[:, None].repeat(1, 6))
+        if m.sky is not None:
+            centre = np.median(xyz, 0)
+            m.sky.place(centre, sky_radius_for(xyz, centre, config.sky_radius_factor))
         return m
 
     @classmethod
@@ -115,6 +125,10 @@ class ScaffoldModel(nn.Module):
             g["embedding"] = list(self.embedding.parameters())
         if self.mlp_bank is not None:
             g["mlp_bank"] = list(self.mlp_bank.parameters())
+        if self.appearance is not None:
+            g["appearance"] = [self.appearance.delta]
+        if self.sky is not None:
+            g["sky"] = [self.sky.color]
         return g
 
     @property
@@ -175,7 +189,10 @@ class ScaffoldModel(nn.Module):
         quats = F.normalize(cov[:, 3:7], dim=1)
         splats = Splats(a_rep + off, quats, scales, opac[sel], colors=col[sel])
         slot = (idx[:, None] * k + torch.arange(k, device=idx.device)).reshape(-1)[sel]
-        info = {"anchor_mask": vis, "anchor_idx": idx, "slot": slot, "opacity_all": opac.detach(), "scales": scales}
+        info = {"anchor_mask": vis, "anchor_idx": idx, "slot": slot, "opacity_all": opac.detach(), "scales": scales,
+                "n_neural": torch.tensor(len(splats))}
+        if self.sky is not None:  # behind everything; the strategy reads the first n_neural splats only
+            splats = append_splats(splats, self.sky.splats())
         return splats, info
 
     def splats(self, viewmat: torch.Tensor, K: torch.Tensor, width: int, height: int, cam_index: int | None = None,
@@ -202,6 +219,8 @@ def lr_schedule_scaffold(extent: float) -> dict[str, tuple[float, float]]:
         "mlp_color": (0.008, 0.00005),
         "embedding": (0.05, 0.0005),
         "mlp_bank": (0.01, 0.00001),
+        "appearance": (0.005, 0.0005),
+        "sky": (0.05, 0.005),
     }
 
 

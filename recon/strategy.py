@@ -164,7 +164,8 @@ class ScaffoldStrategy(_Strategy):
             state["anchor_denom"].index_add_(0, idx, torch.ones_like(op))
             gn = _screen_grad_norm(meta)
             if gn is not None:
-                radii = meta["radii"][0]
+                n = int(info["slot"].shape[0])  # neural Gaussians first; a sky model's splats follow them
+                gn, radii = gn[:n], meta["radii"][0][:n]
                 vis = (radii > 0).all(-1) if radii.dim() == 2 else radii > 0
                 slot = info["slot"][vis]
                 state["offset_grad_accum"].index_add_(0, slot, gn[vis])

@@ -1,7 +1,10 @@
 """Training configuration: `TrainConfig` (what decides a run; saved in checkpoints and scene.json) and the presets."""
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from realsim.assets.config import ConfigDict
 from realsim.assets.errors import InputError
@@ -10,7 +13,7 @@ from .gs3d import GS3DConfig
 from .scaffold import ScaffoldConfig
 from .strategy import ADCStrategy, ScaffoldStrategy
 
-__all__ = ["TrainConfig", "PRESETS", "preset_config", "scale_schedule"]
+__all__ = ["TrainConfig", "PRESETS", "preset_config", "scale_schedule", "auto_preset", "real_iterations"]
 
 
 @dataclass
@@ -30,6 +33,9 @@ class TrainConfig(ConfigDict):
     res_schedule: list = field(default_factory=list)
     lambda_dssim: float = 0.2
     lambda_volume: float = 0.01
+    lambda_affine: float = 0.01  # per-image colour affine (scaffold.affine_appearance): weight of |A - [I|0]|^2
+    lambda_opacity: float = 0.0  # mean opacity of the rendered Gaussians (sparsity: fewer half-transparent floaters)
+    min_views: int = 0  # drop initial anchors / Gaussians inside fewer than this many training frusta (0 = off)
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
     checkpoint_every: int = 500
     eval_every: int = 100  # PSNR on one fixed held-out view
@@ -47,14 +53,46 @@ class TrainConfig(ConfigDict):
     adc: ADCStrategy = field(default_factory=ADCStrategy)
 
 
-PRESETS = ("cpu-fast", "cpu", "gpu")
+PRESETS = ("cpu-fast", "cpu", "gpu", "real")
 
 
-def preset_config(name: str, model: str = "scaffold", iterations: int | None = None) -> TrainConfig:
-    """Resolution, iterations and schedule for a preset; the densification schedule scales with the iteration count."""
+def auto_preset(source: str | os.PathLike | None) -> tuple[str, int | None]:
+    """`real` with the training-photo count for a `realsim poses` WORKDIR of real photos or video frames (scene.json says
+    so and no synthetic capture.json sits beside the photos), else `cpu`; LLFF / COLMAP folders keep `cpu`."""
+    if source is None:
+        return "cpu", None
+    root = Path(source)
+    try:
+        meta = json.loads((root / "scene.json").read_text()).get("metadata", {})
+        frames = json.loads((root / "cameras.json").read_text())["frames"]
+    except (OSError, ValueError, KeyError, AttributeError):
+        return "cpu", None
+    src = Path(str(meta.get("source", "")))
+    if meta.get("input_kind") not in ("images", "video") or (src.parent / "capture.json").is_file():
+        return "cpu", None
+    return "real", sum(1 for f in frames if f.get("split") != "test")
+
+
+def real_iterations(n_images: int) -> int:
+    """The `real` preset's run length: about 100 epochs of the training photos, 1500 to 6000 iterations."""
+    return int(min(6000, max(1500, 100 * n_images)))
+
+
+def preset_config(name: str, model: str = "scaffold", iterations: int | None = None,
+                  n_images: int | None = None) -> TrainConfig:
+    """Resolution, iterations and schedule for a preset; the densification schedule scales with the iteration count.
+
+    `real` (sparse real captures, e.g. a street walk): 512 px wide (the demo's render size), coarse-to-fine, per-image
+    colour affine, a sky sphere and floater control; its iterations follow n_images (the training photos) when given.
+    """
     if name not in PRESETS:
         raise InputError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
-    if name == "gpu":
+    if name == "real":
+        cfg = TrainConfig(model=model, preset=name, iterations=real_iterations(n_images or 30), max_width=512,
+                          checkpoint_every=300, eval_every=100, res_schedule=[[0.3, 4], [0.6, 2]], min_views=2)
+        cfg.scaffold.affine_appearance = True
+        cfg.scaffold.sky_gaussians = 2000
+    elif name == "gpu":
         cfg = TrainConfig(model=model, preset=name, iterations=30000, max_width=1600, checkpoint_every=2000, eval_every=500,
                           log_every=50, lr_scale=1.0)
     elif name == "cpu":

@@ -32,6 +32,7 @@ from .checkpoint import (ckpt_dir_for, guard_interrupted_run, load_checkpoint, r
                          save_checkpoint)
 from .dataset import Dataset, View, load_camera_source, load_dataset
 from .evaluation import evaluate_scene, evaluate_views, model_counts, plot_curves
+from .floaters import drop_unseen
 from .gs3d import GS3DConfig, GS3DModel, lr_schedule_3dgs
 from .metrics import psnr, ssim
 from .scaffold import ScaffoldConfig, ScaffoldModel, exp_lr, lr_schedule_scaffold
@@ -48,7 +49,7 @@ log = logging.getLogger("realsim.recon.trainer")
 def make_model(cfg: TrainConfig, ds: Dataset) -> nn.Module:
     if cfg.model == "scaffold":
         sc = ScaffoldConfig(**asdict(cfg.scaffold))
-        if sc.appearance_dim > 0:
+        if sc.appearance_dim > 0 or sc.affine_appearance:
             sc.n_appearance = len(ds.train)
         return ScaffoldModel.from_points(ds.points, sc, seed=cfg.seed)
     if cfg.model == "3dgs":
@@ -157,6 +158,9 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
     np.random.seed(cfg.seed % (2**32))
     if ck is None:
         model = make_model(cfg, ds)
+        dropped = drop_unseen(model, ds.train, cfg.min_views)
+        if dropped:
+            log.info("dropped %d initial anchors/Gaussians seen by fewer than %d training views", dropped, cfg.min_views)
         start, order = 0, []
         strategy = _strategy(cfg)
         opts = make_optimizers(model, lrs)
@@ -307,10 +311,19 @@ def _train_step(model: nn.Module, view: View, vi: int, cfg: TrainConfig, bg: tor
                                          background=bg)
     strategy.step_pre_backward(meta)
     gt = view.image
+    app = getattr(model, "appearance", None)
+    if app is not None:  # this photo's exposure / white balance
+        img = app(img, vi)
     l1 = (img - gt).abs().mean()
     loss = (1 - cfg.lambda_dssim) * l1 + cfg.lambda_dssim * (1 - ssim(img, gt))
     if cfg.lambda_volume > 0 and cfg.model == "scaffold":
         loss = loss + cfg.lambda_volume * model.volume_loss(info)
+    if app is not None and cfg.lambda_affine > 0:
+        loss = loss + cfg.lambda_affine * app.reg(vi)
+    if cfg.lambda_opacity > 0:
+        n = int(info.get("n_neural", len(splats)))
+        if n:
+            loss = loss + cfg.lambda_opacity * splats.opacities[:n].mean()
     loss.backward()
     return float(loss.detach()), float(l1.detach()), info, meta, img
 
