@@ -25,6 +25,8 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--holdout-every", type=int, help="re-split: every Nth view (by name) held out (default: the WORKDIR's split)")
     p.add_argument("--checkpoint-every", type=_pos_int, help="iterations between checkpoints (default from the preset)")
     p.add_argument("--max-minutes", type=_pos_float, help="stop training after this wall time and write the bundle")
+    p.add_argument("--refine-poses", action="store_true",
+                   help="also learn a small SE(3) correction per training camera (written into the bundle's cameras.json)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from its last checkpoint (give the options it was started with)")
     p.add_argument("--override-config", action="store_true",
@@ -88,6 +90,7 @@ def config_from_args(args: argparse.Namespace):
         cfg.checkpoint_every = int(args.checkpoint_every)
     if args.max_minutes is not None:
         cfg.max_seconds = float(args.max_minutes) * 60.0
+    cfg.refine_poses = bool(getattr(args, "refine_poses", False))
     return cfg
 
 

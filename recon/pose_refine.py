@@ -4,14 +4,17 @@ so the small errors of SfM poses on real captures stop blurring the reconstructi
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from realsim.assets.config import ConfigDict
 
-__all__ = ["PoseRefineConfig", "PoseRefiner", "so3_exp", "se3_delta", "pose_errors"]
+__all__ = ["PoseRefineConfig", "PoseRefiner", "so3_exp", "se3_delta", "pose_errors", "trainer_refiner", "write_back"]
 
 
 @dataclass
@@ -106,3 +109,35 @@ class PoseRefiner(nn.Module):
     def lr_range(self) -> tuple[float, float]:
         """(initial, final) learning rate for the trainer's log-linear schedule (exp_lr)."""
         return self.config.lr_init, self.config.lr_final
+
+
+def trainer_refiner(cfg_on: bool, cfg: PoseRefineConfig, n_train: int, extent: float, ck: dict | None,
+                    strat_state: dict[str, torch.Tensor]) -> tuple[PoseRefiner | None, torch.optim.Adam | None]:
+    """The trainer's refiner and its optimizer (None, None when off); restored from a checkpoint's `pose_delta`
+    (popped from the strategy state it travels in) and `opt.pose.*` moments."""
+    if not cfg_on:
+        return None, None
+    from .checkpoint import restore_optimizers
+
+    poses = PoseRefiner(n_train, extent, cfg)
+    opt = poses.make_optimizer()
+    if ck is not None:
+        if "pose_delta" in strat_state:
+            poses.delta.data.copy_(strat_state.pop("pose_delta").to(poses.delta.dtype))
+        restore_optimizers({"pose": opt}, ck["tensors"])
+    return poses, opt
+
+
+@torch.no_grad()
+def write_back(poses: PoseRefiner, names: list[str], cameras: Any) -> Any:
+    """A copy of the CameraSet `cameras` whose training frames `names` (matched by name, in refiner order) carry their
+    refined float64 viewmats; the other frames (held-out views) are unchanged."""
+    frames = []
+    index = {n: i for i, n in enumerate(names)}
+    for f in cameras.frames:
+        f = copy.copy(f)
+        if f.name in index:
+            corr = poses.corrections(torch.tensor([index[f.name]]))[0].double().cpu().numpy()
+            f.viewmat = corr @ f.viewmat
+        frames.append(f)
+    return dataclasses.replace(cameras, frames=frames)

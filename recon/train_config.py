@@ -10,6 +10,7 @@ from realsim.assets.config import ConfigDict
 from realsim.assets.errors import InputError
 
 from .gs3d import GS3DConfig
+from .pose_refine import PoseRefineConfig
 from .scaffold import ScaffoldConfig
 from .strategy import ADCStrategy, ScaffoldStrategy
 
@@ -51,6 +52,9 @@ class TrainConfig(ConfigDict):
     gs3d: GS3DConfig = field(default_factory=GS3DConfig)
     scaffold_strategy: ScaffoldStrategy = field(default_factory=ScaffoldStrategy)
     adc: ADCStrategy = field(default_factory=ADCStrategy)
+    # learn a per-camera SE(3) correction of the training poses through the viewmat gradients (held-out views keep theirs)
+    refine_poses: bool = False
+    pose_refine: PoseRefineConfig = field(default_factory=PoseRefineConfig)
 
 
 PRESETS = ("cpu-fast", "cpu", "gpu", "real")

@@ -35,6 +35,7 @@ from .evaluation import evaluate_scene, evaluate_views, model_counts, plot_curve
 from .floaters import drop_unseen
 from .gs3d import GS3DConfig, GS3DModel, lr_schedule_3dgs
 from .metrics import psnr, ssim
+from .pose_refine import trainer_refiner, write_back
 from .scaffold import ScaffoldConfig, ScaffoldModel, exp_lr, lr_schedule_scaffold
 from .splats import rasterize_splats
 from .train_config import PRESETS, TrainConfig, preset_config, scale_schedule
@@ -187,6 +188,7 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
         if metrics_path.is_file():
             keep = [ln for ln in metrics_path.read_text().splitlines() if ln and json.loads(ln).get("step", 0) <= start]
             write_text_atomic(metrics_path, "".join(x + "\n" for x in keep))
+    poses, pose_opt = trainer_refiner(cfg.refine_poses, cfg.pose_refine, len(ds.train), ds.scene_extent, ck, strat_state)
     model.train()
     n_iter = cfg.iterations
     eval_view = ds.test[0] if ds.test else ds.train[0]
@@ -216,10 +218,15 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
                 set_lrs(opts, lrs, sched, n_iter)
                 if cfg.model == "3dgs":
                     model.active_sh_degree = min(sched // max(cfg.sh_degree_interval, 1), model.config.sh_degree)
-                loss, l1, info, meta, img = _train_step(model, view, vi, cfg, bg, strategy)
+                loss, l1, info, meta, img = _train_step(model, view, vi, cfg, bg, strategy, poses, sched)
                 for opt in opts.values():
                     opt.step()
                     opt.zero_grad(set_to_none=True)
+                if pose_opt is not None and poses is not None:  # kept out of opts: strategies resize what is there
+                    for g in pose_opt.param_groups:
+                        g["lr"] = exp_lr(*poses.lr_range(), sched, n_iter)
+                    pose_opt.step()
+                    pose_opt.zero_grad(set_to_none=True)
                 changes = strategy.step_post_backward(model, opts, strat_state, sched, info, meta, generator=gen)
                 step += 1
                 last_loss = loss
@@ -248,7 +255,9 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
                     break
                 if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < n_iter) or flag.stop or \
                         (stop_after is not None and step >= stop_after):
-                    save_checkpoint(ckpt_path, step, cfg, model, opts, strat_state, gen, order, {"elapsed": elapsed})
+                    save_checkpoint(ckpt_path, step, cfg, model, opts if poses is None else {**opts, "pose": pose_opt},
+                                    strat_state if poses is None else {**strat_state, "pose_delta": poses.delta.detach()},
+                                    gen, order, {"elapsed": elapsed})
                 if flag.stop:
                     raise KeyboardInterrupt
                 if stop_after is not None and step >= stop_after and step < n_iter:
@@ -261,6 +270,8 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
     if stopped:
         return TrainResult(out, step, seconds, {"stopped": True}, model)
     model.eval()
+    # the bundle's cameras.json carries the refined training poses
+    cams = ds.cameras if poses is None else write_back(poses, [v.name for v in ds.train], ds.cameras)
     report(progress, "evaluate", 0, len(ds.test))
     metrics = evaluate_views(model, ds.test, cfg.backend, cfg.background,
                              progress=lambda i: report(progress, "evaluate", i, len(ds.test)))
@@ -270,7 +281,7 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
         f.write(json.dumps({"step": step, "final": metrics}) + "\n")
     plot_path = work / "curves.png"
     plot_curves(metrics_path, plot_path)
-    _write_output(out, source, ds, model, cfg, metrics, metrics_path, plot_path, overwrite or resume)
+    _write_output(out, source, ds, cams, model, cfg, metrics, metrics_path, plot_path, overwrite or resume)
     shutil.rmtree(work, ignore_errors=True)
     return TrainResult(out, step, seconds, metrics, model)
 
@@ -305,9 +316,11 @@ def _at_resolution(view: View, factor: int, cache: dict, key: int) -> View:
     return cache[ck]
 
 
-def _train_step(model: nn.Module, view: View, vi: int, cfg: TrainConfig, bg: torch.Tensor, strategy: Any):
-    splats, info = model.decode(view.viewmat, view.K, view.width, view.height, cam_index=vi, backend=cfg.backend)
-    img, _alpha, meta = rasterize_splats(splats, view.viewmat, view.K, view.width, view.height, backend=cfg.backend,
+def _train_step(model: nn.Module, view: View, vi: int, cfg: TrainConfig, bg: torch.Tensor, strategy: Any,
+                poses: nn.Module | None = None, step: int = 0):
+    vm = view.viewmat if poses is None else poses(view.viewmat, vi, step)  # [4,4], refined pose when learning poses
+    splats, info = model.decode(vm, view.K, view.width, view.height, cam_index=vi, backend=cfg.backend)
+    img, _alpha, meta = rasterize_splats(splats, vm, view.K, view.width, view.height, backend=cfg.backend,
                                          background=bg)
     strategy.step_pre_backward(meta)
     gt = view.image
@@ -336,7 +349,7 @@ def _eval_view_psnr(model: nn.Module, view: View, cfg: TrainConfig, bg: torch.Te
     return psnr(out["rgb"], view.image)
 
 
-def _write_output(out: Path, source: str | os.PathLike, ds: Dataset, model: nn.Module, cfg: TrainConfig,
+def _write_output(out: Path, source: str | os.PathLike, ds: Dataset, cams: Any, model: nn.Module, cfg: TrainConfig,
                   metrics: dict[str, Any], metrics_path: Path, plot_path: Path, overwrite: bool) -> None:
     src = Path(source)
     try:
@@ -346,5 +359,5 @@ def _write_output(out: Path, source: str | os.PathLike, ds: Dataset, model: nn.M
     info.metadata = dict(info.metadata)
     info.metadata["train"] = {"config": cfg.to_dict(), "downscale": ds.downscale, "metrics": metrics}
     with atomic_dir(out, overwrite=True if overwrite else False) as tmp:
-        write_bundle(tmp, model, info, ds.cameras, load_camera_source(src)[1],
+        write_bundle(tmp, model, info, cams, load_camera_source(src)[1],
                      {"train/metrics.jsonl": metrics_path, "train/curves.png": plot_path})
