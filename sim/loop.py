@@ -1,9 +1,11 @@
 """The sim loop at a fixed rate (default 30 Hz, any fps): plan paths, avoid each other, step the motion controller, keep feet
 on the terrain.
 
-Per frame: the crowd model moves every agent's planar target (social forces + hard separation and walkability), the motion
+Per frame: the crowd model moves every agent's planar target (ORCA avoidance along its path, sim/crowd.py), the motion
 model turns the next ~1.5 s of targets into a full-body pose, the pose is held to the crowd's constraints (a small horizontal
-shift if the body's root strayed onto a blocked cell or into another agent) and its lowest foot is put on the ground.
+shift if the body's root strayed onto a blocked cell or into another agent, written back into the controller's own root
+state so the body continues from there, and the crowd restarts from the body's position), its lowest foot is put on the
+ground and feet on the ground are locked in place (two-bone IK, sim/footlock.py).
 Metrics measure both what is written and the motion model's raw pose before that shift and snap (`*_raw` keys).
 """
 from __future__ import annotations
@@ -20,7 +22,9 @@ from realsim.assets.progress import ProgressFn, report
 
 from .body import AgentLook, _semantic, random_looks
 from .crowd import Crowd, CrowdConfig
+from .footlock import FootLock, FootLockConfig
 from .gait import ProceduralWalker
+from .motion.metrics import skating
 from .planner import plan_path
 from .scenario import Scenario
 from .spawn import random_goal, spawn_agents
@@ -30,6 +34,13 @@ __all__ = ["SimResult", "run_sim", "make_motion", "foot_heights", "sim_metrics",
 
 log = logging.getLogger("realsim.sim.loop")
 
+PAST_NOISE = 1.0  # per-agent start variation of the learned controller (feature stds): agents do not step in lockstep
+FOOT_LOCK = True  # lock feet in predicted contact (sim/footlock.py)
+FOOT_LOCK_CONFIG = FootLockConfig()
+ROOT_FROM_FEET = 0.0  # share of a held foot's drift moved into the body each frame, at most 1.5 cm. Off: at 1.0 rendered
+# skating drops 51 -> 41 cm/s (bench/motion_human.py), but bodies then walk ~20 % slower than commanded and the 10-agent
+# crossings in tests/test_crowd.py miss their arrival times
+SPEED_JITTER = 0.04  # relative per-agent spread of the preferred walking speed (clipped at 2 sigma)
 HORIZON_S = 1.5  # seconds of the crowd's future handed to the motion model each step (its trajectory condition spans 1.5 s)
 
 
@@ -52,7 +63,7 @@ class SimResult:
     motion_backend: str
     metrics: dict[str, float] = field(default_factory=dict)
     rest_foot_heights: np.ndarray | None = None  # [F] planted height of each foot joint above the ground
-    raw: dict[str, np.ndarray] = field(default_factory=dict)  # per frame before the constraints: root_xy [T,A,2], foot [T,A]
+    raw: dict[str, np.ndarray] = field(default_factory=dict)  # before the constraints: root_xy [T,A,2], foot [T,A], joints
 
     @property
     def n_frames(self) -> int:
@@ -101,9 +112,10 @@ def make_motion(n: int, styles: list[str], world: World, scales: np.ndarray, see
             from realsim.sim.motion import MotionController, MotionModel  # type: ignore[attr-defined]
 
             if weights:
-                ctrl = MotionController(MotionModel.load(weights), n, styles, world.height, seed)
+                ctrl = MotionController(MotionModel.load(weights), n, styles, world.height, seed, past_noise=PAST_NOISE)
             else:
-                ctrl = MotionController.from_default(n, styles=styles, ground_height=world.height, seed=seed)
+                ctrl = MotionController.from_default(n, styles=styles, ground_height=world.height, seed=seed,
+                                                     past_noise=PAST_NOISE)
             return ctrl, "controller"
         except RealsimError as e:
             if backend == "controller" or weights or "style" in str(e):
@@ -160,10 +172,15 @@ def run_sim(world: World, scenario: Scenario, motion: str = "auto", spawn_mask: 
     radii = 0.24 * np.array([lk.build for lk in looks])
     cur_paths = _initial_paths(world, starts, goals, rng, spawn_mask)
     paths: list[list[np.ndarray]] = [[p] for p in cur_paths]
-    crowd = Crowd(world, starts, radii, sp.speeds, cur_paths, CrowdConfig())
+    jitter = np.random.default_rng([scenario.seed, 16]).standard_normal(A).clip(-2, 2) * SPEED_JITTER
+    sp.speeds = sp.speeds * (1 + jitter)  # nobody walks at exactly the speed they were told
+    crowd = Crowd(world, starts, radii, sp.speeds, cur_paths, CrowdConfig(), seed=scenario.seed)
     heading0 = np.array([math.atan2(*(p[min(1, len(p) - 1)] - p[0])[::-1]) if len(p) > 1 else 0.0 for p in cur_paths])
     ctrl, backend = make_motion(A, sp.styles, world, scales, scenario.seed, motion, motion_weights, fps)
-    ctrl.reset(starts.copy(), heading0)
+    # each learned body walks in its own units (a taller agent takes proportionally longer strides at the same cadence):
+    # commands are divided by its height scale and the pose multiplied back, so planted feet stay planted
+    unit = scales.copy() if backend == "controller" else np.ones(A)
+    ctrl.reset(starts / unit[:, None], heading0)
     skel = ctrl.skeleton
     feet = _foot_joints(skel)
     n_fut = max(2, int(future_frames) if future_frames else int(math.ceil(HORIZON_S * fps)) + 1)
@@ -176,39 +193,62 @@ def run_sim(world: World, scenario: Scenario, motion: str = "auto", spawn_mask: 
     targets = np.zeros((T, A, 2))
     raw = {k: np.zeros((T, A, 2)) for k in ("root_xy", "from_xy")}
     raw.update({k: np.zeros((T, A)) for k in ("foot", "shift", "lift")})
+    raw["joints"] = np.zeros((T, A, J, 3))  # the motion model's pose in world metres, before any fix
+    lock: FootLock | None = None
     prev_xy = starts.copy()
     for t in range(T):
         raw["from_xy"][t] = crowd.pos
         crowd.step(dt)
         targets[t] = crowd.pos
-        fut = np.stack([np.vstack([crowd.pos[i][None], crowd.future(i, n_fut - 1, dt)]) for i in range(A)])
-        pose = ctrl.step(fut, dt)
+        fut = crowd.futures(n_fut - 1, dt)
+        pose = ctrl.step(fut / unit[:, None, None], dt)
         raw["lift"][t] = getattr(ctrl, "last_lift", 0.0)
         Jt = np.asarray(pose.joints, np.float64).copy()
-        if backend == "controller":
-            # body size variation around the ground point under the root
-            base = np.concatenate([pose.root[:, None, :2], world.height(pose.root[:, :2])[:, None, None]], -1)
-            Jt = base + (Jt - base) * scales[:, None, None]
+        p_root = np.asarray(pose.root, np.float64).copy()
+        if backend == "controller":  # model units -> world: scale about the origin, on the ground under the root
+            p_root[:, :2] *= unit[:, None]
+            p_root[:, 2] = world.height(p_root[:, :2])
+            Jt[..., :2] *= unit[:, None, None]
+            Jt[..., 2] = (Jt[..., 2] - np.asarray(pose.root)[:, None, 2]) * unit[:, None] + p_root[:, None, 2]
         if rest_h is None:
             rest_h = _rest_foot_heights(Jt, world, feet)
+            if backend == "controller" and FOOT_LOCK:
+                sem = _semantic(skel)
+                legs = [tuple(sem[f"{s}_{k}"] for k in ("hip", "knee", "ankle", "toe")) for s in ("l", "r")]
+                lock = FootLock(A, legs, rest_h[:2], world.height, FOOT_LOCK_CONFIG)
+        raw["joints"][t] = Jt
         raw["foot"][t] = foot_heights(Jt, world, feet, rest_h)  # the model's own feet, before any fix
-        r_xy = Jt[:, 0, :2].copy()  # the root joint
-        raw["root_xy"][t] = r_xy
+        raw["root_xy"][t] = Jt[:, 0, :2]  # the model's root joint
+        if lock is not None and ROOT_FROM_FEET > 0:  # a planted foot carries the body: the root follows the held foot
+            pull = lock.root_pull(Jt, ROOT_FROM_FEET)
+            Jt[..., :2] += pull[:, None]
+            p_root[:, :2] += pull
+            ctrl.shift(pull / unit[:, None])  # kept by the controller, like the crowd's corrections
+        r_xy = Jt[:, 0, :2].copy()
         fixed = crowd.enforce(r_xy, prev_xy)
         d = fixed - r_xy
         raw["shift"][t] = np.linalg.norm(d, axis=1)
+        if hasattr(ctrl, "shift"):
+            ctrl.shift(d / unit[:, None])  # the controller continues from the corrected root (no snap back next frame)
         Jt[..., :2] += d[:, None]
         # feet on the terrain: the lowest foot rests on the ground
         fh = foot_heights(Jt, world, feet, rest_h)
         Jt[..., 2] -= fh[:, None]
+        if lock is not None:  # planted feet stay planted (the model's contact flags), legs bent by IK to reach them
+            Jt = lock.apply(Jt, np.asarray(pose.contacts, bool))
+            fh2 = foot_heights(Jt, world, feet, rest_h)
+            Jt[..., 2] -= fh2[:, None]
+            fh = fh + fh2
         joints[t] = Jt
-        root[t] = np.asarray(pose.root, np.float64)
+        root[t] = p_root
         root[t, :, :2] += d
         root[t, :, 2] -= fh
         heading[t] = np.asarray(pose.heading, np.float64)
         contacts[t] = np.asarray(pose.contacts, bool)
-        crowd.pos = fixed.copy()
+        crowd.observe(fixed, dt)
         prev_xy = fixed.copy()
+        for i, p in crowd.replans:  # agents that were blocked took another way
+            paths[i].append(p)
         # wanderers pick a new goal on arrival
         for i in np.nonzero(crowd.arrived & wander)[0]:
             g = random_goal(world, crowd.pos[i], rng, spawn_mask)
@@ -259,6 +299,11 @@ def sim_metrics(res: SimResult, world: World, feet: list[int] | None = None, res
         out["constraint_shift_m_max"] = float(raw["shift"].max())
         out["constraint_shift_m_mean"] = float(raw["shift"].mean())
         out.update(track_metrics(raw["root_xy"], res.targets, raw["from_xy"]))
+    ground = world.height(res.joints[:, :, feet, :2])  # [T,A,F]
+    out["skate_cm_s"] = float(np.mean([skating(res.joints[:, i], ground[:, i], feet, res.fps) for i in range(A)]))
+    if "joints" in raw:
+        g_raw = world.height(raw["joints"][:, :, feet, :2])
+        out["skate_raw_cm_s"] = float(np.mean([skating(raw["joints"][:, i], g_raw[:, i], feet, res.fps) for i in range(A)]))
     out["frames"] = float(res.n_frames)
     out["agents"] = float(A)
     return out

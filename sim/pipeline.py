@@ -149,13 +149,18 @@ def simulate_scene(scene_path: str | os.PathLike, out_dir: str | os.PathLike, op
     report(progress, "world", 0, 1)
     world = world_from_scene(scene, scale=sc.scale)
     report(progress, "world", 1, 1)
+    boxes = collider_info = None
+    if sc.props or opts.demo_props:  # static colliders from the reconstruction (cached in the bundle: physics.colliders)
+        from .physics.colliders import scene_colliders
+
+        boxes, collider_info = scene_colliders(world, scene, scene_path)
     fixed = [p for p in sc.props if p.position is not None]
     if fixed:  # a prop placed in a wall is a bad input: say so before simulating anything
         import numpy as np
 
         from .physics.model import check_prop_positions, collider_boxes
 
-        check_prop_positions(fixed, np.array([p.position for p in fixed], np.float64), collider_boxes(world), world)
+        check_prop_positions(fixed, np.array([p.position for p in fixed], np.float64), boxes, world, collider_boxes(world))
     follow = sc.camera.path == "follow"
     if follow:  # the camera walks a window of the capture track: agents start and wander where all of it sees
         mf = metric_frames(scene.cameras.frames, world.scale)
@@ -179,7 +184,8 @@ def simulate_scene(scene_path: str | os.PathLike, out_dir: str | os.PathLike, op
     if prop_specs:  # physics post-pass over the finished agent motion (agents are kinematic: props never push them)
         from .physics import simulate_props
 
-        props = simulate_props(world, prop_specs, sim.n_frames, sc.fps, sim=sim, spawn_mask=spawn, seed=sc.seed)
+        props = simulate_props(world, prop_specs, sim.n_frames, sc.fps, sim=sim, spawn_mask=spawn, seed=sc.seed, boxes=boxes,
+                               collider_info=collider_info)
     layer = gaussian_layer(scene, world.scale, backend=opts.backend)
     prov = dict(provenance or {})
     prov.setdefault("scene", str(Path(scene_path).resolve()))
@@ -236,12 +242,15 @@ def demo_video_size(opts: DemoOptions, poses_dir: str | os.PathLike, max_width: 
 
 
 def demo_train_config(opts: DemoOptions, width: int, n_images: int):
-    """Scaffold-GS for the demo: the preset, trained at the video's width, coarse-to-fine, about 30 epochs of the photos."""
+    """Scaffold-GS for the demo: the preset, trained at the video's width, coarse-to-fine, about 30 epochs of the photos.
+
+    Real photos (--images) with the default preset get the `real` preset (its iterations follow the photo count)."""
     from realsim.recon import preset_config
 
-    iters = opts.iterations or int(min(3000, max(600, 30 * n_images)))
-    cfg = preset_config(opts.preset, "scaffold", iters)
-    if opts.preset == "cpu-fast":  # train where the video is rendered; 1/4 then 1/2 resolution early on (cheap iterations)
+    preset = "real" if opts.images is not None and opts.preset == "cpu-fast" else opts.preset
+    iters = opts.iterations or (None if preset == "real" else int(min(3000, max(600, 30 * n_images))))
+    cfg = preset_config(preset, "scaffold", iters, n_images=n_images)
+    if preset in ("cpu-fast", "real"):  # train where the video is rendered; 1/4 then 1/2 resolution early on (cheap iterations)
         cfg.max_width = width
         cfg.res_schedule = [[0.3, 4], [0.6, 2]]
     elif opts.max_width is not None:

@@ -2,8 +2,9 @@
 
 Physics is a post-pass over the finished agent motion: agents stay kinematic (the motion model drives them and props never
 push back); each agent's limbs are MuJoCo mocap capsules whose poses are interpolated linearly between the sim's frames at
-every physics step. The internal step is dt = 1 / (fps * substeps) with substeps = ceil(rate / fps), so the physics rate is
-at least `rate` (default 4000 Hz) whatever the video fps, and frame t is the state at exactly t / fps.
+every physics step. Contacts are events with hysteresis (physics.contacts: one per touch, not one per step). The internal
+step is dt = 1 / (fps * substeps) with substeps = ceil(rate / fps), so the physics rate is at least `rate` (default 4000 Hz)
+whatever the video fps, and frame t is the state at exactly t / fps.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from realsim.assets.errors import InputError, RealsimError
 
 from ..scenario import PropSpec
 from ..world import World
+from .contacts import CONTACT_HOLD_S, ContactTracker
 from .model import LIMB_SEGMENTS, build_mjcf, check_prop_positions, collider_boxes, mujoco_size, prop_mass
 
 __all__ = ["PropsResult", "simulate_props", "auto_positions", "quat_rotate", "DEFAULT_RATE"]
@@ -86,7 +88,7 @@ def auto_positions(world: World, props: list[PropSpec], rng: np.random.Generator
 @dataclass
 class PropsResult:
     """Props per video frame (world metres, +Z up): position [T,P,3], quat [T,P,4] (w,x,y,z), velocity [T,P,3], angular
-    velocity [T,P,3] (world), contact onsets, and the physics settings."""
+    velocity [T,P,3] (world), contact events (start / end, physics.contacts), and the physics settings."""
 
     fps: float
     props: list[PropSpec]
@@ -100,6 +102,7 @@ class PropsResult:
     contacts: list[dict[str, Any]] = field(default_factory=list)
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 6)))
     engine: str = "mujoco"
+    collider_info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_props(self) -> int:
@@ -111,13 +114,19 @@ class PropsResult:
 
     def physics_summary(self) -> dict[str, Any]:
         return {"engine": self.engine, "dt_s": self.dt, "rate_hz": round(1.0 / self.dt, 3), "substeps": self.substeps,
-                "props": self.n_props, "static_colliders": f"{len(self.boxes)} voxel boxes (World obstacle grid)",
-                "contacts": len(self.contacts)}
+                "props": self.n_props, "static_colliders": f"{len(self.boxes)} voxel boxes ({self.collider_method()})",
+                "colliders": {"boxes": int(len(self.boxes)), **self.collider_info},
+                "contacts": len(self.contacts), "contact_hold_s": CONTACT_HOLD_S}
+
+    def collider_method(self) -> str:
+        m = self.collider_info.get("method", "grid")
+        return "World obstacle grid" if m == "grid" else f"{m} fitted to the Gaussians, {self.collider_info.get('voxel_m')} m"
 
     def to_json(self, frames: int | None = None) -> dict[str, Any]:
         T = self.n_frames if frames is None else min(frames, self.n_frames)
         out = {"fps": self.fps, "frames": T, "units": "metres", "world_up": [0, 0, 1], "quat_order": "wxyz",
-               "physics": self.physics_summary(), "props": [], "contacts": [c for c in self.contacts if c["frame"] < T]}
+               "physics": self.physics_summary(), "props": [],
+               "static_colliders": {"boxes": np.round(self.boxes, 5).tolist(), "format": "x0 y0 z0 x1 y1 z1 (world metres)"}, "contacts": [_clip_event(c, T) for c in self.contacts if c["frame"] < T]}
         for i, p in enumerate(self.props):
             out["props"].append({"id": i, "name": p.name, "shape": p.shape, "size": list(p.size), "mass_kg": float(self.masses[i]),
                                  "friction": p.friction, "restitution": p.restitution, "color": list(p.color),
@@ -126,6 +135,13 @@ class PropsResult:
                                  "velocity": np.round(self.velocity[:T, i], 5).tolist(),
                                  "angular_velocity": np.round(self.angular_velocity[:T, i], 5).tolist()})
         return out
+
+
+def _clip_event(c: dict[str, Any], T: int) -> dict[str, Any]:
+    """A contact event as seen in the first T frames: one that ends later is still open at the clip's end."""
+    if c["end_frame"] is not None and c["end_frame"] >= T:
+        return {**c, "end_time": None, "end_frame": None}
+    return c
 
 
 def _limb_tracks(sim) -> tuple[list[tuple[int, str]], np.ndarray, np.ndarray, np.ndarray]:
@@ -162,10 +178,11 @@ def _quat_z_to(d: np.ndarray) -> np.ndarray:
 
 
 def simulate_props(world: World, props: list[PropSpec], frames: int, fps: float, sim=None, rate: float = DEFAULT_RATE,
-                   spawn_mask: np.ndarray | None = None, seed: int = 0, boxes: np.ndarray | None = None) -> PropsResult:
+                   spawn_mask: np.ndarray | None = None, seed: int = 0, boxes: np.ndarray | None = None,
+                   collider_info: dict[str, Any] | None = None) -> PropsResult:
     """Simulate `props` for `frames` video frames at `fps` (frame t = time t / fps). `sim`: a SimResult whose agents push
     the props (kinematic limb capsules; its frames must be at the same fps). boxes [N,6]: static colliders (default from
-    the World's obstacle grid)."""
+    the World's obstacle grid; physics.colliders fits them to a scene's Gaussians); collider_info goes to sim.json."""
     mujoco = _mujoco()
     if not props:
         raise RealsimError("no props to simulate")
@@ -178,7 +195,8 @@ def simulate_props(world: World, props: list[PropSpec], frames: int, fps: float,
     pos0 = auto_positions(world, props, rng, spawn_mask, avoid)
     if boxes is None:
         boxes = collider_boxes(world)
-    check_prop_positions(props, pos0, boxes, world)
+    given = [i for i, p in enumerate(props) if p.position is not None]  # `auto` ones were placed on free ground
+    check_prop_positions([props[i] for i in given], pos0[given], boxes, world)
     limbs, la, lb, lr = None, None, None, None
     if sim is not None and sim.n_agents:
         labels, la, lb, lr = _limb_tracks(sim)
@@ -224,8 +242,7 @@ def simulate_props(world: World, props: list[PropSpec], frames: int, fps: float,
     quat = np.zeros((frames, P, 4))
     vel = np.zeros((frames, P, 3))
     ang = np.zeros((frames, P, 3))
-    contacts: list[dict[str, Any]] = []
-    active: set[tuple[int, str]] = set()
+    tracker = ContactTracker(float(fps))
     T_agents = la.shape[0] if la is not None else 0
     for t in range(frames):
         for i in range(P):
@@ -239,21 +256,15 @@ def simulate_props(world: World, props: list[PropSpec], frames: int, fps: float,
             if la is not None and t < T_agents:
                 set_mocap(t, (s + 1) / substeps)
             mujoco.mj_step(model, data)
-            now: set[tuple[int, str]] = set()
+            now: dict[tuple[int, str], np.ndarray] = {}
             for c in range(data.ncon):
                 con = data.contact[c]
                 g1, g2 = int(con.geom[0]), int(con.geom[1])
                 for ga, gb in ((g1, g2), (g2, g1)):
                     if ga in prop_gid:
-                        key = (prop_gid[ga], label[gb])
-                        if key in now:
-                            continue
-                        now.add(key)
-                        if key not in active:
-                            tm = t / fps + (s + 1) * dt
-                            contacts.append({"time": round(tm, 5), "frame": int(round(tm * fps - 0.5 + 1e-9)) if tm > 0 else 0,
-                                             "prop": key[0], "with": key[1], "position": np.round(con.pos, 4).tolist()})
-            active = now
+                        now.setdefault((prop_gid[ga], label[gb]), con.pos.copy())
+            tracker.update(t / fps + (s + 1) * dt, now)
+    contacts = tracker.events
     masses = np.array([prop_mass(p) for p in props])
     return PropsResult(float(fps), list(props), pos, quat, vel, ang, masses, dt, substeps, contacts, boxes,
-                       f"mujoco {mujoco.__version__}")
+                       f"mujoco {mujoco.__version__}", dict(collider_info or {}))

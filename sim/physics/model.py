@@ -1,9 +1,10 @@
 """The MuJoCo model of a sim World: ground (plane or height field), static voxel-box colliders, props, agents' limb capsules.
 
 Colliders from the reconstruction: the ground is the World's fitted plane (a MuJoCo height field when the World has per-cell
-heights); static scene geometry is the World's obstacle grid (cells where reconstructed points stand 0.25-2.2 m above the
-ground), merged into axis-aligned boxes per grid row run, each from below the ground up to the highest point seen in it
-(`collider_boxes`). Voxel boxes need no mesh extraction or convex decomposition and are convex by construction.
+heights); static scene geometry is axis-aligned boxes: by default 0.1 m voxel columns fitted to the scene's Gaussians
+(physics.colliders, cached in the bundle), or the World's obstacle grid (cells where reconstructed points stand 0.25-2.2 m
+above the ground) merged per grid row run (`collider_boxes`, used when no scene is given). Boxes need no mesh extraction or
+convex decomposition and are convex by construction.
 
 Contact parameters (MuJoCo's direct solref form, documented in README "Props"): every contact with a prop uses the prop's
 own solref = (-k, -b), a spring-damper on penetration with k = (pi / t_c)^2 (t_c: contact duration, CONTACT_STEPS physics
@@ -28,7 +29,8 @@ from ..scenario import PropSpec
 from ..world import World
 
 __all__ = ["CONTACT_STEPS", "restitution_solref", "collider_boxes", "collider_fit", "PhysicsModelSpec", "build_mjcf", "prop_mass",
-           "mujoco_size", "LIMB_SEGMENTS", "damping_ratio", "contact_restitution", "check_prop_positions"]
+           "mujoco_size", "LIMB_SEGMENTS", "damping_ratio", "contact_restitution", "check_prop_positions",
+           "inscribed_radius"]
 
 CONTACT_STEPS = 40  # physics steps a contact lasts (t_c = CONTACT_STEPS * dt): long enough to integrate, short = stiff
 IMPEDANCE = 0.999
@@ -156,12 +158,34 @@ def collider_fit(world: World, boxes: np.ndarray, points: np.ndarray, weights: n
     P = np.asarray(points, np.float64).reshape(-1, 3)
     w = np.ones(len(P)) if weights is None else np.asarray(weights, np.float64).reshape(-1)
     dist = np.abs(P[:, 2] - world.height(P[:, :2]))  # vertical distance to the ground (it is near level)
-    for b in np.asarray(boxes, np.float64).reshape(-1, 6):
-        lo, hi = b[:3], b[3:]
-        out = np.maximum(np.maximum(lo - P, P - hi), 0.0)
-        d_out = np.linalg.norm(out, axis=1)
-        d_in = np.minimum(P - lo, hi - P).min(1)  # inside: to the nearest face
-        dist = np.minimum(dist, np.where(d_out > 0, d_out, np.maximum(d_in, 0.0)))
+    B = np.asarray(boxes, np.float64).reshape(-1, 6)
+    if len(B) and len(P):
+        # points bucketed in a 2-D grid: each box only looks at the points whose xy lies within `reach` of its footprint
+        reach, c = max(within), 0.25
+        o = P[:, :2].min(0)
+        ij = np.floor((P[:, :2] - o) / c).astype(np.int64)
+        ny = int(ij[:, 1].max()) + 1
+        key = ij[:, 0] * ny + ij[:, 1]
+        order = np.argsort(key, kind="stable")
+        skey = key[order]
+        for b in B:
+            lo_c = np.floor((b[:2] - reach - o) / c).astype(np.int64)
+            hi_c = np.floor((b[3:5] + reach - o) / c).astype(np.int64)
+            lo_c, hi_c = np.maximum(lo_c, 0), np.minimum(hi_c, [int(ij[:, 0].max()), ny - 1])
+            if (hi_c < lo_c).any():
+                continue
+            rows = np.arange(lo_c[0], hi_c[0] + 1) * ny
+            a = np.searchsorted(skey, rows + lo_c[1])
+            e = np.searchsorted(skey, rows + hi_c[1] + 1)
+            if not (e > a).any():
+                continue
+            idx = order[np.concatenate([np.arange(x, y) for x, y in zip(a, e)])]
+            Q = P[idx]
+            lo, hi = b[:3], b[3:]
+            out = np.maximum(np.maximum(lo - Q, Q - hi), 0.0)
+            d_out = np.linalg.norm(out, axis=1)
+            d_in = np.minimum(Q - lo, hi - Q).min(1)  # inside: to the nearest face
+            dist[idx] = np.minimum(dist[idx], np.where(d_out > 0, d_out, np.maximum(d_in, 0.0)))
     tot = max(float(w.sum()), 1e-12)
     return {f"within_{int(round(100 * r))}cm": float(w[dist <= r].sum() / tot) for r in within}
 
@@ -248,11 +272,29 @@ def build_mjcf(world: World, props: list[PropSpec], positions: np.ndarray, dt: f
     return PhysicsModelSpec(xml, dt, names, limb_names, np.array(lr), np.array(lh), boxes)
 
 
-def check_prop_positions(props: list[PropSpec], positions: np.ndarray, boxes: np.ndarray, world: World) -> None:
-    """One InputError line for a prop whose centre is inside a static collider or below the ground."""
-    for i, (p, q) in enumerate(zip(props, positions)):
-        inside = (boxes[:, :3] <= q) & (q <= boxes[:, 3:]) if len(boxes) else np.zeros((0, 3), bool)
-        if inside.all(1).any():
+def _box_distance(q: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Signed distance [N] from a point q [3] to boxes [N,6] (negative inside: minus the depth to the nearest face)."""
+    lo, hi = boxes[:, :3], boxes[:, 3:]
+    out = np.linalg.norm(np.maximum(np.maximum(lo - q, q - hi), 0.0), axis=1)
+    depth = np.minimum(q - lo, hi - q).min(1)
+    return np.where(out > 0, out, -depth)
+
+
+def inscribed_radius(p: PropSpec) -> float:
+    """The radius of the largest ball inside the prop about its centre (a prop whose centre is nearer a wall overlaps it)."""
+    return float(min(mujoco_size(p)))
+
+
+def check_prop_positions(props: list[PropSpec], positions: np.ndarray, boxes: np.ndarray | None, world: World,
+                         obstacle_boxes: np.ndarray | None = None) -> None:
+    """One InputError line for a prop that overlaps a static collider (its centre nearer a box than its inscribed radius,
+    less 1 cm), whose centre stands in one of the World's obstacle columns (`obstacle_boxes`), or is below the ground."""
+    boxes = np.zeros((0, 6)) if boxes is None else np.asarray(boxes, np.float64).reshape(-1, 6)
+    obst = np.zeros((0, 6)) if obstacle_boxes is None else np.asarray(obstacle_boxes, np.float64).reshape(-1, 6)
+    for i, (p, q) in enumerate(zip(props, np.asarray(positions, np.float64))):
+        r = max(inscribed_radius(p) - 0.01, 0.0)
+        hit = (len(boxes) and _box_distance(q, boxes).min() < r) or (len(obst) and _box_distance(q, obst).min() < 0)
+        if hit:
             raise InputError(f"props[{i}] ({p.shape}) at ({q[0]:.2f}, {q[1]:.2f}, {q[2]:.2f}) is inside a wall or obstacle "
                              "of the scene (a static collider): move it onto free ground")
         g = float(world.height(q[None, :2])[0])
