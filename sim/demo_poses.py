@@ -1,9 +1,9 @@
 """The demo's poses stage: SfM on the capture; for the SYNTHETIC capture, checked against its exact cameras and retried.
 
-COLMAP's incremental mapper is not deterministic across threads, and on a few synthetic streets (repeated procedural
-facades) an attempt can come out folded while reporting sub-pixel reprojection error. The synthetic capture knows its
-exact cameras, so the demo checks every attempt against them and retries with another mapper seed (one warning line
-each); real photos have no such reference and run once.
+COLMAP's incremental mapper is not deterministic across threads, and a weak stretch of a walk can come out folded while
+reporting sub-pixel reprojection error (seed 3's start did, with the old fast-swinging look: capture/rig.py). The
+synthetic capture knows its exact cameras, so the demo checks every attempt against them and retries with another
+mapper seed (one warning line each); real photos have no such reference and run once.
 """
 from __future__ import annotations
 

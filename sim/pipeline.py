@@ -320,9 +320,9 @@ def run_demo(out_dir: str | os.PathLike, opts: DemoOptions | None = None, progre
         popts = PosesOptions(max_image_size=max(opts.capture_width, opts.capture_height) if synthetic else 1024, seed=opts.seed,
                              scale=opts.scale, camera_height=cam_h,
                              assumed_camera_height=None if synthetic else HAND_HELD_CAMERA_HEIGHT_M,
-                             # the synthetic capture is one walk in photo order that never returns: matching the 8
-                             # neighbours only avoids the false matches between far-apart repeated facades that folded
-                             # the reconstruction on some seeds (exhaustive, doubling-step and retrieval pairs)
+                             # the synthetic capture is one walk in photo order that never returns: its 8 neighbours
+                             # are all the pairs there are (far pairs only add false matches); see sim/demo_poses.py
+                             # for why some seeds folded before (a fast-turning walk, not the textures)
                              matcher="sequential" if synthetic else "auto", loop_closure=not synthetic)
         gt = out / "capture" / "cameras_gt.json" if synthetic else None
         poses_info = run_demo_poses(images, poses_dir, popts, gt, progress)

@@ -24,7 +24,7 @@ class ExactStreet:
 
     def __init__(self, n: int = 8):
         self.street = build_street(0)
-        cc = CaptureConfig(n_images=n, width=W, height=H, focal=FOCAL, walk_length=4.0)
+        cc = CaptureConfig(n_images=n, width=W, height=H, focal=FOCAL, walk_length=4.0, look_period_m=None)
         K = np.array([[FOCAL, 0, W / 2], [0, FOCAL, H / 2], [0, 0, 1.0]])
         names = [f"v{i:03d}" for i in range(n)]
         split = holdout_split(names, every=4)
