@@ -16,6 +16,8 @@ log = logging.getLogger("realsim.cli.viewer")
 class ExactMixin:
     """ViewerApp's exact mode (needs self.scene, self.opts, self._exact_cv, self._exact_pending, self._stop)."""
 
+    exact_last: tuple[np.ndarray, float, int, int] | None = None  # (viewmat, fov, W, H) of the last frame sent
+
     def _request_exact(self, client: Any) -> None:
         with self._exact_cv:
             self._exact_pending[client.client_id] = (client, time.monotonic())
@@ -51,6 +53,7 @@ class ExactMixin:
                     refine[cid] = client
                 client.scene.set_background_image(img, format="jpeg")
                 self.exact_renders += 1
+                self.exact_last = self._exact_cam  # the camera of the frame just sent (what the page should show)
             except Exception as e:  # a client that went away, a render that failed: keep serving
                 log.debug("exact render failed: %s", e)
 
@@ -61,7 +64,9 @@ class ExactMixin:
         s = 1.0 if full else self.exact_scale
         W, H = max(16, int(W0 * s)), max(16, int(H0 * s))
         t0 = time.perf_counter()
-        img = self.render_view(viewmat_from_c2w(cam.wxyz, cam.position), float(cam.fov), W, H)
+        viewmat, fov = viewmat_from_c2w(cam.wxyz, cam.position), float(cam.fov)  # one read: the browser may move on
+        self._exact_cam = (viewmat, fov, W, H)
+        img = self.render_view(viewmat, fov, W, H)
         dt = time.perf_counter() - t0
         if not full:  # adapt: aim at exact_target_s per frame while the view moves
             self.exact_scale = float(np.clip(s * math.sqrt(self.opts.exact_target_s / max(dt, 1e-3)), 0.1, 1.0))
