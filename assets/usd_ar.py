@@ -71,20 +71,28 @@ def define_root(stage, y_up: bool = True, meters_per_unit: float | None = 1.0, r
     return x
 
 
-def add_textured_mesh(stage, parent: str, m: ArMesh, texture_asset: str | None, looks: str) -> Any:
-    """Define parent/<name> as a UsdGeom.Mesh bound to a UsdPreviewSurface material (textured when texture_asset)."""
-    from pxr import Gf, Sdf, UsdGeom, UsdShade, Vt
+def define_triangle_mesh(stage, path: str, points: np.ndarray, faces: np.ndarray):
+    """A UsdGeom.Mesh of triangles (points [V,3], faces [F,3]) with no subdivision and its extent; returned for more."""
+    from pxr import Gf, UsdGeom, Vt
 
-    V = np.ascontiguousarray(m.vertices, np.float32)
-    Fc = np.ascontiguousarray(m.faces, np.int32)
-    mesh = UsdGeom.Mesh.Define(stage, f"{parent}/{m.name}")
+    V = np.ascontiguousarray(points, np.float32)
+    Fc = np.ascontiguousarray(faces, np.int32)
+    mesh = UsdGeom.Mesh.Define(stage, path)
     mesh.CreatePointsAttr(Vt.Vec3fArray.FromNumpy(V))
     mesh.CreateFaceVertexCountsAttr(Vt.IntArray.FromNumpy(np.full(len(Fc), 3, np.int32)))
     mesh.CreateFaceVertexIndicesAttr(Vt.IntArray.FromNumpy(Fc.reshape(-1)))
     mesh.CreateSubdivisionSchemeAttr(UsdGeom.Tokens.none)
-    mesh.CreateDoubleSidedAttr(True)  # TSDF surfaces are open sheets
     if len(V):
         mesh.CreateExtentAttr(Vt.Vec3fArray([Gf.Vec3f(*map(float, V.min(0))), Gf.Vec3f(*map(float, V.max(0)))]))
+    return mesh
+
+
+def add_textured_mesh(stage, parent: str, m: ArMesh, texture_asset: str | None, looks: str) -> Any:
+    """Define parent/<name> as a UsdGeom.Mesh bound to a UsdPreviewSurface material (textured when texture_asset)."""
+    from pxr import Gf, Sdf, UsdGeom, UsdShade, Vt
+
+    mesh = define_triangle_mesh(stage, f"{parent}/{m.name}", m.vertices, m.faces)
+    mesh.CreateDoubleSidedAttr(True)  # TSDF surfaces are open sheets
     api = UsdGeom.PrimvarsAPI(mesh)
     mat = UsdShade.Material.Define(stage, f"{looks}/{m.name}Material")
     pbr = UsdShade.Shader.Define(stage, f"{looks}/{m.name}Material/PreviewSurface")

@@ -13,6 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .usd_ar import define_triangle_mesh
+
 __all__ = ["add_physics_scene", "physics_material", "add_static_mesh_collider", "add_box_colliders", "add_rigid_prop",
            "GRAVITY"]
 
@@ -54,16 +56,9 @@ def _bind_physics(prim, mat) -> None:
 
 def add_static_mesh_collider(stage, path: str, vertices: np.ndarray, faces: np.ndarray, material=None):
     """A static triangle-mesh collider (MeshCollisionAPI approximation "none": the triangles themselves)."""
-    from pxr import Gf, UsdGeom, UsdPhysics, Vt
+    from pxr import UsdGeom, UsdPhysics
 
-    V = np.ascontiguousarray(vertices, np.float32)
-    Fc = np.ascontiguousarray(faces, np.int32)
-    m = UsdGeom.Mesh.Define(stage, path)
-    m.CreatePointsAttr(Vt.Vec3fArray.FromNumpy(V))
-    m.CreateFaceVertexCountsAttr(Vt.IntArray.FromNumpy(np.full(len(Fc), 3, np.int32)))
-    m.CreateFaceVertexIndicesAttr(Vt.IntArray.FromNumpy(Fc.reshape(-1)))
-    m.CreateSubdivisionSchemeAttr(UsdGeom.Tokens.none)
-    m.CreateExtentAttr(Vt.Vec3fArray([Gf.Vec3f(*map(float, V.min(0))), Gf.Vec3f(*map(float, V.max(0)))]))
+    m = define_triangle_mesh(stage, path, vertices, faces)
     m.CreatePurposeAttr(UsdGeom.Tokens.guide)
     UsdPhysics.CollisionAPI.Apply(m.GetPrim())
     UsdPhysics.MeshCollisionAPI.Apply(m.GetPrim()).CreateApproximationAttr(UsdPhysics.Tokens.none)

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .frames import CV_TO_GL, rotmat_to_quat
+from .usd_ar import define_triangle_mesh
 
 __all__ = ["set_time_range", "color_materials", "add_colored_mesh", "add_skinned_agent", "add_animated_xform",
            "add_animated_camera", "local_from_world", "joint_paths", "FILM_WIDTH"]
@@ -61,16 +62,9 @@ def color_materials(stage, looks: str, prefix: str, colors: Sequence[Sequence[fl
 def add_colored_mesh(stage, path: str, points: np.ndarray, faces: np.ndarray, face_group: np.ndarray, materials: list[Any]):
     """A triangle mesh whose faces are split into GeomSubsets (familyName materialBind, partition) by face_group [F]
     (index into materials); points [V,3] in the parent's frame."""
-    from pxr import Gf, UsdGeom, UsdShade, Vt
+    from pxr import UsdGeom, UsdShade, Vt
 
-    P = np.ascontiguousarray(points, np.float32)
-    Fc = np.ascontiguousarray(faces, np.int32)
-    mesh = UsdGeom.Mesh.Define(stage, path)
-    mesh.CreatePointsAttr(Vt.Vec3fArray.FromNumpy(P))
-    mesh.CreateFaceVertexCountsAttr(Vt.IntArray.FromNumpy(np.full(len(Fc), 3, np.int32)))
-    mesh.CreateFaceVertexIndicesAttr(Vt.IntArray.FromNumpy(Fc.reshape(-1)))
-    mesh.CreateSubdivisionSchemeAttr(UsdGeom.Tokens.none)
-    mesh.CreateExtentAttr(Vt.Vec3fArray([Gf.Vec3f(*map(float, P.min(0))), Gf.Vec3f(*map(float, P.max(0)))]))
+    mesh = define_triangle_mesh(stage, path, points, faces)
     bind = UsdShade.MaterialBindingAPI.Apply(mesh.GetPrim())
     groups = np.unique(face_group)
     if len(groups) == 1:
