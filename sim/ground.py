@@ -41,6 +41,11 @@ def fit_ground_plane(xyz: np.ndarray, cfg: WorldConfig, below: float | None = No
         # a walking capture keeps the camera at about one height above the ground: among well-supported planes below
         # every camera, take the one the cameras are most level above
         good = [p for p in planes if p[0] >= 0.3 * best and p[0] >= 3 and (cams @ p[1] + p[2]).min() > 0.3]
+        # where some of them put the cameras at a person's height (median 1-2.5 m: hand-held or head-mounted), only
+        # those: on a long sloped street a plane through a raised kerb or plinths can look as level (lund_street)
+        human = [p for p in good if cfg.camera_height_range[0] <= float(np.median(cams @ p[1] + p[2]))
+                 <= cfg.camera_height_range[1]]
+        good = human or good
         if good:
             cnt, n, d = min(good, key=lambda p: float(np.std(cams @ p[1] + p[2])) - 1e-6 * p[0])
         else:

@@ -32,6 +32,7 @@ class WorldConfig:
     ground_thresh: float = 0.08  # RANSAC inlier distance
     ransac_iters: int = 400
     max_tilt_deg: float = 15.0  # ground normal within this of +Z (the world is gravity-aligned; steeper is a wall or a bad fit)
+    camera_height_range: tuple[float, float] = (1.0, 2.5)  # metres: ground planes that put the capture at a person's height win
     support_radius: float = 1.0  # ground points make the surrounding cells walkable within this radius
     camera_support_radius: float = 1.5  # the capture walk itself is walkable around each camera's ground point
     height_field: bool = False  # per-cell ground heights (smoothed) instead of one plane
