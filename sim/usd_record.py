@@ -14,7 +14,7 @@ from realsim.assets.errors import InputError
 
 from .body import AgentLook
 
-__all__ = ["SimRecord", "load_sim_record"]
+__all__ = ["SimRecord", "load_sim_record", "same_path"]
 
 
 @dataclass
@@ -47,7 +47,8 @@ class SimRecord:
         return int(self.joints.shape[1])
 
 
-def _same(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when a and b name the same file or folder (a sim folder's provenance vs the scene it is used with)."""
     try:
         return os.path.samefile(a, b)
     except OSError:
@@ -76,7 +77,7 @@ def load_sim_record(sim_dir: str | os.PathLike, scene_root: str | os.PathLike | 
             raise InputError(f"{d} is not a realsim sim output folder (no {name}): make one with `realsim simulate`")
     meta = read_json(d / "sim.json", "sim summary")
     src = (meta.get("provenance") or {}).get("scene")
-    if scene_root is not None and src and not _same(src, scene_root):
+    if scene_root is not None and src and not same_path(src, scene_root):
         raise InputError(f"sim folder {d} was made from scene {src}, not {scene_root}")
     traj = read_json(d / "trajectories.json", "trajectories file")
     cams = read_json(d / "cameras.json", "camera file", ("frames",))

@@ -245,16 +245,10 @@ class SimPlayback:
         return pts.astype(np.float32), col.astype(np.uint8)
 
 
-def _same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return Path(a).resolve() == Path(b).resolve()
-
-
 def load_sim(sim_dir: str | os.PathLike, scene_root: str | os.PathLike) -> SimPlayback:
     """Read a `realsim simulate` / `demo` output folder; InputError when it is missing, incomplete, or from another scene."""
     from realsim.assets.scene import load_tensors
+    from realsim.sim.usd_record import same_path
 
     d = Path(sim_dir)
     if not d.is_dir():
@@ -268,7 +262,7 @@ def load_sim(sim_dir: str | os.PathLike, scene_root: str | os.PathLike) -> SimPl
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"{d}: sim.json or trajectories.json is not valid JSON ({e})") from None
     src = (meta.get("provenance") or {}).get("scene")
-    if src and not _same_path(src, scene_root):
+    if src and not same_path(src, scene_root):
         raise InputError(f"sim folder {d} was made from scene {src}, not {scene_root}")
     tensors, tmeta = load_tensors(d / "motion.safetensors")
     if "joints" not in tensors:
