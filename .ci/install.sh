@@ -1,35 +1,62 @@
 #!/usr/bin/env bash
 # Installs realsim's exact working set into .venv (CPU torch 2.13.0 first, so nothing pulls a CUDA build).
-# `bash .ci/install.sh --nerfstudio` instead makes .venv-ns: nerfstudio 1.1.5 (torch 2.14.x) with realsim installed too.
+# `bash .ci/install.sh --nerfstudio` also makes .venv-ns: nerfstudio 1.1.5 and realsim, layered on .venv (its torch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 if [ "${1:-}" = "--nerfstudio" ]; then
-    # nerfstudio 1.1.5 in its own venv .venv-ns (it pins viser 0.2.7, gsplat 1.4.0, timm 0.6.7: it cannot share .venv).
-    # torch stays 2.14.1 (+ torchvision 0.29.1), installed first and then held by the pins: CPU torch 2.13.0 cannot host
-    # nerfstudio, because PyPI has no CPU torchvision and its torchvision wheels need CUDA torch's libtorch_cuda
-    # (`import torchvision` raises; nerfstudio's pipelines import it). realsim is installed there without its pins
-    # (realsim's own viewer needs viser 1.x: use .venv); its C++ kernels build under torch 2.14 too.
+    # nerfstudio 1.1.5 in .venv-ns ($REALSIM_NS_VENV), a venv layered over .venv: a .pth adds .venv's site-packages after
+    # its own, so it runs .venv's CPU torch 2.13.0 (and the kernels built for it) while its own site-packages hold what
+    # nerfstudio pins against .venv (viser 0.2.7, protobuf 3.20, ...) and the rest of .ci/ns-requirements.txt, installed
+    # with --no-deps (nerfstudio's declared requirements would pull CUDA torch 2.14 and 8 GB). Nothing is written to .venv.
     t0=$(date +%s)
-    if [ ! -x .venv-ns/bin/python ]; then "$PY" -m venv .venv-ns; fi
+    NSV=${REALSIM_NS_VENV:-.venv-ns}
+    if [ ! -x .venv/bin/python ]; then bash .ci/install.sh; fi
+    main_site=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+    base_py=$(.venv/bin/python -c "import sys; print(sys._base_executable)")
+    ns_site() { "$NSV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])"; }
+    if [ -x "$NSV/bin/python" ] && [ ! -f "$(ns_site)/_realsim_venv.pth" ]; then
+        echo "realsim install --nerfstudio: replacing the self-contained $NSV (torch 2.14 + CUDA) by one layered on .venv"
+        rm -rf "$NSV"
+    fi
+    if [ ! -x "$NSV/bin/python" ]; then "$base_py" -m venv "$NSV"; fi
+    echo "import site; site.addsitedir('$main_site')" > "$(ns_site)/_realsim_venv.pth"
     log=$(mktemp)
     run() { "$@" >>"$log" 2>&1 || { grep -v "is ignored" "$log" | tail -40; echo "install step failed: $*" >&2; exit 1; }; }
-    pins=(torch==2.14.1 torchvision==0.29.1)
-    run .venv-ns/bin/python -m pip install -q --upgrade pip
-    run .venv-ns/bin/python -m pip install -q "${pins[@]}"
-    run .venv-ns/bin/python -m pip install -q "nerfstudio==1.1.5" "${pins[@]}"
-    # realsim's own needs that nerfstudio does not bring, then realsim itself with no dependency resolution
-    run .venv-ns/bin/python -m pip install -q "pycolmap>=3.11,<5" "safetensors>=0.4" "usd-core>=26.3" "mujoco>=3.2,<5" \
-        "xatlas>=0.0.9,<0.1" "av>=12,<20" "ninja>=1.11" "plyfile>=1.0" "${pins[@]}"
-    run .venv-ns/bin/python -m pip install -q --no-deps -e .
-    rm -f "$log"
-    .venv-ns/bin/python - <<'PY'
-import torch, nerfstudio, realsim.recon  # noqa: F401
-import torchvision  # noqa: F401  (nerfstudio's pipelines import it)
-assert torch.__version__.startswith("2.14."), f"unexpected torch {torch.__version__}"
-print("realsim nerfstudio venv ok: torch", torch.__version__)
+    todo=$(mktemp)
+    .venv/bin/python - .ci/ns-requirements.txt >"$todo" <<'PY'
+import importlib.metadata as md, re, sys
+norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
+have = {norm(d.metadata["Name"]): d.version for d in md.distributions()}
+for line in open(sys.argv[1]):  # the pins .venv does not hold at that exact version
+    req = line.split("#")[0].strip()
+    if req and have.get(norm(req.split("==")[0])) != req.split("==")[1]:
+        print(req)
 PY
-    echo "realsim install --nerfstudio: $(( $(date +%s) - t0 )) s, .venv-ns $(du -sh .venv-ns | cut -f1)"
+    run "$NSV/bin/python" -m pip install -q --no-deps -r "$todo"
+    run "$NSV/bin/python" -m pip install -q --no-deps -e .  # realsim's nerfstudio entry points (pyproject.toml)
+    rm -f "$log" "$todo"
+    "$NSV/bin/python" - <<'PY'
+# torchvision's C ops (_C.so) link CUDA torch's libtorch_cuda and do not load on CPU torch; torchvision then imports
+# without them (its _has_ops() is False, ops raise when called) except for two fake-kernel registrations of ops that
+# were never defined: guard those the way torchvision guards the others. nerfstudio uses torchvision's Python only.
+import importlib.util, pathlib, re
+p = pathlib.Path(importlib.util.find_spec("torchvision").submodule_search_locations[0]) / "_meta_registrations.py"
+src = p.read_text()
+guard = r'@(torch.library.register_fake("\1") if torchvision.extension._has_ops() else (lambda f: f))'
+src, n = re.subn(r'^@torch\.library\.register_fake\("(torchvision::\w+)"\)$', guard, src, flags=re.M)
+if n:
+    p.write_text(src)
+PY
+    "$NSV/bin/python" - "$main_site" <<'PY'
+import sys, torch, torchvision  # noqa: F401
+import nerfstudio.scripts.train, nerfstudio.scripts.render, nerfstudio.scripts.viewer.run_viewer  # noqa: F401
+from nerfstudio.plugins.registry import discover_methods
+assert torch.__file__.startswith(sys.argv[1]) and not torch.version.cuda, f"not .venv's CPU torch: {torch.__file__}"
+assert {"realsim-scaffold", "realsim-3dgs"} <= set(discover_methods()[0]), "realsim's nerfstudio methods not found"
+print("realsim nerfstudio venv ok: torch", torch.__version__, "torchvision", torchvision.__version__)
+PY
+    echo "realsim install --nerfstudio: $(( $(date +%s) - t0 )) s, $NSV $(du -sh "$NSV" | cut -f1) (+ .venv)"
     exit 0
 fi
 if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi

@@ -102,10 +102,12 @@ def joint_paths(names: Sequence[str], parents: Sequence[int]) -> list[str]:
 
 def add_skinned_agent(stage, path: str, names: Sequence[str], parents: Sequence[int], world: np.ndarray, points: np.ndarray,
                       faces: np.ndarray, joint_indices: np.ndarray, joint_weights: np.ndarray, face_group: np.ndarray,
-                      materials: list[Any], extents: np.ndarray | None = None, bind_frame: int = 0):
+                      materials: list[Any], extents: np.ndarray | None = None, bind_frame: int = 0,
+                      bind: np.ndarray | None = None):
     """path (SkelRoot)/{Skeleton, Animation, Body}: joints `names` with `parents`, rigid world transforms world [T,J,4,4]
-    per frame (time code t), bind pose = frame bind_frame, body points [V,3] posed at that frame, skinned by
-    joint_indices / joint_weights [V,k]; extents [T,2,3] (the posed body's box per frame) go on the SkelRoot."""
+    per frame (time code t), bind pose = frame bind_frame (or the world transforms bind [J,4,4] of a pose of its own),
+    body points [V,3] posed at the bind pose, skinned by joint_indices / joint_weights [V,k]; extents [T,2,3] (the
+    posed body's box per frame) go on the SkelRoot."""
     from pxr import Gf, UsdSkel, Vt
 
     W = np.asarray(world, np.float64)
@@ -115,9 +117,10 @@ def add_skinned_agent(stage, path: str, names: Sequence[str], parents: Sequence[
     skel = UsdSkel.Skeleton.Define(stage, f"{path}/Skeleton")
     skel.CreateJointsAttr(Vt.TokenArray(tokens))
     skel.CreateJointNamesAttr(Vt.TokenArray([str(n) for n in names]))
-    skel.CreateBindTransformsAttr(Vt.Matrix4dArray([_gf(m) for m in W[bind_frame]]))
+    Wb = W[bind_frame] if bind is None else np.asarray(bind, np.float64)
+    skel.CreateBindTransformsAttr(Vt.Matrix4dArray([_gf(m) for m in Wb]))
     L = local_from_world(W, parents)
-    skel.CreateRestTransformsAttr(Vt.Matrix4dArray([_gf(m) for m in L[bind_frame]]))
+    skel.CreateRestTransformsAttr(Vt.Matrix4dArray([_gf(m) for m in local_from_world(Wb, parents)]))
     anim = UsdSkel.Animation.Define(stage, f"{path}/Animation")
     anim.CreateJointsAttr(Vt.TokenArray(tokens))
     q = rotmat_to_quat(L[..., :3, :3])  # [T,J,4] wxyz

@@ -1,10 +1,13 @@
 """The one command that proves realsim's GPU path: CUDA parity against the cpu backend and against gsplat (forward and every
 gradient, float32), training-step time realsim-cuda vs gsplat (20k / 100k / 1M Gaussians at 1080p), and a
-full-resolution fern Scaffold-GS run (held-out PSNR / SSIM, wall time). Writes bench/results/gpu.json, prints a table.
+full-resolution fern Scaffold-GS run (held-out PSNR / SSIM, wall time); also the fused CUDA SH kernels against the torch
+reference (values and both gradients, float64 and float32) with their speed-up, and export baking chunked vs all at once
+on the GPU (same Gaussians, peak GPU memory of each). Writes bench/results/gpu.json, prints a table.
 
     python bench/gpu.py              # on a CUDA machine: under 8 minutes on one modern GPU once the kernels are built
                                      # (fern run capped at 5 min; a first run adds the JIT builds, timed apart)
-    python bench/gpu.py --dry-run    # anywhere: the parity harness on CPU (backend cpu vs torch); writes nothing
+    python bench/gpu.py --dry-run    # anywhere: the harness on CPU (backend cpu vs torch, the C++ SH kernel, a small
+                                     # chunked bake); writes nothing
 
 Without a CUDA GPU it says so in one line and exits 2 without writing anything. Exit 1 when a parity check fails.
 Parity tolerances (relative L2 error, float32 against float32): cuda vs cpu 2e-5 forward / 2e-4 gradients (both round
@@ -21,6 +24,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from _common import REPO, RESULTS, load_avg, stamp, write_result
+from bake import check_bake
+from sh_fused import sh_parity, time_sh
 
 TOLS = {"cpu": (2e-5, 2e-4), "gsplat": (1e-4, 2e-3), "torch": (2e-5, 2e-4)}  # (forward, gradients) relative L2
 SIZES = (20_000, 100_000, 1_000_000)
@@ -211,6 +216,20 @@ def print_table(parity: dict[str, Any], timings: dict[str, Any] | None, fern: di
                   f"{fern['train_seconds']:.0f} s ({fern['iterations']} it)")
 
 
+def print_extras(sh: dict[str, Any], sh_speed: dict[str, Any] | None, bake: dict[str, Any]) -> None:
+    """Fused SH parity / speed and the chunked-bake check."""
+    worst = {k: max(v["rel_err"].values()) for k, v in sh.items() if isinstance(v, dict)}
+    print(f"\nfused SH vs render/sh.py: {'passed' if sh['passed'] else 'FAILED'} "
+          + ", ".join(f"{k} worst {e:.1e}" for k, e in worst.items()))
+    if sh_speed:
+        print(f"fused SH fwd+bwd at 1M Gaussians: {sh_speed['fused_ms']:.2f} ms vs torch {sh_speed['torch_ms']:.2f} ms "
+              f"({sh_speed['speedup']:.1f}x)")
+    mem = (f", peak GPU MB chunked {bake['chunked_peak_cuda_mb']} vs whole {bake['whole_peak_cuda_mb']}"
+           if "chunked_peak_cuda_mb" in bake else "")
+    print(f"chunked bake ({bake['anchors']} anchors, chunk {bake['chunk']}, {bake['device']}): "
+          f"{'passed' if bake['passed'] else 'FAILED'} (max diff {bake['max_abs_diff']}){mem}")
+
+
 def timed(label: str, fn: Callable[[], Any]) -> tuple[Any, float]:
     t0 = time.perf_counter()
     out = fn()
@@ -234,9 +253,12 @@ def main(argv: list[str] | None = None) -> int:
         parity, _ = timed("parity", lambda: run_parity([("cpu vs torch (dry run)", "cpu", "cpu", "torch@cpu")], scene,
                                                        torch.float32))
         timings, _ = timed("timings", lambda: run_timings(2, (2000,), (96, 54), "cpu", ("cpu", "torch")))
+        sh, _ = timed("fused SH", lambda: sh_parity("cpu"))
+        bake, _ = timed("chunked bake", lambda: check_bake("cpu", 400, 64, 4))
         print_table(parity, timings, None)
+        print_extras(sh, None, bake)
         print("dry run on CPU: the harness works; no GPU numbers, nothing written")
-        return 0 if all(r.get("passed") for r in parity.values()) else 1
+        return 0 if all(r.get("passed") for r in parity.values()) and sh["passed"] and bake["passed"] else 1
     if not torch.cuda.is_available():
         print("no CUDA GPU here (torch.cuda.is_available() is False): bench/gpu.py did not run and wrote nothing")
         return 2
@@ -246,13 +268,17 @@ def main(argv: list[str] | None = None) -> int:
     scene = parity_scene(20_000, 640, 480, 2)
     pairs = [("cuda vs cpu", "cuda", "cuda", "cpu@cpu"), ("cuda vs gsplat", "cuda", "cuda", "gsplat@cuda")]
     parity, t_par = timed("parity", lambda: run_parity(pairs, scene, torch.float32))
+    sh, t_sh = timed("fused SH", lambda: (sh_parity("cuda"), time_sh(1_000_000, "cuda", 10)))
+    bake, t_bake = timed("chunked bake", lambda: check_bake("cuda"))
     timings, t_step = timed("timings", lambda: run_timings(args.steps))
     fern, t_fern = (None, 0.0) if args.skip_fern else timed("fern", lambda: run_fern(args.fern_seconds))
     ratio = timings["100000"].get("ratio_vs_gsplat")
     result = {"device": torch.cuda.get_device_name(0), "cuda": torch.version.cuda, "parity": parity,
               "timings": timings, "fern_scaffold": fern, "step_ratio_vs_gsplat": ratio,
+              "sh_fused": {"parity": sh[0], "time_1m": sh[1]}, "bake_chunked": bake,
               "targets": {"step_ratio_vs_gsplat_max": 1.2, "fern_psnr_min": 27.0, "fern_seconds_max": 300},
-              "stage_seconds": {"kernel_builds": round(t_build, 1), "parity": round(t_par, 1), "timings": round(t_step, 1), "fern": round(t_fern, 1)},
+              "stage_seconds": {"kernel_builds": round(t_build, 1), "parity": round(t_par, 1), "timings": round(t_step, 1), "fern": round(t_fern, 1),
+                                "sh": round(t_sh, 1), "bake": round(t_bake, 1)},
               "load_avg_start": load0, "load_avg_end": load_avg()}
     try:
         import gsplat
@@ -261,8 +287,9 @@ def main(argv: list[str] | None = None) -> int:
         result["gsplat"] = None
     write_result(args.json, {**result, **stamp()}, stamp_it=False)
     print_table(parity, timings, fern)
+    print_extras(sh[0], sh[1], bake)
     print(f"\nstep_ratio_vs_gsplat (100k): {ratio}; written {args.json}")
-    return 0 if all(r.get("passed", True) for r in parity.values()) else 1
+    return 0 if all(r.get("passed", True) for r in parity.values()) and sh[0]["passed"] and bake["passed"] else 1
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Issue 16 measures of the motion: shared skating metric (raw model, rendered sim, real mocap), diversity under identical
-commands vs real mocap, along-track speed tracking (stop-and-go, 0.5-3 m/s) and sim-loop step time with many agents.
+commands vs real mocap, lateral / along-track / end tracking, style accuracy of a classifier trained on real clips,
+along-track speed tracking (stop-and-go, 0.5-3 m/s) and sim-loop step time with many agents; diffusion (sim settings)
+vs the motion-matching baseline vs real mocap, as one table.
 
-    python bench/motion_human.py [--parts skating,diversity,speed,realtime] [--agents 32]
+    python bench/motion_human.py [--parts skating,diversity,tracking,style,speed,realtime] [--agents 32] [--weights W]
 
 Also run by bench/motion.py (`--parts` there). Prints a table and writes bench/results/motion_human.json.
 """
@@ -25,7 +27,7 @@ def _dataset(data: Path):
     return build_dataset(data)
 
 
-def skating_part(model, ds, seconds: float = 10.0) -> dict:
+def skating_part(model, ds, weights: str | None = None, seconds: float = 10.0) -> dict:
     """Shared metric (metrics.skating): diffusion rollout on a 2 m circle (raw, no post-processing), the sim as rendered
     (10 agents crossing a corridor: raw model pose vs written joints), and real walk clips."""
     from crowd_scenes import crossing, hall
@@ -41,8 +43,12 @@ def skating_part(model, ds, seconds: float = 10.0) -> dict:
     ctrl = MotionController(model, 4, ["neutral"], seed=3, past_noise=PAST_NOISE)
     ro = rollout(ctrl, make_path("circle", seconds, 1.2, 2.0), int(seconds * 30))
     out["diffusion_circle_2m_raw"] = float(np.mean([skating(ro.joints[a], ro.root[a, :, 2], feet) for a in range(4)]))
+    from realsim.sim.motion.baseline import MotionMatchingController
+
+    ro = rollout(MotionMatchingController(ds, 4, ["neutral"]), make_path("circle", seconds, 1.2, 2.0), int(seconds * 30))
+    out["motion_matching_circle_2m"] = float(np.mean([skating(ro.joints[a], ro.root[a, :, 2], feet) for a in range(4)]))
     sc = crossing(10, 4.0, 16.0, 12.0)
-    res = run_sim(hall(4.0, 16.0), sc, motion="controller")
+    res = run_sim(hall(4.0, 16.0), sc, motion="controller", motion_weights=weights)
     out["sim_raw"] = res.metrics["skate_raw_cm_s"]
     out["sim_rendered"] = res.metrics["skate_cm_s"]
     mc = []
@@ -98,23 +104,123 @@ def speed_part(model, seconds: float = 10.0) -> dict:
     return out
 
 
-def realtime_part(agents: int = 32, seconds: float = 6.0) -> dict:
-    """The sim loop (crowd + diffusion controller + constraints + foot locking), rendering excluded: ms per 30 Hz frame."""
+def realtime_part(model, ds, agents: int = 32, seconds: float = 6.0, weights: str | None = None) -> dict:
+    """The sim loop (crowd + diffusion controller + constraints + foot locking), rendering excluded: wall and process CPU
+    ms per 30 Hz frame (CPU time: what one dedicated core would need; wall time under load is an upper bound); and the
+    controllers alone (diffusion with the sim's settings, motion matching) for the same number of agents."""
     from crowd_scenes import crossing, hall
 
     from realsim.sim.loop import run_sim
+    from realsim.sim.motion.baseline import MotionMatchingController
+    from realsim.sim.motion.controller import MotionController
+    from realsim.sim.motion.sample import make_path
 
     sc = crossing(agents, 6.0, 24.0, seconds)
-    t0 = time.perf_counter()
-    res = run_sim(hall(6.0, 24.0), sc, motion="controller")
-    dt = (time.perf_counter() - t0) / res.n_frames
-    return {"agents": agents, "ms_per_frame": 1000 * dt, "ms_per_agent_step": 1000 * dt / agents,
-            "realtime_30hz": dt <= 1 / 30, "torch_threads": 1}
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = run_sim(hall(6.0, 24.0), sc, motion="controller", motion_weights=weights)
+    dt, dc = (time.perf_counter() - t0) / res.n_frames, (time.process_time() - c0) / res.n_frames
+    out = {"agents": agents, "sim_ms_per_frame": 1000 * dt, "sim_cpu_ms_per_frame": 1000 * dc,
+           "ms_per_agent_step": 1000 * dt / agents, "cpu_ms_per_agent_step": 1000 * dc / agents,
+           "realtime_30hz_wall": dt <= 1 / 30, "realtime_30hz_cpu": dc <= 1 / 30, "torch_threads": 1}
+    path = make_path("circle", 6.0, 1.2, 2.0)
+    for name, mk in (("diffusion", lambda: MotionController(model, agents, ["neutral"], seed=0)),
+                     ("motion_matching", lambda: MotionMatchingController(ds, agents, ["neutral"]))):
+        ctrl = mk()
+        fut = lambda t: np.repeat(path[None, t + 1: t + 46], agents, 0)  # noqa: E731
+        for t in range(10):
+            ctrl.step(fut(t))
+        t0, c0 = time.perf_counter(), time.process_time()
+        for t in range(10, 130):
+            ctrl.step(fut(t))
+        out[f"{name}_ctrl_ms_per_frame"] = 1000 * (time.perf_counter() - t0) / 120
+        out[f"{name}_ctrl_cpu_ms_per_frame"] = 1000 * (time.process_time() - c0) / 120
+    return out
+
+
+def tracking_part(model, ds, seconds: float = 10.0) -> dict:
+    """Lateral (distance to the command polyline), along-track and end error (cm) on circle r=2 m, zig-zag and
+    stop-and-go at 1.2 m/s, 4 agents each: diffusion with the sim's settings vs motion matching."""
+    from realsim.sim.loop import PAST_NOISE
+    from realsim.sim.motion.baseline import MotionMatchingController
+    from realsim.sim.motion.controller import MotionController
+    from realsim.sim.motion.metrics import along_track, path_metrics
+    from realsim.sim.motion.sample import make_path, rollout
+
+    out: dict = {}
+    T = int(seconds * 30)
+    for name, mk in (("diffusion", lambda: MotionController(model, 4, ["neutral"], seed=3, past_noise=PAST_NOISE)),
+                     ("motion_matching", lambda: MotionMatchingController(ds, 4, ["neutral"]))):
+        rows = {}
+        for p in ("circle", "zigzag", "stopgo"):
+            path = make_path(p, seconds, 1.2, 2.0)
+            ro = rollout(mk(), path, T)
+            lat = path_metrics(ro, path)["traj_mean_cm"]
+            al = [along_track(ro.root[a, :, :2], path) for a in range(ro.root.shape[0])]
+            rows[p] = {"lateral_cm": float(np.mean(lat)), "along_cm": float(np.mean([r["along_mean_cm"] for r in al])),
+                       "along_max_cm": float(np.max([r["along_max_cm"] for r in al])),
+                       "end_cm": float(np.mean([r["end_cm"] for r in al]))}
+        rows["mean"] = {k: float(np.mean([rows[p][k] for p in ("circle", "zigzag", "stopgo")]))
+                        for k in ("lateral_cm", "along_cm", "along_max_cm", "end_cm")}
+        out[name] = rows
+    return out
+
+
+def style_part(model, ds, seconds: float = 8.0) -> dict:
+    """Style accuracy of a walking-style classifier trained on the real walk clips (sim/motion/style_classifier.py,
+    trained here in seconds): on held-out real clips (leave one take out) and on generated walks per style (each style
+    commanded at its clips' mean speed, straight, 2 agents), with the sim's settings and without style guidance."""
+    from realsim.sim.motion import style_classifier as sc
+    from realsim.sim.motion.controller import MotionController
+    from realsim.sim.motion.sample import make_path, rollout
+
+    walks = sc.style_walks([c for c in ds.clips if "xia" not in c.source])
+    t0 = time.time()
+    acc_real, per_real = sc.held_out_accuracy(walks)
+    clf = sc.train_on_walks(walks)
+    out: dict = {"classes": len(walks), "train_s": round(time.time() - t0, 1), "real_held_out": acc_real,
+                 "real_per_style": per_real}
+    styles = [s for s in walks if s in model.styles]
+    for tag, kw in (("generated_sim", {}), ("generated_no_guidance", {"w_style": 0.0})):
+        per = {}
+        for s in styles:
+            v = float(np.mean([np.linalg.norm(c.feat[:, :2], axis=1).mean() for c in walks[s]]))
+            ro = rollout(MotionController(model, 2, [s], seed=1, **kw), make_path("straight", seconds, v), int(seconds * 30))
+            per[s] = float(np.mean([clf.accuracy(sc.rollout_descriptors(ro, a), styles.index(s)) for a in range(2)]))
+        out[tag] = float(np.mean(list(per.values())))
+        out[tag + "_per_style"] = per
+    return out
+
+
+def table(res: dict) -> str:
+    """One markdown table (README) from the parts that ran; '-' where a measure does not apply."""
+    sk, tr, dv, st, rt = (res.get(k, {}) for k in ("skating", "tracking", "diversity", "style", "realtime"))
+
+    def f(v, fmt="{:.1f}"):
+        return "-" if v is None else fmt.format(v)
+
+    def trk(name, k):
+        return (tr.get(name) or {}).get("mean", {}).get(k)
+
+    rows = [("diffusion (sim settings)", sk.get("diffusion_circle_2m_raw"), sk.get("sim_rendered"), trk("diffusion", "lateral_cm"),
+             trk("diffusion", "along_cm"), trk("diffusion", "end_cm"), dv.get("diffusion_sim"), st.get("generated_sim"),
+             rt.get("diffusion_ctrl_cpu_ms_per_frame", 0) / max(rt.get("agents", 1), 1) if rt else None),
+            ("motion matching", sk.get("motion_matching_circle_2m"), None, trk("motion_matching", "lateral_cm"),
+             trk("motion_matching", "along_cm"), trk("motion_matching", "end_cm"), None, None,
+             rt.get("motion_matching_ctrl_cpu_ms_per_frame", 0) / max(rt.get("agents", 1), 1) if rt else None),
+            ("real mocap (walk clips)", sk.get("mocap_walk"), sk.get("mocap_walk"), None, None, None,
+             dv.get("mocap_walk_normal_style"), st.get("real_held_out"), None)]
+    lines = ["| method | skating raw, 2 m circle (cm/s) | skating as rendered (cm/s) | lateral (cm) | along-track (cm) | "
+             "end (cm) | diversity (cm) | style accuracy | CPU ms per agent step |", "|---" * 9 + "|"]
+    for r in rows:
+        lines.append(f"| {r[0]} | " + " | ".join([f(r[1]), f(r[2]), f(r[3]), f(r[4]), f(r[5]), f(r[6]),
+                                                   f(r[7], "{:.0%}"), f(r[8], "{:.2f}")]) + " |")
+    return "\n".join(lines)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--parts", default="skating,diversity,speed,realtime")
+    ap.add_argument("--parts", default="skating,diversity,tracking,style,speed,realtime")
+    ap.add_argument("--weights", default=None, help="motion model file (default: the shipped weights)")
     ap.add_argument("--agents", type=int, default=32)
     ap.add_argument("--data", default=None)
     ap.add_argument("--out", type=Path, default=RESULTS / "motion_human.json")
@@ -122,17 +228,22 @@ def main() -> int:
     from realsim.sim.motion.model import MotionModel, default_weights_path
 
     parts = args.parts.split(",")
-    model = MotionModel.load(default_weights_path())
+    weights = args.weights
+    model = MotionModel.load(weights or default_weights_path())
     data = Path(args.data) if args.data else Path(os.environ.get("REALSIM_DATA", REPO.parent / "shared" / "data")) / "motion"
-    ds = _dataset(data) if {"skating", "diversity"} & set(parts) else None
-    res: dict = {"load_avg_start": load_avg(), "cores": os.cpu_count()}
-    fns = {"skating": lambda: skating_part(model, ds), "diversity": lambda: diversity_part(model, ds),
-           "speed": lambda: speed_part(model), "realtime": lambda: realtime_part(args.agents)}
+    ds = _dataset(data) if {"skating", "diversity", "tracking", "style", "realtime"} & set(parts) else None
+    res: dict = {"weights": str(weights or "shipped"), "model_steps": model.meta.get("steps"),
+                 "load_avg_start": load_avg(), "cores": os.cpu_count()}
+    fns = {"skating": lambda: skating_part(model, ds, weights), "diversity": lambda: diversity_part(model, ds),
+           "tracking": lambda: tracking_part(model, ds), "style": lambda: style_part(model, ds),
+           "speed": lambda: speed_part(model), "realtime": lambda: realtime_part(model, ds, args.agents, weights=weights)}
     for p in parts:
         t = time.time()
         res[p] = fns[p]()
         print(f"{p} ({time.time() - t:.0f} s): {res[p]}")
     res["load_avg_end"] = load_avg()
+    res["table"] = table(res)
+    print(res["table"])
     write_result(args.out, res)
     print(f"wrote {args.out} (load avg {res['load_avg_start']} -> {res['load_avg_end']})")
     return 0

@@ -3,6 +3,7 @@ SYNTHETIC street, merged-scene held-out PSNR against one-block training at equal
 to a cluster of N machines from those measurements.
 
     python bench/scale.py [--quick] [--blocks 1,2,4] [--iterations 400] [--workers 2]
+    python bench/scale.py --lengths 50,100,200 --width 64   # per-block cost vs scene length -> scale_length.json
 
 One block is the reference: the same trainer on the whole scene (all cameras, no crop). Each block count trains with
 the same total iterations, shared in proportion to the blocks' training photos. Results: bench/results/scale.json.
@@ -22,18 +23,19 @@ import numpy as np
 from _common import RESULTS, load_avg, write_result
 
 
-def street_workdir(root: Path, n_images: int, width: int, walk: float, n_points: int) -> Path:
-    """A posed WORKDIR of the SYNTHETIC street: exact cameras, surface samples standing in for the SfM points."""
+def street_workdir(root: Path, n_images: int, width: int, walk: float, n_points: int, street_m: float | None = None) -> Path:
+    """A posed WORKDIR of the SYNTHETIC street (street_m: a longer one): exact cameras, surface samples for the SfM points."""
     from realsim.assets.cameras import CameraSet, load_cameras, save_cameras
     from realsim.recon.partition import write_points_bin
     from realsim.sim.capture import CaptureConfig, build_street, make_capture, sample_surface_points
 
     cap = make_capture(root / "capture", CaptureConfig(n_images=n_images, width=width, height=width * 3 // 4,
-                                                       focal=400 * width / 480, walk_length=walk, ssaa=1))
+                                                       focal=400 * width / 480, walk_length=walk, ssaa=1,
+                                                       street_length_m=street_m))
     work = root / "work"
     work.mkdir()
     save_cameras(work / "cameras.json", CameraSet(load_cameras(cap / "cameras_gt.json").frames, "../capture/images"))
-    pts = sample_surface_points(build_street(0), n_points, seed=1)
+    pts = sample_surface_points(build_street(0, street_m), n_points, seed=1)
     write_points_bin(work / "sparse" / "0" / "points3D.bin", pts, np.full((len(pts), 3), 128, np.uint8))
     return work
 
@@ -77,7 +79,9 @@ def run_one(work: Path, out: Path, blocks: int, iterations: int, workers: int, w
     bl = [{"name": b["name"], "iterations": b["iterations"], "seconds": b["seconds"],
            "s_per_iteration": round(b["seconds"] / max(b["iterations"], 1), 4), "cameras": len(p.cameras),
            "anchors_trained": b["anchors_block"], "anchors_kept": b["anchors_kept"], "psnr_own": b["metrics"].get("psnr"),
-           "worker_peak_rss_mb": b.get("worker_peak_rss_mb")} for b, p in zip(res.blocks, res.partition.blocks)]
+           "worker_peak_rss_mb": b.get("worker_peak_rss_mb"), "cpu_seconds": b.get("cpu_seconds"),
+           "cpu_s_per_iteration": round((b.get("cpu_seconds") or 0) / max(b["iterations"], 1), 4)}
+          for b, p in zip(res.blocks, res.partition.blocks)]
     m = res.metrics
     return {"blocks": blocks, "wall_s": round(wall, 1), "ray_init_s": round(t_init, 1),
             "train_and_merge_s": round(res.seconds, 1), "timings": res.timings, "block_seconds_sum": round(sum(b["seconds"] for b in bl), 1),
@@ -107,6 +111,82 @@ def projection(rows: list[dict], workers: int) -> dict:
             "example_hours": {n: round(t(n) / 3600, 2) for n in (1, 4, 16, 32)}}
 
 
+def length_sweep(a: argparse.Namespace) -> int:
+    """Per-block cost vs scene length: walks of each length (photos and iterations per metre fixed) trained as
+    length / block_m blocks, and as one block, on the SYNTHETIC long street; writes bench/results/scale_length.json."""
+    lengths = [float(x) for x in a.lengths.split(",")]
+    out = a.out if a.out != RESULTS / "scale.json" else RESULTS / "scale_length.json"
+    rows = []
+    for L in lengths:
+        n_img = max(8, int(round(L * a.photos_per_m)))
+        iters = int(round(n_img * a.iters_per_photo))
+        nb = max(1, int(round(L / a.block_m)))
+        with tempfile.TemporaryDirectory() as td:
+            t = time.perf_counter()
+            work = street_workdir(Path(td), n_img, a.width, L, int(a.points_per_m * (L + 12)), street_m=L + 12.0)
+            t_cap = time.perf_counter() - t
+            for b in sorted({nb, 1} if a.one_block and L <= a.one_block_max_m else {nb}):
+                r = run_one(work, Path(td) / f"scene{b}", b, iters, a.workers, a.width)
+                r.update(walk_m=L, street_m=L + 12.0, images=n_img, iterations_total=iters, capture_s=round(t_cap, 1),
+                         block_s_mean=round(float(np.mean([x["seconds"] for x in r["per_block"]])), 1),
+                         block_cpu_s_mean=round(float(np.mean([x["cpu_seconds"] or 0 for x in r["per_block"]])), 1),
+                         cpu_s_per_iteration=round(float(np.mean([x["cpu_s_per_iteration"] for x in r["per_block"]])), 4),
+                         anchors_per_block=round(float(np.mean([x["anchors_trained"] for x in r["per_block"]]))),
+                         s_per_iteration=round(float(np.mean([x["s_per_iteration"] for x in r["per_block"]])), 4))
+                rows.append(r)
+                print(f"{L:.0f} m, {n_img} photos, {iters} it, {b} blocks: wall {r['wall_s']:.0f} s, block s mean "
+                      f"{r['block_s_mean']:.0f} / max {r['block_seconds_max']:.0f}, s/it {r['s_per_iteration']:.3f}, "
+                      f"block CPU s {r['block_cpu_s_mean']:.0f} ({r['cpu_s_per_iteration']:.3f}/it), "
+                      f"anchors/block {r['anchors_per_block']}, PSNR {r['psnr']:.2f}, load {r['load_avg_after']}", flush=True)
+                write_result(out, {"partial": True, "rows": rows})  # a long sweep keeps what it has measured
+    print("\n| walk m | photos | iterations | blocks | wall s | block s mean | block s max | block CPU s | CPU s/it | "
+          "anchors/block | worker MiB | PSNR dB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        peak = max(x["worker_peak_rss_mb"] or 0 for x in r["per_block"])
+        print(f"| {r['walk_m']:.0f} | {r['images']} | {r['iterations_total']} | {r['blocks']} | {r['wall_s']:.0f} | "
+              f"{r['block_s_mean']:.0f} | {r['block_seconds_max']:.0f} | {r['block_cpu_s_mean']:.0f} | "
+              f"{r['cpu_s_per_iteration']:.3f} | "
+              f"{r['anchors_per_block']} | {peak:.0f} | {r['psnr']:.2f} |")
+    proj = length_projection(rows, a.block_m, a.workers)
+    print("per-block CPU seconds vs walk length (blocks of", a.block_m, "m):", proj["per_block_cpu_s_by_length"])
+    print(f"projection ({proj['example']}), hours on N machines:", proj["example_hours"])
+    write_result(out, {"scene": {"synthetic": True, "label": "SYNTHETIC long procedural street (sim.capture, street_length_m)",
+                            "width": a.width, "photos_per_m": a.photos_per_m, "iterations_per_photo": a.iters_per_photo,
+                            "points_per_m": a.points_per_m, "block_m": a.block_m},
+                  "workers": a.workers, "rows": rows, "projection": proj})
+    return 0
+
+
+def length_projection(rows: list[dict], block_m: float, workers: int) -> dict:
+    """Cost of a street of any length from the blocked rows: B = length / block_m blocks of measured mean cost c each,
+    T(N machines) = setup + ceil(B / (N x slots)) x c + B x merge_per_block."""
+    blocked = [r for r in rows if r["blocks"] == max(1, int(round(r["walk_m"] / block_m)))]
+    c = float(np.mean([r["block_cpu_s_mean"] for r in blocked]))  # CPU seconds: a block's cost on an unshared core
+    setup = float(np.mean([r["ray_init_s"] for r in rows]))
+    merge_pb = float(np.median([r["timings"]["merge"] / r["blocks"] for r in blocked]))  # median: a stalled merge is noise
+    xs = np.array([r["walk_m"] for r in blocked])
+    ys = np.array([r["block_cpu_s_mean"] for r in blocked])
+    slope = float(np.polyfit(xs, ys, 1)[0]) if len(set(xs.tolist())) > 1 else float("nan")
+    km = 5.0
+
+    def t(n: int) -> float:
+        B = km * 1000 / block_m
+        return setup + math.ceil(B / (n * workers)) * c + B * merge_pb
+
+    return {"per_block_cpu_s_by_length": {f"{r['walk_m']:.0f}": r["block_cpu_s_mean"] for r in blocked},
+            "per_block_wall_s_by_length": {f"{r['walk_m']:.0f}": r["block_s_mean"] for r in blocked},
+            "per_block_cpu_s_slope_per_m": round(slope, 4), "block_cpu_s_mean": round(c, 1), "setup_s": round(setup, 1),
+            "merge_s_per_block": round(merge_pb, 2),
+            "one_block_cpu_s_by_length": {f"{r['walk_m']:.0f}": r["block_cpu_s_mean"] for r in rows if r["blocks"] == 1},
+            "model": "T(N) = setup + ceil(B / (N x slots)) x block_cpu_s + B x merge_s_per_block, B = length / block_m "
+                     "(a block's CPU seconds = its wall time on an unshared core; merge and held-out evaluation on the "
+                     "head, photos on a shared filesystem)",
+            "example": f"a {km:.0f} km street at this benchmark's photo density, resolution and iterations per photo, "
+                       f"{workers} slots per machine",
+            "example_hours": {n: round(t(n) / 3600, 2) for n in (1, 4, 16, 64)}}
+
+
 def _f(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
 
@@ -120,7 +200,17 @@ def main() -> int:
     ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=RESULTS / "scale.json")
+    ap.add_argument("--lengths", help="per-block cost vs scene length: walk lengths in metres, e.g. 50,100,200 (SYNTHETIC "
+                    "long street; --width 64 suits it)")
+    ap.add_argument("--block-m", type=float, default=50.0, help="--lengths: metres of walk per block")
+    ap.add_argument("--photos-per-m", type=float, default=0.5)
+    ap.add_argument("--iters-per-photo", type=float, default=4.0)
+    ap.add_argument("--points-per-m", type=float, default=200.0)
+    ap.add_argument("--no-one-block", dest="one_block", action="store_false", help="--lengths: skip the one-block rows")
+    ap.add_argument("--one-block-max-m", type=float, default=math.inf, help="--lengths: one-block rows up to this length")
     a = ap.parse_args()
+    if a.lengths:
+        return length_sweep(a)
     if a.quick:
         a.images, a.width, a.iterations = 16, 64, 120
     counts = [int(x) for x in a.blocks.split(",")]

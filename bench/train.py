@@ -49,9 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames-train", default="", help="comma-separated training view names to render as well")
     ap.add_argument("--from-checkpoints", action="store_true",
                     help="evaluate the last checkpoints of interrupted runs (.SCENE_MODEL.train/) instead of training")
+    ap.add_argument("--rescore", action="store_true",
+                    help="re-evaluate finished bundles (OUT/NAME_MODEL) with the current metrics; the row's training fields stay")
     args = ap.parse_args(argv)
     if args.from_checkpoints:
         return evaluate_checkpoints(args)
+    if args.rescore:
+        return rescore(args)
     if args.frames_from:
         return render_frames(args)
 
@@ -93,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.time() - t0
         ev = evaluate_scene(out, backend=args.backend)
         split = split_metrics(res.model, ds, args.backend, tuple(cfg.background))
+        split.update(train_view_scores(res.model, ds, args.backend, tuple(cfg.background)))
         curve = [(r["step"], round(r["eval_psnr"], 3), round(r["elapsed"], 1))
                  for r in map(json.loads, (out / "train" / "metrics.jsonl").read_text().splitlines()) if "eval_psnr" in r]
         row = {
@@ -138,12 +143,43 @@ def split_metrics(model, ds, backend: str, background: tuple) -> dict:
     return split
 
 
+def train_view_scores(model, ds, backend: str, background: tuple, every: int = 2) -> dict:
+    """PSNR and sharpness (Laplacian variance of render over photo) at every `every`-th training photo's own position,
+    rendered with the shared appearance (no per-image colour affine): where the walk passes the photos."""
+    from realsim.recon.trainer import evaluate_views
+
+    ev = evaluate_views(model, ds.train[::every], backend, background)
+    return {"psnr_train": round(ev["psnr"], 3), "sharpness_train": round(ev["sharpness"], 4),
+            "per_view_sharpness_train": ev["per_view_sharpness"], "train_views_scored": ev["n_views"]}
+
+
+def rescore(args: argparse.Namespace) -> int:
+    """Split metrics and training-view scores of finished bundles, merged into their existing result rows."""
+    from realsim.recon.bundle import load_scene
+    from realsim.recon.dataset import load_dataset
+
+    scene = args.scene or data_root() / "scenes" / "llff_fern"
+    name = args.name or scene.name
+    for model in args.models.split(","):
+        sc = load_scene(args.out / f"{name}_{model}")
+        tr = sc.info.metadata["train"]
+        ds = load_dataset(scene, tr["downscale"], None, tr["config"].get("holdout_every"))
+        bg = tuple(tr["config"].get("background", (0.0, 0.0, 0.0)))
+        row = read_result(args.json, {}).get(f"{name}/{model}", {"scene": name, "model": model})
+        row.update(split_metrics(sc.model, ds, args.backend, bg))
+        row.update(train_view_scores(sc.model, ds, args.backend, bg))
+        _merge(args.json, f"{name}/{model}", row)
+        _print_split(row)
+    return 0
+
+
 def _print_split(r: dict) -> None:
     print(f"{r['scene']}/{r['model']}: interpolated PSNR {r['psnr_interp']:.2f} SSIM {r['ssim_interp']:.3f} "
           f"(affine half-split {r['psnr_affine_interp']:.2f} / {r['ssim_affine_interp']:.3f}, same half raw "
           f"{r['psnr_right_interp']:.2f} / {r['ssim_right_interp']:.3f}); extrapolated {r['extrapolated']}: PSNR "
           f"{r['psnr_extrap']} SSIM {r['ssim_extrap']} (affine {r['psnr_affine_extrap']}); sharpness "
-          f"{r['sharpness_interp']:.2f}; per view {r['per_view_psnr']}")
+          f"{r['sharpness_interp']:.2f}, at training photos {r.get('sharpness_train')} (PSNR {r.get('psnr_train')}); "
+          f"per view {r['per_view_psnr']}")
 
 
 def _apply_sets(cfg, sets: list[str]) -> None:

@@ -62,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
     src = "SYNTHETIC procedural street" if r["synthetic"] else str(args.images)
     print(f"demo done in {t['total_s']:.0f} s ({src}): capture {t['capture_s']:.0f} s, poses {t['poses_s']:.0f} s, "
           f"train {t['train_s']:.0f} s, simulate+render {t['simulate_s']:.0f} s")
+    if "total_cpu_s" in t:
+        print(f"  CPU seconds: {t['total_cpu_s']:.0f} (capture {t['capture_cpu_s']:.0f}, poses {t['poses_cpu_s']:.0f}, "
+              f"train {t['train_cpu_s']:.0f}, simulate+render {t['simulate_cpu_s']:.0f}, kernel build "
+              f"{t['kernel_build_cpu_s']:.0f})")
     print(f"  video: {r['video']} ({r['sim']['width']}x{r['sim']['height']} @ {opts.fps:g} fps)")
     print(f"  streams: {Path(r['video']).parent}/ (depth/, masks/, keypoints.json, cameras.json, trajectories.json)")
     m = r["sim"]["metrics"]

@@ -15,12 +15,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t = msub.add_parser("train", help="train on a motion folder (bandai_namco/, cmu_*/ BVH) -> FILE.safetensors")
     t.add_argument("data", help="folder of BVH clips (e.g. shared/data/motion) or one .bvh")
     t.add_argument("-o", "--output", required=True, help="output weights (.safetensors)")
-    t.add_argument("--preset", default="default", help="default (shipped weights, <= 60 min on 2 cores) | small | tiny")
+    t.add_argument("--preset", default="default", help="default (shipped weights, <= 60 min on 2 cores) | finetune (foot terms; with --init) | small | tiny")
     t.add_argument("--steps", type=int, default=None, help="override the preset's number of steps")
     t.add_argument("--minutes", type=float, default=None, help="stop after this many minutes (the result is still saved)")
     t.add_argument("--locomotion-only", action="store_true",
                    help="only walk/run/turn clips (default: every clip; gestures supply the standing frames)")
     t.add_argument("--log", default=None, help="append JSON lines (step, loss) to this file")
+    t.add_argument("--init", default=None, metavar="WEIGHTS",
+                   help="fine-tune: start from these weights (e.g. the shipped ones, with --preset finetune)")
     t.add_argument("--seed", type=int, default=0)
     add_threads_option(t)
     t.set_defaults(func=run_train)
@@ -58,6 +60,10 @@ def run_train(args: argparse.Namespace) -> int:
         cfg = replace(cfg, steps=args.steps)
     if args.minutes is not None:
         cfg = replace(cfg, minutes=args.minutes)
+    if args.init is not None:
+        if not Path(args.init).is_file():
+            raise InputError(f"--init weights {args.init} not found")
+        cfg = replace(cfg, init=str(args.init))
     if getattr(args, "threads_explicit", False):  # else the preset's own thread count
         cfg = replace(cfg, threads=args.threads)
     check_writable(out)

@@ -43,6 +43,9 @@ def add_parser(sub) -> None:
     p.add_argument("--smooth", type=float, default=0.0,
                    help="--path interp: Gaussian smoothing of the cameras (sigma in cameras, e.g. 1.5) for a steady video")
     p.add_argument("--turns", type=_pos_float, help="orbit turns / spiral rotations (default 1 / 2)")
+    p.add_argument("--lod", type=_pos_float, metavar="PX",
+                   help="level of detail (Scaffold scenes, e.g. a merged --blocks street): distant content from coarser "
+                        "anchors whose voxel is at most PX pixels on screen (e.g. 2); default off (exact)")
     add_backend_option(p)
     p.add_argument("--crf", type=int, default=18, help="H.264 quality (0 best .. 51 worst; default 18)")
     add_output_flags(p, "replace a non-empty output folder")
@@ -101,6 +104,10 @@ def run(args: argparse.Namespace) -> int:
         P.load_camera_path(args.path, args.width, args.height, max_pixels=args.max_pixels)
     check_writable(out)
     scene = load_scene(args.scene)
+    if args.lod:
+        from realsim.recon.lod import LODConfig, with_lod
+
+        scene.model = with_lod(scene.model, LODConfig(pixel_error=args.lod))
     try:
         points = scene.points()[0]
     except InputError:
@@ -112,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         return scene.render(V, K, W, H, backend=args.backend)
 
     meta = {"scene": str(args.scene), "model_kind": scene.kind, "metric": bool(scene.info.world.metric),
-            "path": str(args.path), "backend": args.backend}
+            "path": str(args.path), "backend": args.backend, "lod_pixel_error": args.lod}
     t0 = time.perf_counter()
     with RichProgress(not args.quiet) as prog:
         summary = write_video_bundle(render_fn, path, out, streams, points=points, overwrite=args.overwrite,

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from realsim.assets.errors import InputError
-from realsim.cli.argtypes import pos_int as _pos_int, pos_float as _pos_float
+from realsim.cli.argtypes import nonneg_int as _nonneg_int, pos_int as _pos_int, pos_float as _pos_float
 from realsim.cli.common import add_threads_option
 
 
@@ -20,7 +20,12 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
                         "`realsim poses` WORKDIR of real photos or video, else cpu")
     p.add_argument("--iterations", type=_pos_int, help="training iterations (overrides the preset; schedules follow)")
     p.add_argument("--downscale", type=_pos_float, help="divide image size by this (overrides the preset's width)")
-    p.add_argument("--backend", choices=["auto", "torch", "cpu", "cuda", "gsplat"], default="auto", help="rasterizer backend")
+    p.add_argument("--backend", choices=["auto", "torch", "cpu", "cuda", "gsplat"], default="auto",
+                   help="rasterizer backend (auto: realsim's CUDA kernels on a GPU, else gsplat; the C++ kernels on the CPU)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="where training runs: model, images, optimiser and densification (auto: cuda when torch sees a GPU)")
+    p.add_argument("--max-anchors", type=_nonneg_int, metavar="N",
+                   help="Scaffold-GS: stop growing anchors at N (0 = no cap; default from the preset)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--holdout-every", type=int, help="re-split: every Nth view (by name) held out (default: the WORKDIR's split)")
     p.add_argument("--checkpoint-every", type=_pos_int, help="iterations between checkpoints (default from the preset)")
@@ -91,6 +96,8 @@ def config_from_args(args: argparse.Namespace):
     if args.max_minutes is not None:
         cfg.max_seconds = float(args.max_minutes) * 60.0
     cfg.refine_poses = bool(getattr(args, "refine_poses", False))
+    if getattr(args, "max_anchors", None) is not None:
+        cfg.scaffold_strategy.max_anchors = int(args.max_anchors)
     return cfg
 
 
@@ -99,8 +106,11 @@ def train_and_report(source: Path, args: argparse.Namespace) -> int:
     from realsim.recon.trainer import train
 
     from realsim.recon.dataset import load_camera_source
+    from realsim.recon.train_device import resolve_device, train_backend
 
     cfg = config_from_args(args)
+    device = resolve_device(args.device, cfg.backend)  # no GPU for --device cuda: one line, exit 2, before any output
+    train_backend(cfg.backend, device)
     if args.override_config and not args.resume:
         raise InputError("--override-config only applies with --resume")
     cams = None
@@ -110,7 +120,7 @@ def train_and_report(source: Path, args: argparse.Namespace) -> int:
     try:
         with RichProgress(not args.quiet) as prog:
             res = train(source, args.output, cfg, progress=prog, resume=args.resume, overwrite=args.overwrite,
-                        override_config=args.override_config, on_step=viewer.on_step if viewer else None)
+                        override_config=args.override_config, on_step=viewer.on_step if viewer else None, device=device)
         if viewer is not None and res.model is not None:
             viewer.finish(res.model, res.metrics, res.iterations)
     except BaseException:
@@ -175,6 +185,8 @@ def train_blocks_and_report(args: argparse.Namespace) -> int:
 
     if args.view:
         raise InputError("--view does not apply to --blocks (view the merged scene with `realsim view SCENE`)")
+    if args.device != "auto":
+        raise InputError("--device does not apply to --blocks (each block trains on the GPU when there is one, else the CPU)")
     cfg = config_from_args(args)
     pcfg = PartitionConfig(blocks=args.blocks, overlap=args.block_overlap)
     with RichProgress(not args.quiet) as prog:

@@ -14,7 +14,9 @@ Public API:
     GS3DModel, GS3DConfig           -- plain 3D Gaussian Splatting (SH degree 3), the baseline
     ScaffoldStrategy, ADCStrategy   -- densification strategies, kept apart from the models (as in gsplat)
     Splats, rasterize_splats        -- the explicit Gaussians a model yields for one view; the one call into the rasterizer
-    TrainConfig, preset_config(name, model, iterations), train(source, out, cfg, ...)  -- resumable training
+    TrainConfig, preset_config(name, model, iterations), train(source, out, cfg, ..., device="auto")  -- resumable
+                                       training on cpu or cuda through one code path (train_device.py; growth.py grows
+                                       Scaffold-GS anchors as published)
     evaluate_views(model, views)    -- held-out PSNR / SSIM
     PoseRefiner, PoseRefineConfig   -- per-camera SE(3) pose corrections learned through the viewmat gradients
     psnr, ssim                      -- image metrics ([H,W,3] in [0, 1])
@@ -22,6 +24,8 @@ Public API:
                                        assigned by visibility; partition.json (partition.py)
     train_blocks(workdir, out, cfg, pcfg, ray_address=...) -> BlocksResult  -- blocks trained as Ray tasks (resumable per
                                        block), merged into one standard bundle (blocks.py, merge.py; imports ray on use)
+    LODConfig, with_lod(model, cfg) -> model  -- level of detail for rendering a large Scaffold scene: coarser anchors
+                                       for distant content (lod.py; `render --lod PX`)
 
 Modules not re-exported here: `sfm` (pycolmap SfM), `colmap_io` (COLMAP models through pycolmap), `align` (gravity and
 scale), `nerfstudio` (transforms.json in and out), `inputs` (photo folders, video frames), `export` (PLY / .splat / USD).
@@ -30,6 +34,7 @@ from .bundle import Scene, load_scene, render_model
 from .colmap_io import load_sfm_points
 from .dataset import Dataset, load_dataset
 from .gs3d import GS3DConfig, GS3DModel
+from .lod import LODConfig, with_lod
 from .blocks import BlocksResult, train_blocks
 from .metrics import psnr, ssim
 from .partition import PartitionConfig, load_partition, partition_scene
@@ -47,4 +52,5 @@ __all__ = [
     "Splats", "rasterize_splats", "TrainConfig", "preset_config", "train", "evaluate_views", "psnr", "ssim",
     "PoseRefiner", "PoseRefineConfig",
     "PartitionConfig", "partition_scene", "load_partition", "train_blocks", "BlocksResult",
+    "LODConfig", "with_lod",
 ]

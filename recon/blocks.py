@@ -155,13 +155,16 @@ def train_block(spec: dict[str, Any], board: Any = None, progress: ProgressFn | 
             board.put.remote(spec["id"], {"stage": stage, "step": done, "total": total, "pid": os.getpid(),
                                           **{k: v for k, v in info.items() if k in ("loss", "psnr", "anchors")}})
 
-    res = train(spec["work"], out, cfg, progress=prog, resume=step0 is not None, overwrite=step0 is None,
-                stop_after=stop_after, override_config=override_config)
     import resource
 
+    cpu0 = time.process_time()
+    res = train(spec["work"], out, cfg, progress=prog, resume=step0 is not None, overwrite=step0 is None,
+                stop_after=stop_after, override_config=override_config)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # this worker's peak so far, MiB (Linux: KiB)
+    # CPU seconds of this task (all its threads): its cost on a machine of its own, unlike wall time on a shared one
     return {**base, "iterations": res.iterations, "seconds": round(res.seconds, 2), "metrics": res.metrics,
-            "resumed_from": step0, "skipped": False, "worker_peak_rss_mb": round(peak, 1)}
+            "resumed_from": step0, "skipped": False, "worker_peak_rss_mb": round(peak, 1),
+            "cpu_seconds": round(time.process_time() - cpu0, 2)}
 
 
 # ---------------------------------------------------------------------------------------------------------------- Ray

@@ -134,7 +134,7 @@ class Dataset:
     points: np.ndarray  # [P,3] float32
     colors: np.ndarray  # [P,3] uint8
     downscale: float
-    scene_extent: float = field(default=1.0)  # radius of the camera centres around their mean (3DGS's cameras_extent)
+    scene_extent: float = field(default=1.0)  # radius of the training camera centres around their mean (scene_extent())
 
 
 def resolve_downscale(frames: list[CameraFrame], downscale: float | None, max_width: int | None) -> float:
@@ -181,6 +181,11 @@ def load_dataset(root: str | os.PathLike, downscale: float | None = None, max_wi
     xyz, rgb = load_points(base)
     if len(xyz) < 10:
         raise InputError(f"{root}: only {len(xyz)} SfM points; need at least 10 to initialise a model")
-    centres = np.stack([np.linalg.inv(f.viewmat)[:3, 3] for f in cams.frames])
-    extent = float(np.linalg.norm(centres - centres.mean(0), axis=1).max()) * 1.1
-    return Dataset(Path(root), cams, train, test, xyz, rgb, ds, max(extent, 1e-6))
+    return Dataset(Path(root), cams, train, test, xyz, rgb, ds, scene_extent([f for f in cams.frames if f.split != "test"]))
+
+
+def scene_extent(frames: list[CameraFrame]) -> float:
+    """1.1 x the largest distance of the (training) camera centres from their mean (3DGS's cameras_extent); held-out
+    cameras are left out: they must not change how a model is trained."""
+    centres = np.stack([np.linalg.inv(f.viewmat)[:3, 3] for f in frames])
+    return max(float(np.linalg.norm(centres - centres.mean(0), axis=1).max()) * 1.1, 1e-6)

@@ -23,7 +23,8 @@ from realsim.assets.errors import InputError
 from .bundle import build_model, model_tensors
 from .partition import Block, Partition
 
-__all__ = ["crop_to_core", "merge_models", "anchor_positions_unique", "block_codes", "MERGE_MLPS"]
+__all__ = ["crop_to_core", "merge_models", "anchor_positions_unique", "block_codes", "MERGE_MLPS", "stacked_blocks",
+           "compact_decoders", "BlockMLP"]
 
 log = logging.getLogger("realsim.recon.merge")
 
@@ -124,6 +125,80 @@ def _stack_mlp(name: str, blocks: list[tuple[torch.Tensor, ...]], feat: torch.Te
     return {f"{name}.0.weight": W1m, f"{name}.0.bias": b1m, f"{name}.2.weight": W2m, f"{name}.2.bias": torch.zeros(o)}
 
 
+class BlockMLP(nn.Module):
+    """A stacked decoder evaluated per block: each anchor runs only its own block's Linear -> ReLU -> Linear (what the
+    gate leaves active), so the cost per anchor no longer grows with the number of blocks. Same maths, float-rounding
+    differences only. Input x [m, F+B+r] (feature, block code, view direction)."""
+
+    def __init__(self, W1: torch.Tensor, b1: torch.Tensor, W2: torch.Tensor, b2: torch.Tensor, F: int, act: nn.Module):
+        super().__init__()
+        self.F, self.B = F, W1.shape[0]
+        self.register_buffer("W1", W1)  # [B,h,F+r]
+        self.register_buffer("b1", b1)  # [B,h]
+        self.register_buffer("W2", W2)  # [B,o,h]
+        self.register_buffer("b2", b2)  # [B,o]
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        F, B = self.F, self.B
+        code = x[:, F:F + B].argmax(1)  # [m]
+        xin = torch.cat([x[:, :F], x[:, F + B:]], 1)  # [m, F+r]
+        order = torch.argsort(code, stable=True)
+        counts = torch.bincount(code, minlength=B).tolist()
+        out = x.new_empty(x.shape[0], self.W2.shape[1])
+        parts, start = [], 0
+        for b, n in enumerate(counts):
+            if n:
+                rows = xin[order[start:start + n]]
+                parts.append(torch.relu(rows @ self.W1[b].T + self.b1[b]) @ self.W2[b].T + self.b2[b])
+            start += n
+        if parts:
+            out[order] = torch.cat(parts)
+        return self.act(out)
+
+
+def stacked_blocks(model: nn.Module) -> int:
+    """The number of blocks whose decoders merge_models stacked into this Scaffold model (0: not a stacked model),
+    read from the decoder's own structure (code-copy units, gates, one-hot anchor codes)."""
+    if getattr(model, "kind", None) != "scaffold" or model.config.appearance_dim or model.config.feature_bank:
+        return 0
+    Fp, Hp = int(model.config.feat_dim), int(model.config.hidden_dim)
+    W1 = model.mlp_opacity[0].weight.detach()
+    codes = model.anchor_feat.detach()
+    for B in range(1, Fp):
+        if Hp % B or Hp // B < 2:
+            continue
+        h, F = Hp // B - 1, Fp - B
+        copy = W1[B * h:, :]  # [B, Fp+r]: unit B*h+b copies code channel F+b
+        if not torch.equal(copy[:, F:F + B], torch.eye(B)) or bool(copy[:, :F].any()) or bool(copy[:, F + B:].any()):
+            continue
+        c = codes[:, F:]
+        if len(c) and not (bool(((c == 0) | (c == 1)).all()) and bool((c.sum(1) == 1).all())):
+            continue
+        return B
+    return 0
+
+
+def compact_decoders(model: nn.Module) -> nn.Module:
+    """The model (changed in place) with its stacked decoders replaced by per-block ones (BlockMLP); other models as
+    they are. Render-time only: the bundle keeps the standard shape."""
+    B = stacked_blocks(model)
+    if B < 2:  # one block's stacked decoder is one unit wider than the original: nothing to gain
+        return model
+    Fp, Hp = int(model.config.feat_dim), int(model.config.hidden_dim)
+    h, F = Hp // B - 1, Fp - B
+    for name in MERGE_MLPS:
+        seq = getattr(model, name)
+        W1, b1, W2, b2 = (t.detach() for t in (seq[0].weight, seq[0].bias, seq[2].weight, seq[2].bias))
+        W1b = torch.stack([torch.cat([W1[b * h:(b + 1) * h, :F], W1[b * h:(b + 1) * h, F + B:]], 1) for b in range(B)])
+        b1b = torch.stack([b1[b * h:(b + 1) * h] for b in range(B)])
+        W2b = torch.stack([W2[:, b * h:(b + 1) * h] for b in range(B)])
+        b2b = torch.stack([W2[:, B * h + b] + b2 for b in range(B)])  # the code-copy unit carries the block's bias
+        setattr(model, name, BlockMLP(W1b, b1b, W2b, b2b, F, seq[3]))
+    log.info("decoders of %d stacked blocks evaluated per block", B)
+    return model
+
+
 def anchor_positions_unique(model: nn.Module, tol: float = 1e-6) -> bool:
     """True when no two anchors (Gaussians) of the model sit within `tol` of each other."""
     from scipy.spatial import cKDTree
@@ -190,11 +265,12 @@ def write_merged(workdir: str | Path, out: Path, cfg: Any, part: Partition, bloc
     views = held_out_views(workdir, cfg)
     n = len(views)
     report(progress, "evaluate", 0, n)
-    metrics: dict[str, Any] = dict(evaluate_views(model, views, cfg.backend, cfg.background,
+    fast = compact_decoders(merge_models(kind or "scaffold", configs, parts)) if kind == "scaffold" else model
+    metrics: dict[str, Any] = dict(evaluate_views(fast, views, cfg.backend, cfg.background,
                                                   progress=lambda i: report(progress, "evaluate", i, n)))
     straddle = [v for v in views if v.name in set(part.straddling)]
     if straddle:
-        s = evaluate_views(model, straddle, cfg.backend, cfg.background)
+        s = evaluate_views(fast, straddle, cfg.backend, cfg.background)
         metrics["straddling"] = {"n_views": len(straddle), "psnr": s.get("psnr"), "ssim": s.get("ssim"),
                                  "views": [v.name for v in straddle]}
     metrics.update(model_counts(model))

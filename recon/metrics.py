@@ -81,7 +81,7 @@ def lpips_fn():
             with torch.no_grad():
                 a = pred.permute(2, 0, 1)[None] * 2 - 1
                 b = target.permute(2, 0, 1)[None] * 2 - 1
-                return float(net(a, b).item())
+                return float(net.to(a.device)(a, b).item())  # the images' device (a GPU-trained model's)
 
         _LPIPS = f
     except Exception as e:  # a broken optional install must not break evaluation

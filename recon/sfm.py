@@ -1,4 +1,4 @@
-"""Structure from motion with pycolmap: SIFT extraction, pair selection + matching, incremental mapping, undistortion.
+"""Structure from motion with pycolmap: SIFT extraction, pair selection + matching, incremental (or global) mapping.
 
 Why forward-moving walks (lund_street) fail with COLMAP's defaults: the initial pair must have a median triangulation angle
 >= 16 deg (halved on retries) AND a relative motion that is not along the viewing direction (`init_max_forward_motion` 0.95,
@@ -24,6 +24,7 @@ from .inputs import StagedImages, default_threads, looks_sequential, single_came
 log = logging.getLogger("realsim.recon.sfm")
 
 MATCHERS = ("auto", "exhaustive", "sequential", "spatial")
+MAPPERS = ("incremental", "global")
 
 
 @dataclass
@@ -43,6 +44,7 @@ class SfmOptions:
     seed: int = 0
     min_registered: int = 3
     relaxed_init: str = "auto"  # auto (retry if not all registered) | always | never
+    mapper: str = "incremental"  # incremental | global (GLOMAP: rotation averaging + global positioning, one BA)
 
 
 @dataclass
@@ -305,10 +307,38 @@ def map_incremental(db: Path, image_dir: Path, work: Path, opts: SfmOptions, n_i
     return best, attempts
 
 
-def run_sfm(staged: StagedImages, work: Path, opts: SfmOptions, progress: ProgressFn | None = None) -> SfmResult:
-    """Features -> pairs -> matches -> incremental mapping; returns the largest model (InputError if too few registered)."""
+def map_global(db: Path, image_dir: Path, work: Path, opts: SfmOptions, n_images: int,
+               progress: ProgressFn | None = None) -> tuple[object, list[dict]]:
+    """Global SfM (pycolmap's GLOMAP): all verified pairs at once, rotation averaging then global positioning and one
+    bundle adjustment, so its cost does not grow with a registration order as incremental mapping's does. Largest model."""
     import pycolmap
 
+    out = work / "mapped_global"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    o = pycolmap.GlobalPipelineOptions()
+    o.num_threads = _threads(opts)
+    o.random_seed = opts.seed
+    o.min_model_size = 3
+    o.mapper.num_threads = _threads(opts)
+    o.mapper.random_seed = opts.seed
+    report(progress, "mapping", 0, n_images, mapper="global")
+    pycolmap.set_random_seed(opts.seed)
+    recs = pycolmap.global_mapping(db, image_dir, out, options=o)
+    best = max(recs.values(), key=lambda r: (r.num_reg_images(), r.num_points3D()), default=None)
+    n_reg = best.num_reg_images() if best is not None else 0
+    err = best.compute_mean_reprojection_error() if best is not None and best.num_points3D() else float("nan")
+    report(progress, "mapping", n_images, n_images, mapper="global")
+    return best, [{"mapper": "global", "registered": n_reg, "models": len(recs), "reproj_px": err}]
+
+
+def run_sfm(staged: StagedImages, work: Path, opts: SfmOptions, progress: ProgressFn | None = None) -> SfmResult:
+    """Features -> pairs -> matches -> incremental (or global) mapping; returns the largest model (InputError if too few
+    registered)."""
+    import pycolmap
+
+    if opts.mapper not in MAPPERS:
+        raise InputError(f"unknown mapper {opts.mapper!r} (choose from {', '.join(MAPPERS)})")
     work.mkdir(parents=True, exist_ok=True)
     db = work / "database.db"
     db.unlink(missing_ok=True)
@@ -323,7 +353,8 @@ def run_sfm(staged: StagedImages, work: Path, opts: SfmOptions, progress: Progre
     matcher = choose_matcher(names, opts, staged.from_video, len(gps) >= 0.5 * len(names))
     pairs = make_pairs(names, matcher, opts, db, gps)
     match(db, pairs, work, opts, progress)
-    rec, attempts = map_incremental(db, staged.folder, work, opts, len(names), progress)
+    mapper = map_global if opts.mapper == "global" else map_incremental
+    rec, attempts = mapper(db, staged.folder, work, opts, len(names), progress)
     n_reg = rec.num_reg_images() if rec is not None else 0
     need = max(3, opts.min_registered)
     if n_reg < need:

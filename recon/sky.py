@@ -62,9 +62,9 @@ class SkySphere(nn.Module):
         spacing = math.sqrt(4.0 * math.pi / self.n_total)  # angular spacing of the lattice (radians)
         means = self.centre[None] + r * self.dirs.to(self.centre)
         scales = (r * spacing).expand(S, 3)
-        quats = torch.zeros(S, 4, dtype=means.dtype)
+        quats = torch.zeros(S, 4, dtype=means.dtype, device=means.device)
         quats[:, 0] = 1.0
-        opac = torch.full((S,), 0.99, dtype=means.dtype)
+        opac = torch.full((S,), 0.99, dtype=means.dtype, device=means.device)
         return Splats(means, quats, scales, opac, colors=torch.sigmoid(self.color))
 
 

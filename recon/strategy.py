@@ -17,6 +17,8 @@ from torch import nn
 from realsim.assets.config import ConfigDict
 from realsim.render.ref import quat_to_rotmat
 
+from .growth import grow_anchors, level_rules
+
 Optimizers = dict[str, torch.optim.Optimizer]
 
 
@@ -98,13 +100,13 @@ def _new_bucket(state: dict[str, torch.Tensor], key: str, step: int, every: int)
     once per multiple when a time budget makes the schedule jump)."""
     b = step // max(every, 1)
     if b > int(state[key]) and step >= b * every:
-        state[key] = torch.tensor([b], dtype=torch.int64)
+        state[key] = torch.tensor([b], dtype=torch.int64, device=state[key].device)
         return True
     return False
 
 
-def _extent_state(scene_extent: float) -> torch.Tensor:
-    return torch.tensor([float(scene_extent)], dtype=torch.float64)
+def _extent_state(scene_extent: float, device: torch.device) -> torch.Tensor:
+    return torch.tensor([float(scene_extent)], dtype=torch.float64, device=device)
 
 
 class _Strategy(ConfigDict):
@@ -131,7 +133,8 @@ class _Strategy(ConfigDict):
 
 @dataclass
 class ScaffoldStrategy(_Strategy):
-    """Anchor growing (multi-level voxels, thresholds grad_threshold * 2^level) and opacity-based pruning."""
+    """Anchor growing as published (growth.py: voxels growth_factor x eps / level_factor^m, thresholds
+    grad_threshold x 2^m, random elimination keeping 50 / 75 / 87.5 %) and opacity-based pruning; on the model's device."""
 
     start_stat: int = 500
     update_from: int = 1500
@@ -141,14 +144,16 @@ class ScaffoldStrategy(_Strategy):
     min_opacity: float = 0.005
     success_threshold: float = 0.8
     update_depth: int = 3
+    growth_factor: int = 16  # level 0 grows on voxels this many times the anchor voxel size (published: 16)
     level_factor: int = 4  # each finer level divides the voxel size by this
-    max_anchors: int = 0  # 0 = no cap (a cap keeps CPU runs within budget)
+    max_anchors: int = 0  # 0 = no cap (the presets set one: a cap keeps runs within memory and time)
 
     def initialize_state(self, model: nn.Module, scene_extent: float = 1.0) -> dict[str, torch.Tensor]:
-        M, k = model.n_anchors, model.config.n_offsets
-        return {"opacity_accum": torch.zeros(M), "anchor_denom": torch.zeros(M),
-                "offset_grad_accum": torch.zeros(M * k), "offset_denom": torch.zeros(M * k),
-                "last_bucket": torch.zeros(1, dtype=torch.int64), "scene_extent": _extent_state(scene_extent)}
+        M, k, dev = model.n_anchors, model.config.n_offsets, model.anchors.device
+        return {"opacity_accum": torch.zeros(M, device=dev), "anchor_denom": torch.zeros(M, device=dev),
+                "offset_grad_accum": torch.zeros(M * k, device=dev), "offset_denom": torch.zeros(M * k, device=dev),
+                "last_bucket": torch.zeros(1, dtype=torch.int64, device=dev),
+                "scene_extent": _extent_state(scene_extent, dev)}
 
     def step_post_backward(self, model: nn.Module, optimizers: Optimizers, state: dict[str, torch.Tensor], step: int,
                            info: dict[str, torch.Tensor], meta: dict[str, Any],
@@ -182,16 +187,19 @@ class ScaffoldStrategy(_Strategy):
             denom = state["offset_denom"]
             grads = state["offset_grad_accum"] / denom.clamp_min(1)
             enough = denom > self.update_interval * self.success_threshold * 0.5
-            n_before = model.n_anchors
-            grown = self._grow(model, optimizers, grads, enough, generator)
-            n_new = model.n_anchors - n_before
+            rules = level_rules(model.config.voxel_size, self.grad_threshold, self.update_depth, self.growth_factor,
+                                self.level_factor)
+            new = grow_anchors(model, grads, enough, rules, self.max_anchors, generator)
+            n_new = grown = int(new["anchors"].shape[0]) if new else 0
+            if n_new:
+                append_elements(model, optimizers, new)
             # candidates that were considered are reset; new anchors start with empty statistics
             reset = enough.clone()
             state["offset_grad_accum"][reset] = 0
             state["offset_denom"][reset] = 0
             for key, size in (("offset_grad_accum", n_new * k), ("offset_denom", n_new * k),
                               ("opacity_accum", n_new), ("anchor_denom", n_new)):
-                state[key] = torch.cat([state[key], torch.zeros(size)])
+                state[key] = torch.cat([state[key], state[key].new_zeros(size)])
             # prune anchors observed long enough whose Gaussians stayed (almost) transparent
             checked = state["anchor_denom"] > self.update_interval * self.success_threshold
             prune = checked & (state["opacity_accum"] < self.min_opacity * state["anchor_denom"])
@@ -210,64 +218,6 @@ class ScaffoldStrategy(_Strategy):
                 n_pruned = 0
         return {"grown": grown, "pruned": n_pruned}
 
-    def _grow(self, model: nn.Module, optimizers: Optimizers, grads: torch.Tensor, enough: torch.Tensor,
-              generator: torch.Generator | None) -> int:
-        c, k = model.config, model.config.n_offsets
-        M = model.n_anchors
-        s = torch.exp(model.scaling)
-        pos = (model.anchors[:, None, :] + model.offsets * s[:, None, :3]).reshape(-1, 3)  # [M*k,3]
-        parent = torch.arange(M)[:, None].expand(M, k).reshape(-1)
-        total = 0
-        new_vals: dict[str, list[torch.Tensor]] = {n: [] for n in ("anchors", "offsets", "anchor_feat", "scaling")}
-        existing = model.anchors.detach()
-        for level in range(self.update_depth):
-            size = c.voxel_size / (self.level_factor ** level)
-            thr = self.grad_threshold * (2 ** level)
-            cand = enough & (grads >= thr)
-            if level > 0:  # random elimination keeps the finer levels from exploding
-                r = torch.rand(cand.shape, generator=generator)
-                cand = cand & (r < 0.5 ** level)
-            if not cand.any():
-                continue
-            q = torch.round(pos[cand] / size).to(torch.int64)
-            pq = parent[cand]
-            occupied = torch.round(existing / size).to(torch.int64)
-            lo = torch.minimum(q.amin(0), occupied.amin(0))
-            span = torch.maximum(q.amax(0), occupied.amax(0)) - lo + 1
-            key = lambda v: ((v - lo)[:, 0] * span[1] + (v - lo)[:, 1]) * span[2] + (v - lo)[:, 2]  # noqa: E731
-            kq = key(q)
-            fresh = ~torch.isin(kq, key(occupied))
-            if not fresh.any():
-                continue
-            ukeys, inv = torch.unique(kq[fresh], return_inverse=True)
-            n = int(ukeys.shape[0])
-            if self.max_anchors and existing.shape[0] + n > self.max_anchors:
-                n_allowed = max(self.max_anchors - existing.shape[0], 0)
-                if n_allowed == 0:
-                    break
-                order = torch.randperm(n, generator=generator)[:n_allowed]
-                allowed = torch.zeros(n, dtype=torch.bool)
-                allowed[order] = True
-                sel = allowed[inv]
-                remap = torch.full((n,), -1, dtype=torch.int64)
-                remap[allowed] = torch.arange(n_allowed)
-                inv, n = remap[inv[sel]], n_allowed
-                qf, pf = q[fresh][sel], pq[fresh][sel]
-            else:
-                qf, pf = q[fresh], pq[fresh]
-            centres = torch.zeros(n, 3, dtype=torch.int64).index_copy_(0, inv, qf).to(existing.dtype) * size
-            feat = torch.zeros(n, c.feat_dim).index_add_(0, inv, model.anchor_feat[pf])
-            cnt = torch.zeros(n).index_add_(0, inv, torch.ones(len(pf)))
-            new_vals["anchors"].append(centres)
-            new_vals["anchor_feat"].append(feat / cnt[:, None])
-            new_vals["scaling"].append(torch.full((n, 6), float(torch.log(torch.tensor(size)))))
-            new_vals["offsets"].append(torch.zeros(n, k, 3))
-            existing = torch.cat([existing, centres], 0)
-            total += n
-        if total:
-            append_elements(model, optimizers, {kk: torch.cat(v, 0) for kk, v in new_vals.items()})
-        return total
-
 
 @dataclass
 class ADCStrategy(_Strategy):
@@ -285,9 +235,10 @@ class ADCStrategy(_Strategy):
     max_gaussians: int = 0  # 0 = no cap
 
     def initialize_state(self, model: nn.Module, scene_extent: float = 1.0) -> dict[str, torch.Tensor]:
-        n = model.n_gaussians
-        return {"grad2d": torch.zeros(n), "count": torch.zeros(n), "last_bucket": torch.zeros(1, dtype=torch.int64),
-                "last_reset": torch.zeros(1, dtype=torch.int64), "scene_extent": _extent_state(scene_extent)}
+        n, dev = model.n_gaussians, model.means.device
+        return {"grad2d": torch.zeros(n, device=dev), "count": torch.zeros(n, device=dev),
+                "last_bucket": torch.zeros(1, dtype=torch.int64, device=dev),
+                "last_reset": torch.zeros(1, dtype=torch.int64, device=dev), "scene_extent": _extent_state(scene_extent, dev)}
 
     def step_post_backward(self, model: nn.Module, optimizers: Optimizers, state: dict[str, torch.Tensor], step: int,
                            info: dict[str, torch.Tensor], meta: dict[str, Any],
@@ -337,7 +288,7 @@ class ADCStrategy(_Strategy):
         if n_split:
             sc = torch.exp(model.scales.data[split])  # [S,3]
             R = quat_to_rotmat(model.quats.data[split])  # normalises
-            samples = torch.randn(2, n_split, 3, generator=generator) * sc[None]
+            samples = torch.randn(2, n_split, 3, generator=generator).to(sc) * sc[None]  # drawn on the CPU generator
             pos = (torch.einsum("sij,nsj->nsi", R, samples) + model.means.data[split][None]).reshape(-1, 3)
             sp = {kk: v.data[split].repeat(2, *([1] * (v.dim() - 1))) for kk, v in P.items()}
             sp["means"] = pos
@@ -346,10 +297,10 @@ class ADCStrategy(_Strategy):
         n0 = model.n_gaussians
         if n_clone + n_split:
             append_elements(model, optimizers, new)
-            z = torch.zeros(n_clone + 2 * n_split)
+            z = state["grad2d"].new_zeros(n_clone + 2 * n_split)
             state["grad2d"] = torch.cat([state["grad2d"], z])
             state["count"] = torch.cat([state["count"], z.clone()])
-        remove = torch.zeros(model.n_gaussians, dtype=torch.bool)
+        remove = torch.zeros(model.n_gaussians, dtype=torch.bool, device=model.means.device)
         remove[:n0] = split
         remove |= torch.sigmoid(model.opacities.data) < self.prune_opa
         if step > self.reset_every:

@@ -14,7 +14,7 @@ import shutil
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,6 +32,7 @@ from .checkpoint import (ckpt_dir_for, guard_interrupted_run, load_checkpoint, r
                          save_checkpoint)
 from .dataset import Dataset, View, load_camera_source, load_dataset
 from .evaluation import evaluate_scene, evaluate_views, model_counts, plot_curves
+from .depth_prior import DepthPrior
 from .floaters import drop_unseen
 from .gs3d import GS3DConfig, GS3DModel, lr_schedule_3dgs
 from .metrics import psnr, ssim
@@ -39,6 +40,7 @@ from .pose_refine import trainer_refiner, write_back
 from .scaffold import ScaffoldConfig, ScaffoldModel, exp_lr, lr_schedule_scaffold
 from .splats import rasterize_splats
 from .train_config import PRESETS, TrainConfig, preset_config, scale_schedule
+from .train_device import checkpoint_to, image_float, resolve_device, train_backend, view_to
 
 __all__ = ["TrainConfig", "PRESETS", "preset_config", "scale_schedule", "TrainResult", "train", "make_model",
            "evaluate_views", "evaluate_scene", "load_checkpoint", "guard_interrupted_run"]
@@ -122,7 +124,8 @@ class _StopFlag:
 def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, progress: ProgressFn | None = None,
           resume: bool = False, overwrite: bool = False, dataset: Dataset | None = None,
           stop_after: int | None = None, override_config: bool = False,
-          on_step: Callable[[int, nn.Module, dict[str, Any]], None] | None = None) -> TrainResult:
+          on_step: Callable[[int, nn.Module, dict[str, Any]], None] | None = None,
+          device: str | torch.device = "auto") -> TrainResult:
     """Train cfg.model on the posed images at `source` and write the scene bundle `out`.
 
     Checkpoints and the metrics log live in OUT's sibling `.OUT.train/` until the bundle is complete. `stop_after`
@@ -130,8 +133,11 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
     run's checkpoint is never dropped silently: `resume` continues it (its config must equal `cfg` unless
     `override_config`), `overwrite` starts over, neither is refused. `on_step(step, model, metrics)` is called after
     every iteration (metrics: iterations, loss, eval_psnr = the last held-out view PSNR, counts); it must not change
-    the model (a live viewer reads it).
+    the model (a live viewer reads it). `device` (auto | cpu | cuda): where the model, images, optimiser and strategy
+    state live; one code path for all (train_device.py). The returned model is on the CPU.
     """
+    dev = resolve_device(device, cfg.backend)
+    backend = train_backend(cfg.backend, dev)  # the concrete rasterizer; cfg keeps what was asked (checkpoints compare it)
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite and not resume:
         raise RealsimError(f"output folder {out} is not empty (pass --overwrite to replace it)")
@@ -144,7 +150,7 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
     if resume:
         if not ckpt_path.is_file():
             raise InputError(f"nothing to resume: no checkpoint at {ckpt_path}")
-        ck = load_checkpoint(ckpt_path)
+        ck = checkpoint_to(load_checkpoint(ckpt_path), dev)
         cfg = resumed_config(TrainConfig.from_dict(ck["config"]), cfg, ckpt_path, ck["step"], override_config)
     elif work.exists():
         shutil.rmtree(work)
@@ -154,6 +160,7 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
 
     ds = dataset or load_dataset(source, cfg.downscale, cfg.max_width, cfg.holdout_every)
     lrs = lr_table(cfg, ds.scene_extent)
+    run_cfg = replace(cfg, backend=backend)
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed % (2**32))
@@ -162,6 +169,7 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
         dropped = drop_unseen(model, ds.train, cfg.min_views)
         if dropped:
             log.info("dropped %d initial anchors/Gaussians seen by fewer than %d training views", dropped, cfg.min_views)
+        model.to(dev)
         start, order = 0, []
         strategy = _strategy(cfg)
         opts = make_optimizers(model, lrs)
@@ -170,14 +178,15 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
         elapsed0 = 0.0
     else:
         mt = {k[6:]: v for k, v in ck["tensors"].items() if k.startswith("model.")}
-        model = build_model(ck["kind"], ck["model_config"], mt, str(ckpt_path)).train()
+        model = build_model(ck["kind"], ck["model_config"], mt, str(ckpt_path)).train().to(dev)
         for p in model.dynamic_params().values():
             p.requires_grad_(True)
         strategy = _strategy(cfg)
         opts = make_optimizers(model, lrs)
         restore_optimizers(opts, ck["tensors"])
         strat_state = {k[9:]: v.clone() for k, v in ck["tensors"].items() if k.startswith("strategy.")}
-        strat_state.setdefault("scene_extent", torch.tensor([float(ds.scene_extent)], dtype=torch.float64))  # older checkpoints
+        strat_state.setdefault("scene_extent", torch.tensor([float(ds.scene_extent)], dtype=torch.float64,
+                                                            device=dev))  # older checkpoints
         torch.set_rng_state(ck["tensors"]["rng.torch"])
         gen.set_state(ck["tensors"]["rng.gen"])
         s = ck["numpy_rng"]
@@ -188,12 +197,16 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
         if metrics_path.is_file():
             keep = [ln for ln in metrics_path.read_text().splitlines() if ln and json.loads(ln).get("step", 0) <= start]
             write_text_atomic(metrics_path, "".join(x + "\n" for x in keep))
+    dprior = DepthPrior.from_dataset(ds, cfg.lambda_depth)  # None unless lambda_depth > 0
     poses, pose_opt = trainer_refiner(cfg.refine_poses, cfg.pose_refine, len(ds.train), ds.scene_extent, ck, strat_state)
+    if poses is not None:
+        poses.to(dev)  # in place: its optimiser keeps the same parameter
     model.train()
     n_iter = cfg.iterations
-    eval_view = ds.test[0] if ds.test else ds.train[0]
-    bg = torch.tensor(cfg.background, dtype=torch.float32)
-    _warmup(cfg.backend)  # JIT-building / loading kernels is not training time
+    train_views = [view_to(v, dev) for v in ds.train]  # photos as uint8 on the device
+    eval_view = view_to(ds.test[0] if ds.test else ds.train[0], dev, compact=False)
+    bg = torch.tensor(cfg.background, dtype=torch.float32, device=dev)
+    _warmup(backend, dev)  # JIT-building / loading kernels is not training time
     t0 = time.perf_counter() - elapsed0
     c0 = time.process_time()
     budget_used = (lambda: time.process_time() - c0) if cfg.budget_clock == "cpu" else (lambda: time.perf_counter() - t0)
@@ -214,11 +227,11 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
                 sched = step
                 if cfg.max_seconds > 0:
                     sched = min(max(step, int(budget_used() / cfg.max_seconds * n_iter)), n_iter - 1)
-                view = _at_resolution(ds.train[vi], _res_factor(cfg, sched), coarse, vi)
+                view = _at_resolution(train_views[vi], _res_factor(cfg, sched), coarse, vi)
                 set_lrs(opts, lrs, sched, n_iter)
                 if cfg.model == "3dgs":
                     model.active_sh_degree = min(sched // max(cfg.sh_degree_interval, 1), model.config.sh_degree)
-                loss, l1, info, meta, img = _train_step(model, view, vi, cfg, bg, strategy, poses, sched)
+                loss, l1, info, meta, img = _train_step(model, view, vi, run_cfg, bg, strategy, poses, sched, dprior)
                 for opt in opts.values():
                     opt.step()
                     opt.zero_grad(set_to_none=True)
@@ -236,7 +249,7 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
                     rec = {"step": step, "loss": loss, "l1": l1, "elapsed": round(elapsed, 3),
                            "cpu_s": round(time.process_time() - c0, 2), **model_counts(model), **changes}
                 if cfg.eval_every and (step % cfg.eval_every == 0 or step == n_iter):
-                    last_eval = _eval_view_psnr(model, eval_view, cfg, bg)
+                    last_eval = _eval_view_psnr(model, eval_view, run_cfg, bg)
                     rec = rec or {"step": step, "loss": loss, "l1": l1, "elapsed": round(elapsed, 3), **model_counts(model)}
                     rec["eval_psnr"] = last_eval
                 if rec:
@@ -268,15 +281,16 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
     seconds = time.perf_counter() - t0
     cpu_seconds = time.process_time() - c0
     if stopped:
-        return TrainResult(out, step, seconds, {"stopped": True}, model)
+        return TrainResult(out, step, seconds, {"stopped": True}, model.to("cpu"))
     model.eval()
     # the bundle's cameras.json carries the refined training poses
     cams = ds.cameras if poses is None else write_back(poses, [v.name for v in ds.train], ds.cameras)
     report(progress, "evaluate", 0, len(ds.test))
-    metrics = evaluate_views(model, ds.test, cfg.backend, cfg.background,
+    metrics = evaluate_views(model, [view_to(v, dev, compact=False) for v in ds.test], backend, cfg.background,
                              progress=lambda i: report(progress, "evaluate", i, len(ds.test)))
     metrics.update({"iterations": step, "train_seconds": round(seconds, 2), "train_cpu_seconds": round(cpu_seconds, 2),
-                    **model_counts(model)})
+                    "device": dev.type, "backend": backend, **model_counts(model)})
+    model.to("cpu")  # bundles, viewers and callers read CPU tensors
     with open(metrics_path, "a") as f:
         f.write(json.dumps({"step": step, "final": metrics}) + "\n")
     plot_path = work / "curves.png"
@@ -286,13 +300,13 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
     return TrainResult(out, step, seconds, metrics, model)
 
 
-def _warmup(backend: str) -> None:
-    """Render one tiny Gaussian so a kernel backend is built and loaded before the clock starts."""
+def _warmup(backend: str, device: torch.device) -> None:
+    """Render one tiny Gaussian on `device` so a kernel backend is built and loaded before the clock starts."""
     from .splats import Splats
 
-    sp = Splats(torch.tensor([[0.0, 0.0, 2.0]]), torch.tensor([[1.0, 0, 0, 0]]), torch.full((1, 3), 0.1),
-                torch.tensor([0.5]), colors=torch.ones(1, 3))
-    rasterize_splats(sp, torch.eye(4), torch.tensor([[8.0, 0, 4], [0, 8.0, 4], [0, 0, 1]]), 8, 8, backend=backend)
+    t = lambda x: torch.tensor(x, dtype=torch.float32, device=device)  # noqa: E731
+    sp = Splats(t([[0.0, 0.0, 2.0]]), t([[1.0, 0, 0, 0]]), t([[0.1] * 3]), t([0.5]), colors=t([[1.0] * 3]))
+    rasterize_splats(sp, torch.eye(4, device=device), t([[8.0, 0, 4], [0, 8.0, 4], [0, 0, 1]]), 8, 8, backend=backend)
 
 
 def _res_factor(cfg: TrainConfig, step: int) -> int:
@@ -309,7 +323,7 @@ def _at_resolution(view: View, factor: int, cache: dict, key: int) -> View:
     ck = (key, factor)
     if ck not in cache:
         H, W = view.height // factor, view.width // factor
-        img = view.image[: H * factor, : W * factor].reshape(H, factor, W, factor, 3).mean((1, 3))
+        img = image_float(view.image)[: H * factor, : W * factor].reshape(H, factor, W, factor, 3).mean((1, 3))
         K = view.K.clone()
         K[:2] /= factor
         cache[ck] = View(view.name, img.contiguous(), view.viewmat, K, W, H)
@@ -317,13 +331,14 @@ def _at_resolution(view: View, factor: int, cache: dict, key: int) -> View:
 
 
 def _train_step(model: nn.Module, view: View, vi: int, cfg: TrainConfig, bg: torch.Tensor, strategy: Any,
-                poses: nn.Module | None = None, step: int = 0):
+                poses: nn.Module | None = None, step: int = 0, dprior: DepthPrior | None = None):
     vm = view.viewmat if poses is None else poses(view.viewmat, vi, step)  # [4,4], refined pose when learning poses
     splats, info = model.decode(vm, view.K, view.width, view.height, cam_index=vi, backend=cfg.backend)
     img, _alpha, meta = rasterize_splats(splats, vm, view.K, view.width, view.height, backend=cfg.backend,
-                                         background=bg)
+                                         background=bg, render_mode="RGB" if dprior is None else "RGB+ED")
     strategy.step_pre_backward(meta)
-    gt = view.image
+    depth, img = img[..., 3:], img[..., :3]  # expected depth [H,W,1] (empty without the SfM depth prior)
+    gt = image_float(view.image)  # [H,W,3] float32 (training photos travel as uint8)
     app = getattr(model, "appearance", None)
     if app is not None:  # this photo's exposure / white balance
         img = app(img, vi)
@@ -337,6 +352,8 @@ def _train_step(model: nn.Module, view: View, vi: int, cfg: TrainConfig, bg: tor
         n = int(info.get("n_neural", len(splats)))
         if n:
             loss = loss + cfg.lambda_opacity * splats.opacities[:n].mean()
+    if dprior is not None:
+        loss = loss + cfg.lambda_depth * dprior.loss(depth, vi)
     loss.backward()
     return float(loss.detach()), float(l1.detach()), info, meta, img
 

@@ -1,6 +1,7 @@
 """JIT build (once, cached under TORCH_EXTENSIONS_DIR) and load of realsim's CUDA kernels (render/csrc/cuda_*.cu).
 
-The module has the ops of csrc/ops.h (same names as the CPU extension, float32 and float64) plus anchor_prefilter.
+The module has the ops of csrc/ops.h (same names as the CPU extension, float32 and float64, fused SH included) plus
+anchor_prefilter.
 The kernels are plain CUDA C++ (csrc/cuda_api.h) so they also compile stand-alone with nvcc (see kernel_sources and
 nvcc_command, used by tests/test_cuda_build.py on machines without a GPU).
 """
@@ -16,7 +17,7 @@ from realsim.assets.errors import RealsimError
 from . import _jit
 
 CSRC = _jit.CSRC
-KERNELS = ("cuda_project.cu", "cuda_isect.cu", "cuda_rasterize.cu", "prefilter_cuda.cu")
+KERNELS = ("cuda_project.cu", "cuda_isect.cu", "cuda_rasterize.cu", "cuda_sh.cu", "prefilter_cuda.cu")
 BINDING = "cuda_bindings.cpp"
 NVCC_FLAGS = ["-O3", "-std=c++17"]  # stand-alone nvcc (no torch headers); the torch build lets torch pick -std
 

@@ -148,7 +148,7 @@ def rasterization(
     if sh_degree is not None:
         campos = -(viewmats[:, :3, :3].transpose(1, 2) @ viewmats[:, :3, 3:4])[..., 0]  # [C,3] camera centres
         dirs = means[None] - campos[:, None]                                              # [C,N,3]
-        if backend == "cpu":  # fused C++ kernel; the torch version elsewhere (CUDA tensors are fast enough there)
+        if backend in ("cpu", "cuda"):  # fused kernels (cpu_sh.cpp, cuda_sh.cu); render/sh.py is the reference
             colors = torch.clamp(_functions.spherical_harmonics(ops, sh_degree, dirs, colors) + 0.5, min=0)
         else:
             colors = torch.clamp(spherical_harmonics(sh_degree, dirs, colors[None].expand(C, -1, -1, -1)) + 0.5,

@@ -15,6 +15,8 @@ Public API:
                                        frames_with_agent_fraction / visible_agents_mean)
     simulate_scene(scene_dir, out_dir, SimulateOptions), run_demo(out_dir, DemoOptions)  -- `realsim simulate | demo`
     make_capture(out_dir, CaptureConfig)  -- the SYNTHETIC procedural street photographed along a walk (sim.capture)
+    read_sim_folder(sim_dir, scene=None, need=()) -> SimFolder  -- the one reader of a sim output folder (files,
+                                       provenance, joints [T,A,J,3] / root / heading in metres, skeleton, fps, props.json)
     load_sim_record(sim_dir, scene) -> SimRecord; write_sim_usdz(out, scene, rec), write_physics_usd(out, scene, scale,
                                        rec)  -- a sim as the AR USDZ (UsdSkel agents, props, camera) or a UsdPhysics stage
 
@@ -31,6 +33,7 @@ from .outputs import write_outputs
 from .pipeline import DemoOptions, SimulateOptions, run_demo, simulate_scene
 from .planner import plan_path
 from .scenario import AgentSpec, Scenario, load_scenario, parse_scenario
+from .sim_folder import SimFolder, read_sim_folder
 from .usd_export import write_physics_usd, write_sim_usdz
 from .usd_record import SimRecord, load_sim_record
 from .world import World, WorldConfig, world_from_points, world_from_scene
@@ -39,5 +42,5 @@ __all__ = [
     "World", "WorldConfig", "world_from_points", "world_from_scene", "plan_path", "Crowd", "CrowdConfig",
     "AgentSpec", "Scenario", "load_scenario", "parse_scenario", "AgentLook", "BodyModel", "SimResult", "run_sim",
     "write_outputs", "CaptureConfig", "make_capture", "DemoOptions", "SimulateOptions", "run_demo", "simulate_scene",
-    "SimRecord", "load_sim_record", "write_sim_usdz", "write_physics_usd",
+    "SimRecord", "load_sim_record", "write_sim_usdz", "write_physics_usd", "SimFolder", "read_sim_folder",
 ]

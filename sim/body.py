@@ -1,258 +1,279 @@
-"""Parametric low-poly body skinned to any skeleton by linear blend skinning, with per-agent build and colours.
+"""Skinned agent body: a low-poly person (head with nose and hair, neck, torso, arms, hands, legs, shoes) built around the
+skeleton in a standing bind pose and posed by linear blend skinning (sim/skin.py) from the joint rotations recovered
+from the sim's joint positions each frame.
 
-The body is a set of tapered elliptical tubes (torso, head, limbs, hands, feet) found on the skeleton by joint names and its
-COCO-17 map. Each vertex is (segment, t along it, cross-section offset); a segment's bone frame is rebuilt every frame from the
-posed joints (axis along the bone, twist from the agent's heading) and vertices near a joint blend the two adjacent bone
-frames (weights 0.5/0.5 at the joint ring): linear blend skinning without needing the skeleton's rest orientation.
+The bind pose is the skeleton's bones, at the agent's own lengths, laid along fixed directions (spine up, arms hanging
+ARM_ABDUCTION_DEG out, legs down, feet forward). The torso is sized from the skeleton's own shoulder and hip joints (the
+mocap skeleton's shoulder joints sit 10 cm from the spine): a wider torso swallows the upper arms, which then seem to
+stick out of its sides. Weights: each ring of the mesh belongs to the bone it lies on and blends into the next bone over
+BLEND_M around a joint. Face keypoints (COCO nose, eyes, ears) are points of the bind head moved by the head's rotation.
 """
 from __future__ import annotations
 
-import colorsys
+import functools
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BodyModel", "AgentLook", "random_looks", "coco17_points"]
+from .looks import AgentLook, random_looks
+from .looks import semantic as _semantic
+from .skin import bone_rotations, lbs, skin_matrices
+from .tubes import TubeBody
+
+__all__ = ["BodyModel", "AgentLook", "random_looks", "coco17_points", "ARM_ABDUCTION_DEG", "COLOR_KEYS"]
+
+ARM_ABDUCTION_DEG = 12.0  # bind-pose angle of the upper arm out from vertical (the pose then turns it as the joints say)
+BLEND_M = 0.05  # half-width of the weight blend across a joint (metres along the limb)
+COLOR_KEYS = ("shirt", "trousers", "skin", "hair", "shoes")
+_FACE = {0: (1.0, 0.0, -0.15), 1: (0.86, 0.36, 0.22), 2: (0.86, -0.36, 0.22), 3: (-0.05, 1.02, 0.0), 4: (-0.05, -1.02, 0.0)}
+# COCO face points on the head ellipsoid, in its radii (front, left, up) from its centre; the nose sits on the nose tip
 
 
-@dataclass
-class AgentLook:
-    """How one agent looks: colours (RGB in [0,1]) and build (girth factor)."""
-
-    shirt: tuple[float, float, float]
-    trousers: tuple[float, float, float]
-    skin: tuple[float, float, float]
-    hair: tuple[float, float, float]
-    shoes: tuple[float, float, float]
-    build: float = 1.0
-    height: float = 1.0  # skeleton scale (applied by the sim around the feet)
+def _unit(v) -> np.ndarray:
+    v = np.asarray(v, np.float64)
+    return v / np.linalg.norm(v)
 
 
-def random_looks(n: int, rng: np.random.Generator) -> list[AgentLook]:
-    skins = [(0.96, 0.80, 0.69), (0.87, 0.68, 0.55), (0.72, 0.52, 0.38), (0.55, 0.37, 0.25), (0.40, 0.27, 0.18)]
-    hairs = [(0.08, 0.06, 0.05), (0.30, 0.20, 0.10), (0.65, 0.50, 0.25), (0.55, 0.55, 0.55), (0.45, 0.15, 0.08)]
-    trousers = [(0.12, 0.15, 0.30), (0.10, 0.10, 0.11), (0.55, 0.48, 0.35), (0.30, 0.30, 0.32), (0.25, 0.35, 0.55)]
-    out = []
-    for _ in range(n):
-        h = rng.uniform()
-        shirt = colorsys.hsv_to_rgb(h, rng.uniform(0.45, 0.9), rng.uniform(0.55, 0.95))
-        out.append(AgentLook(tuple(shirt), trousers[rng.integers(len(trousers))], skins[rng.integers(len(skins))],
-                             hairs[rng.integers(len(hairs))], (0.08, 0.08, 0.09) if rng.uniform() < 0.6 else (0.85, 0.85, 0.82),
-                             float(rng.uniform(0.88, 1.18)), float(rng.uniform(0.92, 1.07))))
-    return out
+class _Mesh:
+    """Accumulates rings (loops of `sides` vertices) into parts with caps; geometry per agent [A,...] arrays."""
+
+    def __init__(self, sides: int) -> None:
+        self.K = sides
+        self.th = np.linspace(0, 2 * np.pi, sides, endpoint=False)
+        self.verts: list[np.ndarray] = []  # [A,n,3] blocks
+        self.keys: list[str] = []
+        self.param: list[np.ndarray] = []  # per vertex (a, b) for colour rules
+        self.wj: list[list[tuple[int, float]]] = []
+        self.faces: list[list[int]] = []
+        self.n = 0
+
+    def part(self, centres, side, front, rs, rf, keys, weights, params=None) -> None:
+        """Rings r with centre [A,R,3], side / front axes [A,R,3] (or [3]), radii rs, rf [A,R]; a key and weights per ring."""
+        centres = np.asarray(centres)
+        A, R = centres.shape[:2]
+        side = np.broadcast_to(side, (A, R, 3))
+        front = np.broadcast_to(front, (A, R, 3))
+        c, s = np.cos(self.th), np.sin(self.th)
+        ring = (centres[:, :, None] + (np.asarray(rs)[..., None] * c)[..., None] * side[:, :, None]
+                + (np.asarray(rf)[..., None] * s)[..., None] * front[:, :, None])  # [A,R,K,3]
+        base = self.n
+        K = self.K
+        self.verts.append(ring.reshape(A, R * K, 3))
+        for r in range(R):
+            for k in range(K):
+                self.keys.append(keys[r])
+                self.wj.append(weights[r])
+                self.param.append(np.array(params[r][k] if params is not None else (r / max(R - 1, 1), 0.0)))
+        for r in range(R - 1):
+            for k in range(K):
+                a, b = base + r * K + k, base + r * K + (k + 1) % K
+                self.faces += [[a, b, b + K], [a, b + K, a + K]]
+        for r, cap in ((0, 0), (R - 1, 1)):  # caps: centre vertices at both ends
+            self.verts.append(centres[:, r:r + 1])
+            self.keys.append(keys[r])
+            self.wj.append(weights[r])
+            self.param.append(np.array(params[r][0] if params is not None else (float(cap), 0.0)))
+            ci = base + R * K + cap
+            for k in range(K):
+                a, b = base + r * K + k, base + r * K + (k + 1) % K
+                self.faces.append([ci, b, a] if cap == 0 else [ci, a, b])
+        self.n = base + R * K + 2
 
 
-def _side(name: str) -> str | None:
-    """'left' / 'right' / None from a joint name (LeftFoot, l_ankle, LToe, ...)."""
-    low = name.lower()
-    if ("left" in low or low.startswith(("l_", "l.")) or low.endswith(("_l", ".l"))
-            or (len(name) > 1 and name[0] == "L" and name[1].isupper())):
-        return "left"
-    if ("right" in low or low.startswith(("r_", "r.")) or low.endswith(("_r", ".r"))
-            or (len(name) > 1 and name[0] == "R" and name[1].isupper())):
-        return "right"
-    return None
-
-
-def _find(names: list[str], *keys: str, side: str | None = None, exclude: tuple[str, ...] = ()) -> int:
-    """First joint whose lower-cased name contains one of keys, is on `side` (None: unsided) and has no excluded word; else -1."""
-    for k in keys:
-        for i, n in enumerate(names):
-            low = n.lower()
-            if k in low and not any(e in low for e in exclude) and _side(n) == side:
-                return i
-    return -1
-
-
-def _semantic(skeleton) -> dict[str, int]:
-    """Map body parts to joint indices of an arbitrary skeleton (names + COCO-17 map)."""
-    names = list(skeleton.names)
-    coco = list(skeleton.coco17())
-    sem: dict[str, int] = {}
-    for k, key in zip(range(5, 17), ["l_shoulder", "r_shoulder", "l_elbow", "r_elbow", "l_wrist", "r_wrist", "l_hip", "r_hip",
-                                      "l_knee", "r_knee", "l_ankle", "r_ankle"]):
-        sem[key] = coco[k]
-    parents = list(skeleton.parents)
-    sem["pelvis"] = parents.index(-1)
-    sem["neck"] = _find(names, "neck")
-    sem["head"] = _find(names, "head", exclude=("top", "end", "nub"))
-    sem["head_top"] = _find(names, "head_top", "headtop", "head_end", "headend", "head_nub")
-    sem["l_toe"] = _find(names, "toe", "foot_end", side="left")
-    sem["r_toe"] = _find(names, "toe", "foot_end", side="right")
-    if sem["head"] < 0 and coco[0] >= 0:
-        sem["head"] = coco[0]
-    missing = [k for k in ("l_shoulder", "r_shoulder", "l_elbow", "r_elbow", "l_wrist", "r_wrist", "l_hip", "r_hip", "l_knee",
-                           "r_knee", "l_ankle", "r_ankle", "head") if sem.get(k, -1) < 0]
-    if missing:
-        raise ValueError(f"skeleton lacks joints for the body: {missing}")
-    return sem
-
-
-# segment: (name, start, end, radii profile over rings, colour key per ring, depth/side ratio, hard end offsets)
-_RINGS = 6
+def blend_weights(before: int, after: int, off: float, blend: float = 1.0) -> list[tuple[int, float]]:
+    """Weights of a ring `off` (in units of the blend half-width) past the joint between bone owners before / after:
+    0.5 / 0.5 at the joint, smoothstep over +-blend."""
+    x = float(np.clip(0.5 + off / (2 * blend), 0.0, 1.0))
+    f = x * x * (3 - 2 * x)
+    if before == after or f >= 1:
+        return [(after, 1.0)]
+    return [(before, 1 - f)] if f <= 0 else [(before, 1 - f), (after, f)]
 
 
 class BodyModel:
-    """Topology of the low-poly body for one skeleton; `vertices(joints, heading, looks)` poses all agents at once."""
+    """The skinned body for one skeleton: `vertices(joints, heading, looks)` poses all agents at once ([A,V,3] world)."""
 
-    def __init__(self, skeleton, sides: int = 10) -> None:
+    def __init__(self, skeleton, sides: int = 12) -> None:
         self.skeleton = skeleton
         self.sem = _semantic(skeleton)
+        self.parents = [int(p) for p in skeleton.parents]
+        self._tubes = TubeBody(skeleton)  # limb segments for the physics capsules (segments, _endpoints)
+        self.segments = self._tubes.segments
         self.sides = sides
-        t = np.linspace(0, 1, _RINGS)
-        sph = np.sqrt(np.clip(np.sin(np.pi * np.clip(t, 0.02, 0.98)), 0, 1))
-        # (key, A, B, radii [R], colours [R], depth ratio, blend-with-parent segment or None)
-        self.segments = [
-            ("torso", "pelvis_low", "neck", np.array([0.15, 0.16, 0.15, 0.16, 0.19, 0.13]), ["trousers", "trousers", "shirt", "shirt", "shirt", "shirt"], 0.62, None),
-            ("neck", "neck", "head_low", np.full(_RINGS, 0.055), ["skin"] * _RINGS, 1.0, None),
-            ("head", "head_low", "head_top", 0.105 * sph + 0.01, ["skin", "skin", "skin", "skin", "hair", "hair"], 1.1, None),
-            ("l_upper", "l_shoulder", "l_elbow", np.linspace(0.058, 0.045, _RINGS), ["shirt"] * _RINGS, 1.0, None),
-            ("r_upper", "r_shoulder", "r_elbow", np.linspace(0.058, 0.045, _RINGS), ["shirt"] * _RINGS, 1.0, None),
-            ("l_fore", "l_elbow", "l_wrist", np.linspace(0.044, 0.034, _RINGS), ["shirt", "shirt", "skin", "skin", "skin", "skin"], 1.0, "l_upper"),
-            ("r_fore", "r_elbow", "r_wrist", np.linspace(0.044, 0.034, _RINGS), ["shirt", "shirt", "skin", "skin", "skin", "skin"], 1.0, "r_upper"),
-            ("l_hand", "l_wrist", "l_hand_end", np.array([0.034, 0.04, 0.04, 0.036, 0.03, 0.015]), ["skin"] * _RINGS, 0.55, "l_fore"),
-            ("r_hand", "r_wrist", "r_hand_end", np.array([0.034, 0.04, 0.04, 0.036, 0.03, 0.015]), ["skin"] * _RINGS, 0.55, "r_fore"),
-            ("l_thigh", "l_hip", "l_knee", np.linspace(0.092, 0.062, _RINGS), ["trousers"] * _RINGS, 1.0, None),
-            ("r_thigh", "r_hip", "r_knee", np.linspace(0.092, 0.062, _RINGS), ["trousers"] * _RINGS, 1.0, None),
-            ("l_shin", "l_knee", "l_ankle", np.linspace(0.06, 0.045, _RINGS), ["trousers"] * _RINGS, 1.0, "l_thigh"),
-            ("r_shin", "r_knee", "r_ankle", np.linspace(0.06, 0.045, _RINGS), ["trousers"] * _RINGS, 1.0, "r_thigh"),
-            ("l_foot", "l_heel", "l_toe", np.array([0.045, 0.05, 0.05, 0.048, 0.044, 0.03]), ["shoes"] * _RINGS, 0.6, None),
-            ("r_foot", "r_heel", "r_toe", np.array([0.045, 0.05, 0.05, 0.048, 0.044, 0.03]), ["shoes"] * _RINGS, 0.6, None),
-        ]
-        self._build()
+        self._bind_cache: tuple | None = None
+        self.dirs = self._bind_dirs()  # [J,3] unit bind direction of each joint's bone from its parent
+        ref = self.bind_joints(self._template_joints())
+        m = self._mesh(ref, [AgentLook((0, 0, 0), (0, 0, 0), (0, 0, 0), (0, 0, 0), (0, 0, 0))])
+        self.faces = np.array(m.faces, np.int64)
+        self.n_verts = m.n
+        self.v_key = list(m.keys)
+        self.v_param = np.stack(m.param)  # [V,2]
+        kmax = max(len(w) for w in m.wj)
+        self.joint_idx = np.zeros((m.n, kmax), np.int64)  # [V,K] influences (weight 0 where unused)
+        self.joint_w = np.zeros((m.n, kmax))
+        for v, ws in enumerate(m.wj):
+            tot = sum(x for _, x in ws)
+            for k, (j, x) in enumerate(ws):
+                self.joint_idx[v, k], self.joint_w[v, k] = j, x / tot
 
-    def _build(self) -> None:
-        R, K = _RINGS, self.sides
-        names = [s[0] for s in self.segments]
-        th = np.linspace(0, 2 * np.pi, K, endpoint=False)
-        verts_seg, verts_t, verts_cs, verts_col, verts_par, verts_w = [], [], [], [], [], []
-        faces = []
-        base = 0
-        for si, (name, _a, _b, radii, cols, ratio, parent) in enumerate(self.segments):
-            pi = names.index(parent) if parent else -1
-            for r in range(R):
-                t = r / (R - 1)
-                for k in range(K):
-                    verts_seg.append(si)
-                    verts_t.append(t)
-                    # cross-section: (side, forward) offsets; "forward" for feet is vertical-ish (flattened)
-                    verts_cs.append([radii[r] * math.cos(th[k]), radii[r] * ratio * math.sin(th[k])])
-                    verts_col.append(cols[r])
-                    verts_par.append(pi if (r == 0 and pi >= 0) else -1)
-                    verts_w.append(0.5 if (r == 0 and pi >= 0) else 0.0)
-            for r in range(R - 1):
-                for k in range(K):
-                    a = base + r * K + k
-                    b = base + r * K + (k + 1) % K
-                    c = base + (r + 1) * K + (k + 1) % K
-                    d = base + (r + 1) * K + k
-                    faces += [[a, b, c], [a, c, d]]
-            # caps: centre vertices at both ends
-            for r, tt in ((0, 0.0), (R - 1, 1.0)):
-                verts_seg.append(si); verts_t.append(tt); verts_cs.append([0.0, 0.0]); verts_col.append(cols[r])
-                verts_par.append(-1); verts_w.append(0.0)
-                cidx = base + R * K + (0 if r == 0 else 1)
-                for k in range(K):
-                    a = base + r * K + k
-                    b = base + r * K + (k + 1) % K
-                    faces.append([cidx, b, a] if r == 0 else [cidx, a, b])
-            base += R * K + 2
-        self.v_seg = np.array(verts_seg)
-        self.v_t = np.array(verts_t)
-        self.v_cs = np.array(verts_cs)
-        self.v_col = verts_col
-        self.v_par = np.array(verts_par)
-        self.v_w = np.array(verts_w)
-        self.faces = np.array(faces, np.int64)
-        self.n_verts = len(verts_seg)
+    # -------------------------------------------------------------------------------------------------- bind pose
+    def _ancestors(self, j: int) -> list[int]:
+        out = []
+        while j >= 0:
+            out.append(j)
+            j = self.parents[j]
+        return out[::-1]
 
-    def _endpoints(self, J: np.ndarray, heading: np.ndarray) -> dict[str, np.ndarray]:
-        """Named points [A,3] the segments run between, from joints [A,J,3]."""
-        s = self.sem
-        up = np.array([0.0, 0.0, 1.0])
-        fwd = np.stack([np.cos(heading), np.sin(heading), np.zeros_like(heading)], -1)
-        P = {k: J[:, v] for k, v in s.items() if v >= 0 and k not in ("head_top", "l_toe", "r_toe", "neck")}
-        P["neck"] = J[:, s["neck"]] if s["neck"] >= 0 else 0.5 * (P["l_shoulder"] + P["r_shoulder"]) + up * 0.03
-        P["pelvis_low"] = 0.5 * (P["l_hip"] + P["r_hip"]) - up * 0.06
-        if s["head_top"] >= 0:  # head joint at the skull's centre, a head-top joint above it
-            P["head_low"] = P["head"] - up * 0.1
-            P["head_top"] = J[:, s["head_top"]] + up * 0.02
-        else:  # mocap skeletons put "Head" at the base of the skull
-            P["head_low"] = P["head"] - up * 0.03
-            P["head_top"] = P["head"] + up * 0.22
-        for sd in ("l", "r"):
-            fa = P[f"{sd}_wrist"] - P[f"{sd}_elbow"]
-            fa = fa / np.linalg.norm(fa, axis=-1, keepdims=True).clip(1e-9)
-            P[f"{sd}_hand_end"] = P[f"{sd}_wrist"] + fa * 0.17
-            ank = P[f"{sd}_ankle"]
-            if s[f"{sd}_toe"] >= 0:
-                toe = J[:, s[f"{sd}_toe"]]
-                fdir = toe - ank
-                fdir[..., 2] = 0
-                fdir = fdir / np.linalg.norm(fdir, axis=-1, keepdims=True).clip(1e-9)
-            else:
-                fdir = fwd
-            ground = ank[..., 2] - 0.07
-            P[f"{sd}_heel"] = np.concatenate([ank[..., :2] - fdir[..., :2] * 0.06, (ground + 0.045)[..., None]], -1)
-            P[f"{sd}_toe"] = np.concatenate([ank[..., :2] + fdir[..., :2] * 0.19, (ground + 0.035)[..., None]], -1)
+    def _descendants(self, j: int) -> list[int]:
+        out = [j]
+        for c in range(j + 1, len(self.parents)):
+            if self.parents[c] in out:
+                out.append(c)
+        return out[1:]
+
+    def _bind_dirs(self) -> np.ndarray:
+        s, J = self.sem, len(self.parents)
+        d = np.tile([0.0, 0.0, 1.0], (J, 1))
+        spine = set(self._ancestors(s["head"]))
+        a = math.radians(ARM_ABDUCTION_DEG)
+        for side, y in (("l", 1.0), ("r", -1.0)):
+            sh = s[f"{side}_shoulder"]
+            for j in self._ancestors(sh):
+                if j not in spine:  # clavicles go up and out, the shoulder out
+                    d[j] = _unit([0, y, 0.85 if self.parents[j] in spine else 0.05]) if j == sh else _unit([0, 0.35 * y, 1])
+            for j in self._descendants(sh):
+                d[j] = _unit([0.03, y * math.sin(a), -math.cos(a)])
+            hip = s[f"{side}_hip"]
+            for j in self._ancestors(hip):
+                if j not in spine:
+                    d[j] = _unit([0, y, -0.3])
+            for j in self._descendants(hip):
+                d[j] = [0.0, 0.0, -1.0]
+            for j in self._descendants(s[f"{side}_ankle"]):
+                d[j] = _unit([0.8, 0, -0.6])
+        return d
+
+    def _template_joints(self) -> np.ndarray:
+        """Joints [1,J,3] from the skeleton's rest offsets (only their lengths are used), 0.1 m where an offset is empty."""
+        L = np.linalg.norm(np.asarray(self.skeleton.offsets, np.float64), axis=1)
+        L = np.where(L > 1e-6, L, 0.1)
+        P = np.zeros((1, len(L), 3))
+        for j, p in enumerate(self.parents):
+            if p >= 0:
+                P[0, j] = P[0, p] + L[j] * self.dirs[j]
         return P
 
-    def vertices(self, joints: np.ndarray, heading: np.ndarray, looks: list[AgentLook]) -> np.ndarray:
-        """Posed vertices [A,V,3] (world) for joints [A,J,3] and headings [A]."""
-        J = np.asarray(joints, np.float64)
-        A = J.shape[0]
-        P = self._endpoints(J, np.asarray(heading, np.float64))
-        Apt = np.stack([P[s[1]] for s in self.segments], 1)  # [A,S,3]
-        Bpt = np.stack([P[s[2]] for s in self.segments], 1)
-        d = Bpt - Apt
-        d = d / np.linalg.norm(d, axis=-1, keepdims=True).clip(1e-9)
-        h = np.stack([np.cos(heading), np.sin(heading), np.zeros(A)], -1)[:, None].repeat(len(self.segments), 1)
-        up = np.broadcast_to(np.array([0.0, 0, 1]), h.shape)
-        ref = np.where((np.abs((d * h).sum(-1)) > 0.9)[..., None], up, h)
-        side = np.cross(d, ref)
-        side = side / np.linalg.norm(side, axis=-1, keepdims=True).clip(1e-9)
-        fw = np.cross(side, d)
-        build = np.array([lk.build for lk in looks])[:, None, None]
+    def bind_joints(self, joints: np.ndarray) -> np.ndarray:
+        """Standing bind pose [A,J,3] with the bone lengths of joints [A,J,3] (root at the origin, facing +X, +Z up)."""
+        J3 = np.asarray(joints, np.float64)
+        B = np.zeros_like(J3)
+        for j, p in enumerate(self.parents):
+            if p >= 0:
+                B[:, j] = B[:, p] + np.linalg.norm(J3[:, j] - J3[:, p], axis=-1)[:, None] * self.dirs[j]
+        return B
 
-        def place(seg: np.ndarray, t: np.ndarray) -> np.ndarray:  # [A,V,3]
-            cs = self.v_cs[None] * build
-            return (Apt[:, seg] + t[None, :, None] * (Bpt[:, seg] - Apt[:, seg])
-                    + cs[..., 0:1] * side[:, seg] + cs[..., 1:2] * fw[:, seg])
+    def _head(self, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Head ellipsoid centre [A,3] and radii (front, side, up) [A,3] in the bind pose."""
+        s = self.sem
+        g = self._scale(B)[:, None]
+        H = B[:, s["head"]]
+        if s["head_top"] >= 0:  # a head joint at the skull's centre (a head-top joint above)
+            c = H + np.array([0.01, 0.0, 0.0]) * g
+        else:  # mocap skeletons put "Head" at the base of the skull
+            c = H + np.array([0.015, 0.0, 0.085]) * g
+        return c, np.array([0.1, 0.083, 0.115]) * g
 
-        own = place(self.v_seg, self.v_t)
-        blend = self.v_par >= 0
-        if blend.any():
-            par = np.where(blend, self.v_par, self.v_seg)
-            other = place(par, np.where(blend, 1.0, self.v_t))
-            w = self.v_w[None, :, None]
-            own = (1 - w) * own + w * other
-        return own
+    def _scale(self, B: np.ndarray) -> np.ndarray:
+        """Body size [A]: leg length (hip to ankle) over a 0.8 m leg."""
+        s = self.sem
+        leg = np.abs(B[:, s["l_hip"], 2] - B[:, s["l_ankle"], 2])
+        return leg / 0.8
+
+    # ------------------------------------------------------------------------------------------------------ mesh
+    def _mesh(self, B: np.ndarray, looks: list[AgentLook]) -> _Mesh:
+        from .body_parts import build_parts
+
+        m = _Mesh(self.sides)
+        build_parts(self, m, B, looks)
+        return m
+
+    def bind_vertices(self, bind: np.ndarray, looks: list[AgentLook]) -> np.ndarray:
+        """Bind-pose vertices [A,V,3] of agents with bind joints [A,J,3] and looks (build, shape); the last answer is
+        kept (the same agents frame after frame have the same bind pose: bone lengths do not change)."""
+        B = np.asarray(bind, np.float64)
+        key = (B.shape, np.round(B, 7).tobytes(), repr(looks))
+        if self._bind_cache is None or self._bind_cache[0] != key:
+            self._bind_cache = (key, np.concatenate(self._mesh(B, looks).verts, 1))
+        return self._bind_cache[1].copy()
+
+    # ------------------------------------------------------------------------------------------------------- pose
+    def rotations(self, joints: np.ndarray, bind: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(rotations from the bind pose [A,J,3,3], bind joints [A,J,3]) for joints [A,J,3]."""
+        J3 = np.asarray(joints, np.float64)
+        B = self.bind_joints(J3) if bind is None else np.asarray(bind, np.float64)
+        return bone_rotations(self.parents, B, J3), B
+
+    def vertices(self, joints: np.ndarray, heading: np.ndarray | None, looks: list[AgentLook],
+                 bind: np.ndarray | None = None) -> np.ndarray:
+        """Posed vertices [A,V,3] (world) for joints [A,J,3] (heading is not needed: the joints carry the rotations)."""
+        J3 = np.asarray(joints, np.float64)
+        if len(J3) == 0:
+            return np.zeros((0, self.n_verts, 3))
+        R, B = self.rotations(J3, bind)
+        return lbs(self.bind_vertices(B, looks), skin_matrices(R, B, J3), self.joint_idx, self.joint_w)
+
+    def color_keys(self, look: AgentLook) -> np.ndarray:
+        """Index into COLOR_KEYS per vertex [V] for one agent (hair length and sleeves follow its look)."""
+        out = np.empty(self.n_verts, np.int64)
+        for i, k in enumerate(self.v_key):
+            a, b = self.v_param[i]
+            if k == "head":  # (a, b) = the vertex's (front, up) on the unit head ellipsoid
+                k = "hair" if (b > 0.28 + 0.2 * a) or (a < -0.2 and b > -0.25 - 4 * look.hair_long) else "skin"
+            elif k == "arm":  # a = fraction of the way from shoulder to wrist
+                k = "shirt" if a <= 0.45 + 0.55 * look.sleeves else "skin"
+            out[i] = COLOR_KEYS.index(k)
+        return out
 
     def colors(self, looks: list[AgentLook]) -> np.ndarray:
         """Vertex colours [A,V,3]."""
         out = np.empty((len(looks), self.n_verts, 3))
         for a, lk in enumerate(looks):
-            table = {"shirt": lk.shirt, "trousers": lk.trousers, "skin": lk.skin, "hair": lk.hair, "shoes": lk.shoes}
-            out[a] = np.array([table[c] for c in self.v_col])
+            table = np.array([getattr(lk, k) for k in COLOR_KEYS], np.float64)
+            out[a] = table[self.color_keys(lk)]
         return out
 
+    def face_points(self, joints: np.ndarray) -> np.ndarray:
+        """COCO face keypoints (nose, eyes, ears) [A,5,3] in world: points of the bind head turned by the head's rotation."""
+        J3 = np.asarray(joints, np.float64)
+        if len(J3) == 0:
+            return np.zeros((0, 5, 3))
+        R, B = self.rotations(J3)
+        h = self.sem["head"]
+        c, r = self._head(B)
+        loc = np.array([_FACE[k] for k in range(5)])  # [5,3] in radii
+        pts = c[:, None] + loc[None] * r[:, None]  # [A,5,3] bind
+        return np.einsum("aij,anj->ani", R[:, h], pts - B[:, h][:, None]) + J3[:, h][:, None]
 
-def coco17_points(skeleton, joints: np.ndarray, heading: np.ndarray) -> np.ndarray:
-    """COCO-17 keypoints [A,17,3] in world: body joints from the skeleton's map, face points (nose/eyes/ears) from the head."""
+    def _endpoints(self, J: np.ndarray, heading: np.ndarray) -> dict[str, np.ndarray]:
+        """Limb segment endpoints (the tube body's) for the physics capsules."""
+        return self._tubes._endpoints(J, heading)
+
+
+@functools.lru_cache(maxsize=8)
+def _body_for(names: tuple[str, ...], parents: tuple[int, ...]) -> BodyModel:
+    from realsim.assets.skeleton import Skeleton
+
+    return BodyModel(Skeleton(list(names), np.array(parents), np.zeros((len(names), 3))))
+
+
+def coco17_points(skeleton, joints: np.ndarray, heading: np.ndarray | None = None) -> np.ndarray:
+    """COCO-17 keypoints [A,17,3] in world: body joints from the skeleton's map, the face (nose, eyes, ears) from the head
+    joint's rotation (the body's head, not the walking direction)."""
     J = np.asarray(joints, np.float64)
-    A = J.shape[0]
     coco = list(skeleton.coco17())
-    sem = _semantic(skeleton)
-    out = np.zeros((A, 17, 3))
-    head = J[:, sem["head"]]
-    if sem["head_top"] < 0:  # mocap "Head" sits at the base of the skull: the face is ~9 cm higher
-        head = head + np.array([0.0, 0.0, 0.09])
-    fwd = np.stack([np.cos(heading), np.sin(heading), np.zeros(A)], -1)
-    left = np.stack([-np.sin(heading), np.cos(heading), np.zeros(A)], -1)
-    up = np.array([0.0, 0.0, 1.0])
-    face = {0: head + fwd * 0.11, 1: head + fwd * 0.09 + left * 0.035 + up * 0.035, 2: head + fwd * 0.09 - left * 0.035 + up * 0.035,
-            3: head + left * 0.08 + up * 0.01, 4: head - left * 0.08 + up * 0.01}
-    for k in range(17):  # face points always from the head (skeletons rarely have eyes; some map the nose to the head joint)
-        out[:, k] = face[k] if k in face else J[:, coco[k]]
+    body = _body_for(tuple(skeleton.names), tuple(int(p) for p in skeleton.parents))
+    out = np.zeros((J.shape[0], 17, 3))
+    out[:, :5] = body.face_points(J)
+    for k in range(5, 17):
+        out[:, k] = J[:, coco[k]]
     return out

@@ -1,4 +1,5 @@
-"""The demo's poses stage: SfM on the capture; for the SYNTHETIC capture, checked against its exact cameras and retried.
+"""The demo's stage helpers. Poses: SfM on the capture; for the SYNTHETIC capture, checked against its exact cameras and
+retried. Kernels: built in the background while capture and poses run (prebuild_kernels).
 
 COLMAP's incremental mapper is not deterministic across threads, and a weak stretch of a walk can come out folded while
 reporting sub-pixel reprojection error (seed 3's start did, with the old fast-swinging look: capture/rig.py). The
@@ -8,13 +9,15 @@ mapper seed (one warning line each); real photos have no such reference and run 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
 from realsim.assets.errors import RealsimError
 from realsim.assets.progress import ProgressFn
 
-__all__ = ["run_demo_poses", "POSE_OK_CENTRE_M", "POSE_OK_ROTATION_DEG", "POSE_ATTEMPTS"]
+__all__ = ["run_demo_poses", "prebuild_kernels", "proc_cpu", "POSE_OK_CENTRE_M", "POSE_OK_ROTATION_DEG", "POSE_ATTEMPTS"]
 
 log = logging.getLogger("realsim.sim.pipeline")
 
@@ -58,3 +61,33 @@ def run_demo_poses(images: Path, poses_dir: Path, popts, gt_cameras: Path | None
             log.warning("SfM attempt %d on the synthetic capture is wrong (%s); retrying with another mapper seed", k + 1, why)
     raise RealsimError(f"SfM could not pose the synthetic capture in {POSE_ATTEMPTS} attempts (last: "
                        f"{attempts[-1].get('error') or attempts[-1]}); try another --seed")
+
+
+def proc_cpu() -> float:
+    """CPU seconds of this process so far (all its threads), user + system."""
+    t = os.times()
+    return t.user + t.system
+
+
+def prebuild_kernels() -> threading.Thread:
+    """Build (or load) the C++ CPU kernels and the anchor prefilter in a background thread while capture and poses run.
+
+    A cold build is ~140 CPU s of mostly serial compiler work (one pybind translation unit alone takes a third of it):
+    overlapped with the capture it fills the other core instead of stalling training. A failure is remembered by the
+    kernels' loader and reported where training uses them, as without the prebuild."""
+    import torch  # imported here, in the calling thread: two threads importing one package at once can see it half-made
+    import torch.utils.cpp_extension  # noqa: F401 - the builder's own import, done here for the same reason
+
+    from realsim.render.prefilter import anchor_prefilter
+    from realsim.render.rasterization import resolve_backend
+
+    def work() -> None:
+        try:
+            if resolve_backend("auto", torch.device("cpu")) == "cpu":
+                anchor_prefilter(torch.zeros(1, 3), 0.1, torch.eye(4), torch.eye(3), 8, 8, backend="cpu")
+        except Exception as e:  # noqa: BLE001 - reported again (as one line) where training loads the kernels
+            log.info("kernel prebuild: %s", e)
+
+    th = threading.Thread(target=work, name="realsim-kernel-build", daemon=True)
+    th.start()
+    return th

@@ -22,8 +22,9 @@ class FootLockConfig:
     contact_h: float = 0.03  # m above the planted ankle height that still counts as on the ground
     release_m: float = 0.3  # m the animated ankle may drift from its lock before the lock lets go
     blend_frames: int = 4  # frames to blend a released foot back onto the animation
-    height_only: bool = True  # lock on height alone: the shipped model's contact flags switch on frames after the foot
-    # lands (measured on a 6 s crossing: skating 62.6 cm/s by height, 68.5 with the flags, 69.0 unlocked)
+    height_only: bool = False  # lock only where the model predicts contact (and the ankle is low): 10-agent crossing
+    # (bench/motion_human.py) with the controller's defaults, rendered skating 44.7 cm/s with the flags vs 57.0 on height
+    # alone (26.3 vs 49.0 with the foot-term fine-tune); with the old controller defaults the flags lost (59.7 vs 51.4)
 
 
 def two_bone_ik(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -68,7 +68,7 @@ def sim_content(rec: SimRecord, animate_props: bool = True, progress: ProgressFn
                 rig = agent_rig(body, rec.joints[:, a], rec.heading[:, a], rec.looks[a])
                 mats = color_materials(stage, f"{root}/Looks", f"Agent{a}_", rig.colors)
                 add_skinned_agent(stage, f"{root}/Agents/Agent{a}", rec.names, rec.parents, rig.world, rig.points, rig.faces,
-                                  rig.joint_indices, rig.joint_weights, rig.face_group, mats, rig.extents)
+                                  rig.joint_indices, rig.joint_weights, rig.face_group, mats, rig.extents, bind=rig.bind)
                 report(progress, "usd agents", a + 1, rec.n_agents)
         if rec.props:
             UsdGeom.Xform.Define(stage, f"{root}/Props")

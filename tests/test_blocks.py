@@ -136,6 +136,18 @@ def test_merge_is_exact_and_keeps_each_anchor_once():
         for a in ("means", "scales", "quats", "opacities", "colors"):
             want = torch.cat([getattr(r, a) for r in ref])
             assert torch.allclose(getattr(got, a), want, atol=1e-5), a
+    # per-block evaluation of the stacked decoders (recon.merge.compact_decoders): the same Gaussians
+    from realsim.recon.merge import compact_decoders, stacked_blocks
+
+    assert stacked_blocks(merged) == 3 and all(stacked_blocks(m) == 0 for m in models)
+    compact = compact_decoders(merge_models("scaffold", [m.config.to_dict() for m in models], parts))
+    assert compact.mlp_cov.W1.shape == (3, 32, 35)  # per block: hidden 32, input feature 32 + direction 3
+    for y in (2.0, 15.0):
+        V = torch.tensor(_look_y(0.0, y), dtype=torch.float32)
+        got, ref = compact.splats(V, K, W, H), merged.splats(V, K, W, H)
+        assert len(got) == len(ref)
+        for a in ("means", "scales", "quats", "opacities", "colors"):
+            assert torch.allclose(getattr(got, a), getattr(ref, a), atol=1e-5), a
 
 
 def _look_y(x: float, y: float) -> np.ndarray:
@@ -154,6 +166,24 @@ def test_ray_address_unreachable_and_too_many_blocks(street, tmp_path, capsys):
     rc = main(["-q", "train", str(street), "-o", str(out), "--blocks", "99"])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "--blocks 99 is more than the 14 training cameras" in err, err
+    rc = main(["-q", "train", str(street), "-o", str(out), "--blocks", "2", "--ray-address", "no-such-host.invalid:abc"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "cannot reach the Ray cluster" in err, err
+
+
+def test_block_without_cameras_is_one_line(tmp_path, capsys):
+    """Six photos from one spot and two from another, 3 blocks: the middle one has no cameras (CLI: one line, exit 2)."""
+    work = tmp_path / "work"
+    K = np.array([[50.0, 0, 32], [0, 50, 24], [0, 0, 1]])
+    frames = [CameraFrame(f"{i:02d}.png", K, _look_y(x, 0.0), W, H) for i, x in enumerate([0.0] * 6 + [20.0] * 2)]
+    save_cameras(work / "cameras.json", CameraSet(frames, "images"))
+    pts = np.random.default_rng(0).uniform([-5, 5, 0], [25, 15, 3], (500, 3))
+    write_points_bin(work / "sparse" / "0" / "points3D.bin", pts, np.full((len(pts), 3), 128, np.uint8))
+    out = tmp_path / "scene"
+    rc = main(["-q", "train", str(work), "-o", str(out), "--blocks", "3"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "has no training cameras: use fewer blocks" in err, err
+    assert not out.exists()
 
 
 def test_blocks_train_resume_after_kill_and_merge(street, tmp_path, ray_local, capsys, monkeypatch):

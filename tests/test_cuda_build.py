@@ -96,6 +96,7 @@ def test_kernel_source_compiles_with_nvcc(builds, name):
     expected = {"cuda_project.cu": [b"project_forward_kernel", b"project_backward_kernel"],
                 "cuda_isect.cu": [b"isect_count_kernel", b"isect_emit_kernel", b"isect_offsets_kernel", b"DeviceRadixSort"],
                 "cuda_rasterize.cu": [b"rasterize_forward_kernel", b"rasterize_backward_kernel"],
+                "cuda_sh.cu": [b"sh_forward_kernel", b"sh_backward_kernel"],
                 "prefilter_cuda.cu": [b"anchor_prefilter_kernel"]}[name]
     for sym in expected:
         assert sym in data, f"{sym!r} missing from {name}'s object"

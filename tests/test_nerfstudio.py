@@ -17,15 +17,18 @@ import torch
 from viewer_helpers import chromium_paths, free_port, make_scene, open_browser, screenshot
 
 ROOT = Path(__file__).resolve().parents[1]
-NS = ROOT / ".venv-ns" / "bin"
-pytestmark = pytest.mark.skipif(not (NS / "ns-train").exists(),
-                                reason="no .venv-ns with nerfstudio: bash .ci/install.sh --nerfstudio")
+# REALSIM_NS_VENV: another nerfstudio venv than .venv-ns (e.g. one being tried out)
+NS = Path(os.environ.get("REALSIM_NS_VENV", ROOT / ".venv-ns")) / "bin"
+# .venv-ns layered on .venv (its torch and kernels); an older self-contained one (torch 2.14) is not used
+_LAYERED = any(NS.parent.glob("lib/python*/site-packages/_realsim_venv.pth"))
+pytestmark = pytest.mark.skipif(not ((NS / "ns-train").exists() and _LAYERED),
+                                reason="no .venv-ns with nerfstudio layered on .venv: bash .ci/install.sh --nerfstudio")
 
 
 def _env() -> dict[str, str]:
+    # .venv-ns runs .venv's torch (.ci/install.sh --nerfstudio layers it over .venv): the kernels this suite built load
+    # there as they are, from the same TORCH_EXTENSIONS_DIR
     env = dict(os.environ)
-    # .venv-ns has another torch: its kernel builds get their own cache (TORCH_EXTENSIONS_DIR has no per-torch folder)
-    env["TORCH_EXTENSIONS_DIR"] = os.environ.get("TORCH_EXTENSIONS_DIR", str(ROOT / "build" / "torch_extensions")) + "_ns"
     env.update(MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
     return env
 

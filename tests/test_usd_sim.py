@@ -114,13 +114,9 @@ def test_skinned_bodies_follow_the_sim(sim_usdz):
             ref = body.vertices(rec.joints[t, a][None], rec.heading[t, a:a + 1], [rec.looks[a]])[0]
             errs.append(np.linalg.norm(np.asarray(pts) - ref, axis=1))
     e = np.stack(errs)  # [A*T, V]
-    # BodyModel re-frames a foot's elliptic cross-section about the up axis or the heading, whichever is less parallel to
-    # the foot, so its feet roll 90 degrees now and then (about the foot's axis, not the ankle): rigid feet differ by
-    # about 4 cm there; everything else must match to millimetres
-    feet = np.isin(body.v_seg, [k for k, sg in enumerate(body.segments) if sg[0].endswith("_foot")])
-    print(f"\nskinned vs sim body: median {100 * np.median(e):.2f} cm, max {100 * e[:, ~feet].max():.2f} cm "
-          f"(feet {100 * e[:, feet].max():.2f} cm)")
-    assert np.median(e) < 0.001 and e[:, ~feet].max() < 0.01 and e[:, feet].max() < 0.05
+    # the rig is the body's own linear blend skinning (bind pose, weights, joint rotations): equal up to float32
+    print(f"\nskinned vs sim body: median {100 * np.median(e):.4f} cm, max {100 * e.max():.4f} cm")
+    assert e.max() < 1e-4
 
 
 def test_camera_projects_like_the_sim(sim_usdz):

@@ -5,7 +5,6 @@ units); sim outputs are in metres and are divided by the sim's world scale (metr
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -172,16 +171,11 @@ class PropTrack:
         return self.quat[i], self.position[i]
 
 
-def load_props(file: Path, scale: float, fps_default: float) -> list[PropTrack]:
-    """props.json of a sim folder (sim/physics): InputError on a malformed file, one line."""
+def prop_tracks(pj: dict[str, Any], file: Path, scale: float, fps_default: float) -> list[PropTrack]:
+    """The props of a parsed props.json (sim/physics; `file` names it in errors) in scene units: InputError, one line,
+    on a malformed prop."""
     from realsim.sim.scenario import PROP_SHAPES
 
-    try:
-        pj = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{file} is not valid JSON ({e})") from None
-    if not isinstance(pj, dict) or not isinstance(pj.get("props", []), list):
-        raise InputError(f"{file}: expected an object with a 'props' list")
     fps = float(pj.get("fps") or fps_default)
     out = []
     for k, p in enumerate(pj.get("props", [])):
@@ -246,47 +240,20 @@ class SimPlayback:
 
 
 def load_sim(sim_dir: str | os.PathLike, scene_root: str | os.PathLike) -> SimPlayback:
-    """Read a `realsim simulate` / `demo` output folder; InputError when it is missing, incomplete, or from another scene."""
-    from realsim.assets.scene import load_tensors
-    from realsim.sim.usd_record import same_path
+    """Read a `realsim simulate` / `demo` output folder (sim.sim_folder) in scene units; InputError when it is missing,
+    incomplete, or from another scene."""
+    from realsim.sim.sim_folder import read_sim_folder
 
-    d = Path(sim_dir)
-    if not d.is_dir():
-        raise InputError(f"sim folder {d} not found")
-    for name in ("sim.json", "trajectories.json", "motion.safetensors"):
-        if not (d / name).is_file():
-            raise InputError(f"{d} is not a realsim sim output folder (no {name}): make one with `realsim simulate`")
-    try:
-        meta = json.loads((d / "sim.json").read_text())
-        traj = json.loads((d / "trajectories.json").read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{d}: sim.json or trajectories.json is not valid JSON ({e})") from None
-    src = (meta.get("provenance") or {}).get("scene")
-    if src and not same_path(src, scene_root):
-        raise InputError(f"sim folder {d} was made from scene {src}, not {scene_root}")
-    tensors, tmeta = load_tensors(d / "motion.safetensors")
-    if "joints" not in tensors:
-        raise InputError(f"{d}/motion.safetensors has no 'joints' tensor")
-    scale = float((meta.get("world") or {}).get("scale") or 1.0)
-    joints = tensors["joints"].float().numpy() / scale
-    if joints.ndim != 4 or joints.shape[-1] != 3:
-        raise InputError(f"{d}/motion.safetensors joints have shape {tuple(joints.shape)}, expected [T,A,J,3]")
-    root = tensors["root"].float().numpy() / scale if "root" in tensors else joints[:, :, 0]
-    skel = json.loads(tmeta.get("skeleton", "{}") or "{}")
-    parents = [int(p) for p in skel.get("parents", [])]
-    if len(parents) != joints.shape[2]:
-        raise InputError(f"{d}/motion.safetensors: skeleton has {len(parents)} joints, motion {joints.shape[2]}")
+    sf = read_sim_folder(sim_dir, scene_root)
     cols = []
-    agents = traj.get("agents") or []
     rng = np.random.default_rng(0)
-    for a in range(joints.shape[1]):
-        look = (agents[a].get("look") or {}) if a < len(agents) else {}
+    for look in sf.looks():
         c = look.get("shirt")
         cols.append((np.asarray(c, np.float64) * 255).clip(0, 255) if c is not None else rng.integers(60, 255, 3))
-    fps = float(traj.get("fps") or tmeta.get("fps") or meta.get("fps") or 30.0)
-    props = load_props(d / "props.json", scale, fps) if (d / "props.json").is_file() else []  # sim/physics (optional)
-    return SimPlayback(d, fps, joints.astype(np.float32), root.astype(np.float32), parents, list(skel.get("names", [])),
-                       np.asarray(cols, np.uint8), scale, props)
+    props = prop_tracks(sf.props, sf.folder / "props.json", sf.scale, sf.fps) if sf.props is not None else []
+    return SimPlayback(sf.folder, sf.fps, (sf.joints / sf.scale).astype(np.float32),
+                       (sf.root / sf.scale).astype(np.float32), sf.parents, sf.names, np.asarray(cols, np.uint8),
+                       sf.scale, props)
 
 
 def scene_extent(centers: np.ndarray) -> float:

@@ -89,6 +89,17 @@ void rasterize_backward(const T* means2d, const T* conics, const T* colors, cons
                         const T* v_render_alphas, T* v_means2d, T* v_conics, T* v_colors, T* v_opacities,
                         T* v_means2d_abs, cudaStream_t stream);
 
+// Spherical harmonics (degrees 0-3, cuda_sh.cu; same values as cpu_sh.cpp and render/sh.py): colors [C,N,3] from
+// coeffs [N,K,3] (K >= (degree+1)^2) toward dirs [C,N,3] (any norm, normalised with a 1e-12 floor).
+template <typename T>
+void sh_forward(int degree, const T* dirs, const T* coeffs, int C, int N, int K, T* colors, cudaStream_t stream);
+
+// Backward of sh_forward: v_colors [C,N,3] -> v_coeffs [N,K,3] ACCUMULATED (summed over cameras; the binding zeroes it)
+// and v_dirs [C,N,3] written. One thread per Gaussian (no atomics, deterministic).
+template <typename T>
+void sh_backward(int degree, const T* dirs, const T* coeffs, const T* v_colors, int C, int N, int K, T* v_coeffs,
+                 T* v_dirs, cudaStream_t stream);
+
 // Scaffold-GS anchor prefilter: mask[m] = 1 iff the sphere (anchors[m], radii[m]) meets the camera frustum
 // {z >= near, -pad <= u <= width+pad, -pad <= v <= height+pad} (exact distance test of prefilter_common.h).
 // anchors [M,3], radii [M], viewmat [4,4] and mask [M] on the device; K [3,3] on the HOST (the frustum is built there).

@@ -291,6 +291,48 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> rasterize_bwd(
     return {v_means2d, v_conics, v_colors, v_opacities, v_abs};
 }
 
+static void check_sh_inputs(int64_t degree, const Tensor& dirs, const Tensor& coeffs) {
+    TORCH_CHECK(degree >= 0 && degree <= 3, "sh degree must be 0..3, got ", degree);
+    check_cuda(dirs, "dirs");
+    TORCH_CHECK(dirs.scalar_type() == at::kFloat || dirs.scalar_type() == at::kDouble, "dirs must be float32/float64");
+    check_float(coeffs, dirs, "coeffs");
+    TORCH_CHECK(dirs.dim() == 3 && dirs.size(2) == 3, "dirs must be [C,N,3], got ", dirs.sizes());
+    TORCH_CHECK(coeffs.dim() == 3 && coeffs.size(0) == dirs.size(1) && coeffs.size(2) == 3 &&
+                    coeffs.size(1) >= (degree + 1) * (degree + 1),
+                "coeffs must be [N,K>=(degree+1)^2,3] with N = dirs.size(1), got ", coeffs.sizes());
+    TORCH_CHECK(dirs.numel() < (int64_t(1) << 31) && coeffs.numel() < (int64_t(1) << 31), "too many SH evaluations");
+}
+
+// Fused SH (cuda_sh.cu): colours [C,N,3] of coeffs [N,K,3] toward dirs [C,N,3].
+Tensor sh_fwd(int64_t degree, const Tensor& dirs, const Tensor& coeffs) {
+    check_sh_inputs(degree, dirs, coeffs);
+    const c10::cuda::CUDAGuard guard(dirs.device());
+    Tensor out = at::empty_like(dirs);
+    AT_DISPATCH_FLOATING_TYPES(dirs.scalar_type(), "realsim_sh_fwd", [&] {
+        realsim_cuda::sh_forward<scalar_t>((int)degree, dirs.data_ptr<scalar_t>(), coeffs.data_ptr<scalar_t>(),
+                                           (int)dirs.size(0), (int)dirs.size(1), (int)coeffs.size(1),
+                                           out.data_ptr<scalar_t>(), stream());
+    });
+    check_launch("sh_fwd");
+    return out;
+}
+
+std::tuple<Tensor, Tensor> sh_bwd(int64_t degree, const Tensor& dirs, const Tensor& coeffs, const Tensor& v_colors) {
+    check_sh_inputs(degree, dirs, coeffs);
+    check_float(v_colors, dirs, "v_colors");
+    TORCH_CHECK(v_colors.sizes() == dirs.sizes(), "v_colors must be [C,N,3] like dirs, got ", v_colors.sizes());
+    const c10::cuda::CUDAGuard guard(dirs.device());
+    Tensor v_coeffs = at::zeros_like(coeffs), v_dirs = at::empty_like(dirs);
+    AT_DISPATCH_FLOATING_TYPES(dirs.scalar_type(), "realsim_sh_bwd", [&] {
+        realsim_cuda::sh_backward<scalar_t>((int)degree, dirs.data_ptr<scalar_t>(), coeffs.data_ptr<scalar_t>(),
+                                            v_colors.data_ptr<scalar_t>(), (int)dirs.size(0), (int)dirs.size(1),
+                                            (int)coeffs.size(1), v_coeffs.data_ptr<scalar_t>(),
+                                            v_dirs.data_ptr<scalar_t>(), stream());
+    });
+    check_launch("sh_bwd");
+    return {v_coeffs, v_dirs};
+}
+
 // Scaffold-GS anchor prefilter on CUDA: anchors [M,3], radii [M], viewmat [4,4] float32 CUDA; K [3,3] float32 CPU.
 Tensor anchor_prefilter(const Tensor& anchors, const Tensor& radii, const Tensor& viewmat, const Tensor& K,
                         int64_t width, int64_t height, double near_plane, double pad) {
@@ -326,6 +368,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("isect_tiles", &realsim::isect_tiles);
     m.def("rasterize_fwd", &realsim::rasterize_fwd);
     m.def("rasterize_bwd", &realsim::rasterize_bwd);
+    m.def("sh_fwd", &realsim::sh_fwd, "spherical harmonics forward (see ops.h)");
+    m.def("sh_bwd", &realsim::sh_bwd, "spherical harmonics backward (see ops.h)");
     m.def("anchor_prefilter", &realsim::anchor_prefilter);
     m.def("max_tile_size", &realsim::max_tile_size,
           "largest tile size the rasterizer kernels can launch here for (float64?, channels); 0 if none");

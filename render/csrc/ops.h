@@ -93,7 +93,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> rasterize_bwd(
     const Tensor& isect_offsets, const Tensor& flatten_ids, const Tensor& render_alphas, const Tensor& last_ids,
     const Tensor& v_render_colors, const Tensor& v_render_alphas, bool absgrad);
 
-// Spherical harmonics (degrees 0-3, CPU extension only; CUDA callers use render/sh.py): colours [C,N,3] from
+// Spherical harmonics (degrees 0-3; cpu_sh.cpp and cuda_sh.cu, render/sh.py is the reference): colours [C,N,3] from
 //   coefficients coeffs [N,K,3] (K >= (degree+1)^2) toward dirs [C,N,3] (any norm, normalised inside as
 //   F.normalize does). No +0.5 offset (gsplat's convention).
 Tensor sh_fwd(int64_t degree, const Tensor& dirs, const Tensor& coeffs);

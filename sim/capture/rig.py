@@ -34,6 +34,7 @@ class CaptureConfig:
     seed: int = 0
     jpeg_quality: int = 95
     look_period_m: float | None = 12.0  # metres of walk per slow look left and right; None: swing every photo (old walk)
+    street_length_m: float | None = None  # a longer street (>= 54 m, props repeated every 48 m); None: the demo's 54 m
 
 
 def walk_cameras(cfg: CaptureConfig) -> list[np.ndarray]:
@@ -49,6 +50,8 @@ def walk_cameras(cfg: CaptureConfig) -> list[np.ndarray]:
     out = []
     n = cfg.n_images
     length = cfg.walk_length if cfg.walk_length is not None else min(24.0, 0.83 * (n - 1))
+    if cfg.walk_length is None and cfg.street_length_m is not None:  # a long street: walk all of it, 6 m short of the far wall
+        length = cfg.street_length_m - 12.0
     period = max(min(cfg.look_period_m or 1.0, length), 1e-3)  # a short walk still looks both ways once
     for i in range(n):
         t = i / max(1, n - 1)
@@ -64,6 +67,14 @@ def walk_cameras(cfg: CaptureConfig) -> list[np.ndarray]:
         eye = np.array([x, y, z])
         out.append(look_at(eye, eye + fwd))
     return out
+
+
+def _config_record(cfg: CaptureConfig) -> dict:
+    """The config as capture.json records it (the demo street's record has no street_length_m: it is unchanged)."""
+    d = asdict(cfg)
+    if d["street_length_m"] is None:
+        del d["street_length_m"]
+    return d
 
 
 def _exif_focal(exif, focal_px: float, pixel_pitch_mm: float = 0.01) -> None:
@@ -90,7 +101,7 @@ def make_capture(out_dir: str | os.PathLike, cfg: CaptureConfig | None = None, o
     cfg = cfg or CaptureConfig()
     if cfg.n_images < 3 or cfg.width < 32 or cfg.height < 32:
         raise RealsimError("synthetic capture needs at least 3 images of at least 32x32 pixels")
-    scene = build_street(cfg.seed)
+    scene = build_street(cfg.seed, cfg.street_length_m)
     K = np.array([[cfg.focal, 0, cfg.width / 2], [0, cfg.focal, cfg.height / 2], [0, 0, 1.0]])
     views = walk_cameras(cfg)
     out_dir = Path(out_dir)
@@ -112,7 +123,7 @@ def make_capture(out_dir: str | os.PathLike, cfg: CaptureConfig | None = None, o
             report(progress, "synthetic capture", i + 1, len(views))
         save_cameras(tmp / "cameras_gt.json", CameraSet(frames, "images"))
         meta = {"synthetic": True, "label": "SYNTHETIC procedural street rendered by realsim (not real photos)",
-                "generator": "realsim.sim.capture", "config": asdict(cfg), "camera_height": cfg.camera_height,
+                "generator": "realsim.sim.capture", "config": _config_record(cfg), "camera_height": cfg.camera_height,
                 "world": {"up": [0, 0, 1], "units": "metres", "ground_z": 0.0},
                 "obstacles": scene.obstacles, "walk_extent": list(scene.walk_extent)}
         (tmp / "capture.json").write_text(json.dumps(meta, indent=1))

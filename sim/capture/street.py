@@ -110,18 +110,28 @@ class _Builder:
                                np.concatenate(self.p), self.obstacles, extent)
 
 
-def build_street(seed: int = 0) -> ProceduralScene:
-    """A 12 m wide street between two rows of buildings, closed at both ends, with benches, trees, a kiosk, lamps and a car."""
+PROP_PERIOD_M = 48.0  # a long street repeats the props (kiosk, benches, trees, lamps, car) every this many metres
+
+
+def build_street(seed: int = 0, length_m: float | None = None) -> ProceduralScene:
+    """A 12 m wide street between two rows of buildings, closed at both ends, with benches, trees, a kiosk, lamps and a car.
+
+    length_m: wall to wall along +Y (None: the demo's 54 m, y -6..48); a longer street repeats the props every 48 m."""
     rng = np.random.default_rng(seed)
     b = _Builder()
     y0, y1, half = -6.0, 48.0, 6.0
+    if length_m is not None:
+        if not length_m >= 54.0:
+            raise ValueError(f"street length {length_m} m: at least the demo street's 54 m")
+        y1 = y0 + float(length_m)
+    nt = 27 if length_m is None else max(1, int(round((y1 - y0) / 2.0)))  # ground tiles along the street (2 m)
     # ground: street (cobbles) between kerbs, pavements (slabs); tiled so no triangle is huge
-    b.quad([-3.5, y0, 0], [7.0, 0, 0], [0, y1 - y0, 0], COBBLE, [0.52, 0.50, 0.47, 1], 4, 27)
+    b.quad([-3.5, y0, 0], [7.0, 0, 0], [0, y1 - y0, 0], COBBLE, [0.52, 0.50, 0.47, 1], 4, nt)
     for sgn in (-1, 1):
         xk = 3.5 if sgn > 0 else -3.7
-        b.quad([xk, y0, 0], [0.2, 0, 0], [0, y1 - y0, 0], KERB, [0.70, 0.69, 0.66, 2], 1, 27)
+        b.quad([xk, y0, 0], [0.2, 0, 0], [0, y1 - y0, 0], KERB, [0.70, 0.69, 0.66, 2], 1, nt)
         xp = 3.7 if sgn > 0 else -half
-        b.quad([xp, y0, 0], [half - 3.7, 0, 0], [0, y1 - y0, 0], SLAB, [0.62, 0.58, 0.54, 3], 2, 27)
+        b.quad([xp, y0, 0], [half - 3.7, 0, 0], [0, y1 - y0, 0], SLAB, [0.62, 0.58, 0.54, 3], 2, nt)
     # facades: buildings of varying width, height and material on both sides, plus the two end walls
     palette = [[0.72, 0.38, 0.28], [0.85, 0.78, 0.62], [0.62, 0.66, 0.72], [0.80, 0.60, 0.42], [0.55, 0.30, 0.25],
                [0.90, 0.86, 0.80], [0.70, 0.75, 0.60], [0.78, 0.50, 0.45]]
@@ -148,27 +158,35 @@ def build_street(seed: int = 0) -> ProceduralScene:
             b.quad([-half, yy, 0], [2 * half, 0, 0], [0, 0, 12.0], BRICK, col + [float(rng.integers(1, 10_000))], 4, 4)
         else:
             b.quad([half, yy, 0], [-2 * half, 0, 0], [0, 0, 12.0], PLASTER, col + [float(rng.integers(1, 10_000))], 4, 4)
-    # props (obstacles for the sim)
-    b.box([-1.2, 19.0, 1.3], [2.2, 2.2, 2.6], POSTER, [0.20, 0.35, 0.25, 77], top_mat=METAL, obstacle="kiosk")
-    b.box([-1.2, 19.0, 2.75], [2.8, 2.8, 0.3], METAL, [0.18, 0.25, 0.20, 78])
+    # props (obstacles for the sim), repeated along a long street
+    dy = 0.0
+    while dy == 0.0 or dy + PROP_PERIOD_M <= y1 + 6.0:  # a stretch ends 6 m before the far wall
+        _props(b, rng, dy)
+        dy += PROP_PERIOD_M
+    return b.build((-half, half, y0, y1))
+
+
+def _props(b: _Builder, rng: np.random.Generator, dy: float) -> None:
+    """The kiosk, benches, trees, lamps and parked car of one 48 m stretch, shifted dy metres along +Y."""
+    b.box([-1.2, dy + 19.0, 1.3], [2.2, 2.2, 2.6], POSTER, [0.20, 0.35, 0.25, 77], top_mat=METAL, obstacle="kiosk")
+    b.box([-1.2, dy + 19.0, 2.75], [2.8, 2.8, 0.3], METAL, [0.18, 0.25, 0.20, 78])
     for yb, sgn in ((7.0, 1), (15.0, -1), (27.0, 1), (35.0, -1)):
-        b.box([sgn * 4.9, yb, 0.45], [0.6, 2.0, 0.1], WOOD, [0.55, 0.36, 0.20, yb], obstacle="bench")
-        for dy in (-0.8, 0.8):
-            b.box([sgn * 4.9, yb + dy, 0.2], [0.5, 0.1, 0.4], METAL, [0.2, 0.2, 0.22, yb])
-        b.box([sgn * 5.2, yb, 0.75], [0.08, 2.0, 0.5], WOOD, [0.55, 0.36, 0.20, yb + 1])
+        b.box([sgn * 4.9, dy + yb, 0.45], [0.6, 2.0, 0.1], WOOD, [0.55, 0.36, 0.20, yb], obstacle="bench")
+        for dz in (-0.8, 0.8):
+            b.box([sgn * 4.9, dy + yb + dz, 0.2], [0.5, 0.1, 0.4], METAL, [0.2, 0.2, 0.22, yb])
+        b.box([sgn * 5.2, dy + yb, 0.75], [0.08, 2.0, 0.5], WOOD, [0.55, 0.36, 0.20, yb + 1])
     for yt, sgn in ((11.0, -1), (23.0, 1), (31.0, -1), (3.0, 1)):
         x = sgn * 4.6
-        b.box([x, yt, 0.3], [1.2, 1.2, 0.6], STONE, [0.60, 0.58, 0.55, yt], obstacle="planter")
-        b.box([x, yt, 1.5], [0.22, 0.22, 1.8], WOOD, [0.35, 0.25, 0.18, yt])
-        b.blob([x, yt, 3.1], 1.2, FOLIAGE, [0.25, 0.45, 0.20, yt], rng)
+        b.box([x, dy + yt, 0.3], [1.2, 1.2, 0.6], STONE, [0.60, 0.58, 0.55, yt], obstacle="planter")
+        b.box([x, dy + yt, 1.5], [0.22, 0.22, 1.8], WOOD, [0.35, 0.25, 0.18, yt])
+        b.blob([x, dy + yt, 3.1], 1.2, FOLIAGE, [0.25, 0.45, 0.20, yt], rng)
     for yl in (5.0, 17.0, 29.0, 41.0):
         for sgn in (-1, 1):
-            b.box([sgn * 3.95, yl + 2 * sgn, 2.0], [0.14, 0.14, 4.0], METAL, [0.15, 0.17, 0.18, yl], obstacle="lamp")
-            b.box([sgn * 3.7, yl + 2 * sgn, 4.0], [0.6, 0.2, 0.12], METAL, [0.15, 0.17, 0.18, yl])
+            b.box([sgn * 3.95, dy + yl + 2 * sgn, 2.0], [0.14, 0.14, 4.0], METAL, [0.15, 0.17, 0.18, yl], obstacle="lamp")
+            b.box([sgn * 3.7, dy + yl + 2 * sgn, 4.0], [0.6, 0.2, 0.12], METAL, [0.15, 0.17, 0.18, yl])
     # a parked car in the street
-    b.box([2.3, 33.0, 0.65], [1.8, 4.2, 0.9], CAR, [0.70, 0.12, 0.10, 5], obstacle="car")
-    b.box([2.3, 32.8, 1.4], [1.6, 2.2, 0.6], CAR, [0.15, 0.18, 0.22, 6])
-    return b.build((-half, half, y0, y1))
+    b.box([2.3, dy + 33.0, 0.65], [1.8, 4.2, 0.9], CAR, [0.70, 0.12, 0.10, 5], obstacle="car")
+    b.box([2.3, dy + 32.8, 1.4], [1.6, 2.2, 0.6], CAR, [0.15, 0.18, 0.22, 6])
 
 
 def sample_surface_points(scene: ProceduralScene, n: int, seed: int = 0, visible_from: list[np.ndarray] | None = None) -> np.ndarray:

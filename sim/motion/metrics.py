@@ -99,3 +99,23 @@ def skating(joints: np.ndarray, ground: np.ndarray | float, feet: list[int], fps
         return 0.0
     w = np.clip(2.0 - np.power(2.0, hh / h), 0.0, 1.0)
     return float((w * v)[contact].sum() / contact.sum() * 100.0)
+
+
+def along_track(root_xy: np.ndarray, path: np.ndarray, skip: int = 15) -> dict[str, float]:
+    """Along-track tracking of one body: its arc length along the commanded polyline (nearest point) vs the commanded
+    arc length at the same frame; root_xy [T,2] world, path [N,2] (frame t commands path[t+1]). Mean / max |diff| (cm)
+    after `skip` frames, and the end error (cm, straight-line distance to the last command)."""
+    T = len(root_xy)
+    poly = path[: T + 1]
+    cum = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(poly, axis=0), axis=1))])
+    s_body = np.zeros(T)
+    for t in range(T):  # nearest point among the segments within +-2 s of the command (closed loops stay unambiguous)
+        lo, hi = max(0, t + 1 - 60), min(len(poly) - 1, t + 1 + 60)
+        a, b = poly[lo:hi], poly[lo + 1:hi + 1]
+        ab = b - a
+        u = np.clip(((root_xy[t] - a) * ab).sum(-1) / np.maximum((ab ** 2).sum(-1), 1e-12), 0, 1)
+        k = int(np.argmin(np.linalg.norm(root_xy[t] - (a + u[:, None] * ab), axis=-1)))
+        s_body[t] = cum[lo + k] + u[k] * np.linalg.norm(ab[k])
+    err = np.abs(s_body - cum[1: T + 1])[skip:]
+    return {"along_mean_cm": float(err.mean() * 100), "along_max_cm": float(err.max() * 100),
+            "end_cm": float(np.linalg.norm(root_xy[-1] - path[T]) * 100)}

@@ -134,11 +134,16 @@ class MotionModel:
     @torch.no_grad()
     def sample(self, past: torch.Tensor, traj: torch.Tensor, dense: torch.Tensor, style: torch.Tensor,
                w_style: float = 0.0, w_past: float = 0.0, steps: int | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+               generator: torch.Generator | None = None, guide_steps: int | None = None,
+               guide_reuse: bool = False) -> torch.Tensor:
         """Generate future features [B,F,D] (raw units) from past [B,P,D] raw, traj [B,K,4], dense [B,F,4], style [B].
 
         Guidance: x0 = c + w_style (c - c_without_style) + w_past (c - c_without_past); a weight of 0 skips that pass.
         `steps` < T uses a strided DDIM-like subset of the T steps (deterministic between them).
+        `guide_steps` k: guidance only on the first k sampling steps (the noisiest, where the motion is decided), -k: only
+        on the last k; None: on all (each guided step costs one extra pass per guidance term). `guide_reuse`: steps without
+        their own guidance pass add the last computed guidance offset (w (c - c_without)) again, so one extra pass
+        (guide_steps=1) steers every step.
         """
         self.net.eval()
         B, F, D = past.shape[0], self.cfg.future, self.cfg.d_feat
@@ -148,12 +153,16 @@ class MotionModel:
         seq = list(range(T - 1, -1, -1)) if not steps or steps >= T else [int(round(v)) for v in np.linspace(T - 1, 0, steps)]
         null_style = torch.full_like(style, self.cfg.n_styles)
         no_drop = torch.zeros(B, dtype=torch.bool)
+        n_seq = len(seq)
+        offset = None  # the last guidance offset added to x0 (for guide_reuse)
         for i, t in enumerate(seq):
+            guide = guide_steps is None or (i < guide_steps if guide_steps >= 0 else i >= n_seq + guide_steps)
+            g_style, g_past = (w_style, w_past) if guide else (0.0, 0.0)
             tt = torch.full((B,), t, dtype=torch.long)
             xs, ps, ts, ds, ss, dp = [x], [pn], [traj], [dense], [style], [no_drop]
-            if w_style:
+            if g_style:
                 xs.append(x); ps.append(pn); ts.append(traj); ds.append(dense); ss.append(null_style); dp.append(no_drop)
-            if w_past:
+            if g_past:
                 xs.append(x); ps.append(pn); ts.append(traj); ds.append(dense); ss.append(style); dp.append(~no_drop)
             n = len(xs)
             out = self.net(torch.cat(xs), tt.repeat(n), torch.cat(ps), torch.cat(ts), torch.cat(ds), torch.cat(ss),
@@ -161,10 +170,14 @@ class MotionModel:
             chunks = out.split(B)
             x0 = chunks[0]
             k = 1
-            if w_style:
-                x0 = x0 + w_style * (chunks[0] - chunks[k]); k += 1
-            if w_past:
-                x0 = x0 + w_past * (chunks[0] - chunks[k])
+            if g_style or g_past:
+                offset = torch.zeros_like(x0)
+            if g_style:
+                offset = offset + g_style * (chunks[0] - chunks[k]); k += 1
+            if g_past:
+                offset = offset + g_past * (chunks[0] - chunks[k])
+            if g_style or g_past or (guide_reuse and offset is not None):
+                x0 = x0 + offset
             if i == len(seq) - 1:
                 x = x0
                 break

@@ -192,7 +192,7 @@ def _right(parents: np.ndarray) -> set[int]:
 
 def sample_to_files(path_kind: str, style: str, seconds: float, seed: int, out: str | os.PathLike,
                     weights: str | os.PathLike | None = None, speed: float = 1.2, radius: float = 2.0, video: bool = True,
-                    progress: ProgressFn | None = None, w_style: float = 1.0, threads: int | None = 1) -> dict[str, str]:
+                    progress: ProgressFn | None = None, w_style: float = 2.0, threads: int | None = 1) -> dict[str, str]:
     """Sample one agent along a path; writes OUT.bvh (+ OUT.mp4). Returns what was written and the tracking error.
     `threads`: torch threads while sampling (None: as set)."""
     from .metrics import path_metrics

@@ -15,6 +15,7 @@ from realsim.assets.progress import ProgressFn, report
 
 from .canon import D_FEAT, SKELETON, wrap_angle
 from .data import MotionDataset, build_dataset
+from .losses import geometric_losses
 from .model import MotionDenoiser, MotionModel, MotionModelConfig
 
 
@@ -34,12 +35,19 @@ class TrainConfig:
     minutes: float | None = None
     seed: int = 0
     threads: int = 1          # 1 thread: on a shared, oversubscribed CPU 2 OpenMP threads ran 10x slower
+    w_foot: float = 0.0       # foot velocity (m/s)^2 where the data's contact label is 1, on FK of the predicted rotations
+    w_fk: float = 0.0         # FK of the predicted rotations vs the data's joint positions (cm^2 / 100)
+    w_contact: float = 0.0    # extra weight on the contact channels (0/1 units): the run-time foot lock reads them
+    init: str | None = None   # fine-tune: start from these weights (their model config, normalisation and idle frame)
     model: MotionModelConfig = field(default_factory=MotionModelConfig)
 
 
 PRESETS: dict[str, TrainConfig] = {
     # the shipped weights: 4000 steps of batch 64 (d=128, 4 layers); about 40-60 min on 2 idle cores
     "default": TrainConfig(steps=4000, lr=5e-4, model=MotionModelConfig(d_model=128, n_layers=4, n_heads=4, d_ff=384)),
+    # fine-tuning the shipped weights with the foot terms (MDM / CAMDM-style): use with --init
+    "finetune": TrainConfig(steps=6000, lr=2e-4, warmup=100, w_foot=2.0, w_fk=1.0, w_contact=1.0,
+                            model=MotionModelConfig(d_model=128, n_layers=4, n_heads=4, d_ff=384)),
     # a quick look (about 5 minutes)
     "small": TrainConfig(steps=1000, model=MotionModelConfig(d_model=128, n_layers=3, d_ff=256)),
     # unit tests: overfits one clip in a few hundred steps
@@ -142,9 +150,13 @@ def train(data: str | os.PathLike | MotionDataset, out: str | os.PathLike, cfg: 
     cfg = cfg or TrainConfig()
     torch.set_num_threads(max(1, cfg.threads))
     ds = data if isinstance(data, MotionDataset) else build_dataset(data, progress=progress)
-    mcfg = replace(cfg.model, d_feat=D_FEAT, n_styles=len(ds.styles))
+    base = MotionModel.load(cfg.init) if cfg.init else None
+    mcfg = replace(base.cfg if base else cfg.model, d_feat=D_FEAT, n_styles=len(ds.styles))
+    if base and base.styles != list(ds.styles):
+        raise InputError(f"--init weights have styles {base.styles}, the data {list(ds.styles)}")
     win = make_windows(ds, mcfg)
-    mean, std = _stats(win.feat)
+    mean, std = (base.mean.numpy(), base.std.numpy()) if base else _stats(win.feat)
+    idle = base.idle.numpy() if base and base.idle is not None else idle_frame(win.feat)
     featn = torch.from_numpy((win.feat - mean) / std)
     traj_t, dense_t = torch.from_numpy(win.traj), torch.from_numpy(win.dense)
     style_t = torch.from_numpy(win.style).long()
@@ -152,6 +164,8 @@ def train(data: str | os.PathLike | MotionDataset, out: str | os.PathLike, cfg: 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     net = MotionDenoiser(mcfg)
+    if base:
+        net.load_state_dict(base.net.state_dict())
     ema = MotionDenoiser(mcfg)
     ema.load_state_dict(net.state_dict())
     ema.requires_grad_(False)
@@ -159,7 +173,9 @@ def train(data: str | os.PathLike | MotionDataset, out: str | os.PathLike, cfg: 
     names = {id(p): n for n, p in net.named_parameters()}
     model = MotionModel(mcfg, ema, torch.from_numpy(mean), torch.from_numpy(std), list(ds.styles), SKELETON,
                         {"train": {k: v for k, v in asdict(cfg).items() if k != "model"}, "clips": len(ds.clips),
-                         "frames": ds.n_frames, "windows": int(len(win.cur))}, torch.from_numpy(idle_frame(win.feat)))
+                         "frames": ds.n_frames, "windows": int(len(win.cur))}, torch.from_numpy(idle))
+    if base:
+        model.meta["init"] = {"file": Path(cfg.init).name, "steps": base.meta.get("steps")}
     diff = model.diffusion
     ckpt = Path(checkpoint) if checkpoint else Path(str(out) + ".ckpt.safetensors")
     step = 0
@@ -177,6 +193,7 @@ def train(data: str | os.PathLike | MotionDataset, out: str | os.PathLike, cfg: 
                 rng = np.random.default_rng(cfg.seed + step)
                 torch.manual_seed(cfg.seed + step)
     P, F = mcfg.past, mcfg.future
+    mean_t, std_t = torch.from_numpy(mean), torch.from_numpy(std)
     ar_p, ar_f = torch.arange(-P + 1, 1), torch.arange(1, F + 1)
     t0 = time.time()
     logf = open(log_path, "a") if log_path else None
@@ -210,6 +227,10 @@ def train(data: str | os.PathLike | MotionDataset, out: str | os.PathLike, cfg: 
             pred = net(diff.q_sample(x0, t, noise), t, past, traj, dense, style, drop_p)
             err = (pred - x0) ** 2
             loss = err.mean() + err[..., :4].mean()  # extra weight on the root channels (they drive the trajectory)
+            parts = {}
+            if cfg.w_foot or cfg.w_fk or cfg.w_contact:
+                parts = geometric_losses(pred * std_t + mean_t, x0 * std_t + mean_t, past[:, -1] * std_t + mean_t)
+                loss = loss + cfg.w_foot * parts["foot_vel"] + cfg.w_fk * parts["fk"] + cfg.w_contact * parts["contact"]
             lr = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1))
             for g in opt.param_groups:
                 g["lr"] = lr
@@ -224,7 +245,9 @@ def train(data: str | os.PathLike | MotionDataset, out: str | os.PathLike, cfg: 
             step += 1
             report(progress, "train", step, cfg.steps, loss=float(loss.detach()))
             if logf and (step % 25 == 0 or step == 1):
-                logf.write(json.dumps({"step": step, "loss": round(float(loss.detach()), 5), "s": round(time.time() - t0, 1)}) + "\n")
+                row = {"step": step, "loss": round(float(loss.detach()), 5), "s": round(time.time() - t0, 1)}
+                row.update({k: round(float(v.detach()), 5) for k, v in parts.items()})
+                logf.write(json.dumps(row) + "\n")
                 logf.flush()
             if step % cfg.ckpt_every == 0:
                 save_ckpt()
