@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cuda_emu_build import build_emu
 
 from realsim.assets.errors import RealsimError
 from realsim.render import _cuda
@@ -182,19 +183,7 @@ _SIGS = {
 @pytest.fixture(scope="module")
 def emu(tmp_path_factory):
     """The emulation driver built with g++ (C++20 for std::barrier) and loaded with ctypes."""
-    cxx = shutil.which(os.environ.get("CXX", "g++")) or shutil.which("g++")
-    nvcc = _cuda.find_nvcc()
-    if cxx is None or nvcc is None:
-        pytest.skip("g++ and the CUDA toolkit headers are needed for the host emulation of the CUDA kernels")
-    cuda_inc = Path(os.path.realpath(nvcc)).parent.parent / "include"
-    if not (cuda_inc / "cuda_runtime_api.h").is_file():
-        cuda_inc = Path("/usr/local/cuda/include")
-    so = tmp_path_factory.mktemp("cuda_emu") / "emu.so"
-    cmd = [cxx, "-std=c++20", "-O1", "-shared", "-fPIC", "-pthread", "-Wno-unknown-pragmas", "-Wno-attributes",
-           f"-I{_cuda.CSRC}", f"-I{TESTS}", f"-I{cuda_inc}", str(TESTS / "cuda_emu_driver.cpp"), "-o", str(so)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    lib = ctypes.CDLL(str(so))
+    lib = build_emu("cuda_emu_driver.cpp", tmp_path_factory.mktemp("cuda_emu"))
     for base, sig in _SIGS.items():
         for suf in ("f32", "f64"):
             fn = getattr(lib, f"{base}_{suf}")

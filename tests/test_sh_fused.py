@@ -4,14 +4,12 @@ for values and both gradients, on a GPU the compiled kernels (float64 gradcheck)
 from __future__ import annotations
 
 import ctypes
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from cuda_emu_build import build_emu
 
 from realsim.render import _cuda, _functions, rasterization, spherical_harmonics
 
@@ -46,21 +44,7 @@ def torch_reference(degree: int, dirs, coeffs, v):
 @pytest.fixture(scope="module")
 def emu(tmp_path_factory):
     """tests/cuda_emu_sh.cpp (cuda_sh.cu compiled as C++ with the emulated launch) built with g++, loaded with ctypes."""
-    cxx = shutil.which(os.environ.get("CXX", "g++")) or shutil.which("g++")
-    nvcc = _cuda.find_nvcc()
-    if cxx is None or nvcc is None:
-        pytest.skip("g++ and the CUDA toolkit headers are needed for the host emulation of the CUDA kernels")
-    cuda_inc = Path(os.path.realpath(nvcc)).parent.parent / "include"
-    if not (cuda_inc / "cuda_runtime_api.h").is_file():
-        cuda_inc = Path("/usr/local/cuda/include")
-    so = tmp_path_factory.mktemp("cuda_emu_sh") / "emu_sh.so"
-    cmd = [cxx, "-std=c++20", "-O1", "-shared", "-fPIC", "-pthread", "-Wall", "-Wno-unknown-pragmas",
-           "-Wno-attributes", f"-I{_cuda.CSRC}", f"-I{TESTS}", f"-I{cuda_inc}", str(TESTS / "cuda_emu_sh.cpp"), "-o",
-           str(so)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "warning" not in proc.stderr.lower(), proc.stderr[-4000:]
-    lib = ctypes.CDLL(str(so))
+    lib = build_emu("cuda_emu_sh.cpp", tmp_path_factory.mktemp("cuda_emu_sh"), warnings_are_errors=True)
     for suf in ("f32", "f64"):
         getattr(lib, f"emu_sh_fwd_{suf}").argtypes = [I32, P, P, I32, I32, I32, P]
         getattr(lib, f"emu_sh_bwd_{suf}").argtypes = [I32, P, P, P, I32, I32, I32, P, P]

@@ -7,6 +7,8 @@ import numpy as np
 
 from realsim.assets.skeleton import Skeleton
 
+from ..skin import swing
+
 FPS = 30.0
 _CANON = [  # (name, parent, rest offset in metres): the Bandai-Namco skeleton without its constant joint_Root
     ("Hips", -1, (0.0, 0.0, 0.0)),
@@ -98,12 +100,4 @@ def _kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.swapaxes(Vt, -1, -2) @ S @ np.swapaxes(U, -1, -2)
 
 
-def _swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Smallest rotations [T,3,3] taking unit vectors a [T,3] onto b [T,3]."""
-    v = np.cross(a, b)
-    c = (a * b).sum(-1)
-    K = np.zeros(a.shape[:-1] + (3, 3))
-    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -v[..., 2], v[..., 1], -v[..., 0]
-    K[..., 1, 0], K[..., 2, 0], K[..., 2, 1] = v[..., 2], -v[..., 1], v[..., 0]
-    f = 1.0 / np.maximum(1.0 + c, 1e-6)
-    return np.eye(3) + K + (K @ K) * f[..., None, None]
+_swing = swing  # smallest rotation between directions, shared with the skinned bodies (sim/skin.py)
