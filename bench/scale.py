@@ -4,6 +4,7 @@ to a cluster of N machines from those measurements.
 
     python bench/scale.py [--quick] [--blocks 1,2,4] [--iterations 400] [--workers 2]
     python bench/scale.py --lengths 50,100,200 --width 64   # per-block cost vs scene length -> scale_length.json
+    python bench/scale.py --lengths 400 --width 64 --no-one-block --append   # one more length, the others kept
 
 One block is the reference: the same trainer on the whole scene (all cameras, no crop). Each block count trains with
 the same total iterations, shared in proportion to the blocks' training photos. Results: bench/results/scale.json.
@@ -116,7 +117,14 @@ def length_sweep(a: argparse.Namespace) -> int:
     length / block_m blocks, and as one block, on the SYNTHETIC long street; writes bench/results/scale_length.json."""
     lengths = [float(x) for x in a.lengths.split(",")]
     out = a.out if a.out != RESULTS / "scale.json" else RESULTS / "scale_length.json"
-    rows = []
+    rows, earlier = [], []
+    if a.append and out.is_file():  # a sweep run in parts: keep OUT's rows of the other lengths and its runs' stamps
+        import json
+
+        old = json.loads(out.read_text())
+        rows = [r for r in old["rows"] if r["walk_m"] not in lengths]
+        earlier = old.get("earlier_runs", []) + [{k: old[k] for k in ("command", "date", "machine", "note") if k in old}
+                                                 | {"lengths": sorted({r["walk_m"] for r in rows})}]
     for L in lengths:
         n_img = max(8, int(round(L * a.photos_per_m)))
         iters = int(round(n_img * a.iters_per_photo))
@@ -138,7 +146,7 @@ def length_sweep(a: argparse.Namespace) -> int:
                       f"{r['block_s_mean']:.0f} / max {r['block_seconds_max']:.0f}, s/it {r['s_per_iteration']:.3f}, "
                       f"block CPU s {r['block_cpu_s_mean']:.0f} ({r['cpu_s_per_iteration']:.3f}/it), "
                       f"anchors/block {r['anchors_per_block']}, PSNR {r['psnr']:.2f}, load {r['load_avg_after']}", flush=True)
-                write_result(out, {"partial": True, "rows": rows})  # a long sweep keeps what it has measured
+                write_result(out, {"partial": True, "rows": rows, "earlier_runs": earlier})  # a long sweep keeps its rows
     print("\n| walk m | photos | iterations | blocks | wall s | block s mean | block s max | block CPU s | CPU s/it | "
           "anchors/block | worker MiB | PSNR dB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -154,7 +162,7 @@ def length_sweep(a: argparse.Namespace) -> int:
     write_result(out, {"scene": {"synthetic": True, "label": "SYNTHETIC long procedural street (sim.capture, street_length_m)",
                             "width": a.width, "photos_per_m": a.photos_per_m, "iterations_per_photo": a.iters_per_photo,
                             "points_per_m": a.points_per_m, "block_m": a.block_m},
-                  "workers": a.workers, "rows": rows, "projection": proj})
+                  "workers": a.workers, "rows": rows, "projection": proj, "earlier_runs": earlier})
     return 0
 
 
@@ -206,6 +214,7 @@ def main() -> int:
     ap.add_argument("--photos-per-m", type=float, default=0.5)
     ap.add_argument("--iters-per-photo", type=float, default=4.0)
     ap.add_argument("--points-per-m", type=float, default=200.0)
+    ap.add_argument("--append", action="store_true", help="--lengths: keep OUT's rows of other lengths (a sweep in parts)")
     ap.add_argument("--no-one-block", dest="one_block", action="store_false", help="--lengths: skip the one-block rows")
     ap.add_argument("--one-block-max-m", type=float, default=math.inf, help="--lengths: one-block rows up to this length")
     a = ap.parse_args()

@@ -32,6 +32,9 @@ def add_parser(sub) -> None:
     p.add_argument("--motion-weights", type=Path, metavar="FILE", help="motion model weights instead of the shipped default")
     add_backend_option(p, "Gaussian rasteriser backend")
     p.add_argument("--ssaa", type=int, default=2, help="agent anti-aliasing samples per axis (1-4, default 2)")
+    p.add_argument("--lod", type=_pos_float, metavar="PX",
+                   help="level of detail of the scene render (as `render --lod`): distant content from coarser anchors "
+                        "whose voxel is at most PX pixels on screen (e.g. 2); default off (exact)")
     p.add_argument("--usdz", type=Path, metavar="FILE",
                    help="also write an AR-ready USDZ (AR Quick Look / Vision Pro): the scene's textured mesh, the agents "
                         "as UsdSkel, the props and the camera, animated at the sim's fps (as `realsim export SCENE "
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
                            seed=args.seed, scale=args.scale, camera=args.camera, width=args.width, height=args.height,
                            fps=args.fps, motion=args.motion,
                            motion_weights=str(args.motion_weights) if args.motion_weights else None, backend=args.backend,
-                           ssaa=args.ssaa, overwrite=args.overwrite, max_pixels=args.max_pixels)
+                           ssaa=args.ssaa, overwrite=args.overwrite, max_pixels=args.max_pixels, lod=args.lod)
     usd = None
     with RichProgress(not args.quiet) as prog:
         s = simulate_scene(args.scene, args.output, opts, progress=prog)

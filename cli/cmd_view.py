@@ -26,6 +26,9 @@ def add_parser(sub) -> None:
     p.add_argument("--no-world", action="store_true", help="skip the ground / walkable / obstacle map")
     p.add_argument("--backend", choices=["auto", "torch", "cpu", "cuda", "gsplat"], default="auto",
                    help="rasterizer backend of the exact mode")
+    p.add_argument("--lod", type=float, metavar="PX",
+                   help="level of detail of the exact mode (as `render --lod`; e.g. a merged --blocks street): "
+                        "distant content from coarser anchors at most PX pixels on screen; default off")
     add_threads_option(p)
     p.set_defaults(func=run)
 
@@ -46,6 +49,10 @@ def run(args: argparse.Namespace) -> int:
                          backend=args.backend, world=not args.no_world)
     with RichProgress(not args.quiet) as prog:
         app = ViewerApp(opts, progress=prog)
+    if args.lod is not None:
+        from realsim.recon.lod import LODConfig, with_lod
+
+        app.scene.model = with_lod(app.scene.model, LODConfig(pixel_error=args.lod))
     app.start()
     note = f" ({app.world_note})" if app.world_note else ""
     print(f"realsim view: serving {args.scene} ({app.scene.kind}, {len(app.splats)} Gaussians"

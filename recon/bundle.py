@@ -19,6 +19,7 @@ from realsim.assets.cameras import CameraSet, load_cameras, save_cameras
 from realsim.assets.errors import InputError
 from realsim.assets.scene import SceneInfo, load_scene_info, load_tensors, save_scene_info, save_tensors
 
+from .antialias import raster_settings, training_focal
 from .gs3d import GS3DConfig, GS3DModel
 from .scaffold import ScaffoldConfig, ScaffoldModel
 from .splats import Splats, rasterize_splats
@@ -86,10 +87,17 @@ class Scene:
         with torch.no_grad():
             return self.model.splats(_t(viewmat), _t(K), int(width), int(height))
 
+    def train_focal(self) -> float | None:
+        """The focal length (px) the model was trained at (recon/antialias.py), None if the bundle does not say."""
+        return training_focal(self.info.metadata, [float(f.K[0, 0]) for f in self.cameras.frames])
+
     def render(self, viewmat: Any, K: Any, width: int, height: int, backend: str = "auto",
                background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> dict[str, torch.Tensor]:
-        """{"rgb": [H,W,3], "depth": [H,W,1] expected z (0 where alpha ~ 0), "alpha": [H,W,1]} for an OpenCV camera."""
-        return render_model(self.model, _t(viewmat), _t(K), int(width), int(height), backend, background)
+        """{"rgb": [H,W,3], "depth": [H,W,1] expected z (0 where alpha ~ 0), "alpha": [H,W,1]} for an OpenCV camera;
+        anti-aliased when its focal differs from the trained one (recon/antialias.py)."""
+        Kt = _t(K)
+        kw = raster_settings(self.train_focal(), float(Kt[0, 0]))
+        return render_model(self.model, _t(viewmat), Kt, int(width), int(height), backend, background, **kw)
 
 
 def _t(x: Any) -> torch.Tensor:
@@ -97,30 +105,32 @@ def _t(x: Any) -> torch.Tensor:
 
 
 def render_model(model: nn.Module, viewmat: torch.Tensor, K: torch.Tensor, width: int, height: int, backend: str = "auto",
-                 background: tuple[float, float, float] = (0.0, 0.0, 0.0), cam_index: int | None = None) -> dict[str, torch.Tensor]:
-    """Render RGB, expected depth and alpha of a model for one camera (no gradients)."""
+                 background: tuple[float, float, float] = (0.0, 0.0, 0.0), cam_index: int | None = None,
+                 **raster: Any) -> dict[str, torch.Tensor]:
+    """Render RGB, expected depth and alpha of a model for one camera (no gradients); `raster`: rasterizer keywords."""
     with torch.no_grad():
         splats, _ = model.decode(viewmat, K, width, height, cam_index=cam_index, backend=backend)
-        return render_splats(splats, viewmat, K, width, height, backend, background)
+        return render_splats(splats, viewmat, K, width, height, backend, background, **raster)
 
 
 def render_splats(splats: Splats, viewmat: torch.Tensor, K: torch.Tensor, width: int, height: int, backend: str = "auto",
-                  background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> dict[str, torch.Tensor]:
-    """RGB, expected depth (0 where alpha ~ 0) and alpha of explicit splats (no gradients)."""
+                  background: tuple[float, float, float] = (0.0, 0.0, 0.0), **raster: Any) -> dict[str, torch.Tensor]:
+    """RGB, expected depth (0 where alpha ~ 0) and alpha of explicit splats (no gradients); `raster`: e.g. rasterize_mode."""
     with torch.no_grad():
         if len(splats) == 0:
             bg = torch.as_tensor(background, dtype=torch.float32)
             return {"rgb": bg.expand(height, width, 3).clone(), "depth": torch.zeros(height, width, 1),
                     "alpha": torch.zeros(height, width, 1)}
         out, alpha, _ = rasterize_splats(splats, viewmat, K, width, height, backend=backend, background=background,
-                                         render_mode="RGB+ED")
+                                         render_mode="RGB+ED", **raster)
         rgb = out[..., :3].clamp(0, 1)
         depth = torch.where(alpha > 1e-4, out[..., 3:4], torch.zeros_like(alpha))
         return {"rgb": rgb.contiguous(), "depth": depth.contiguous(), "alpha": alpha.contiguous()}
 
 
 def load_scene(path: str | os.PathLike) -> Scene:
-    """Read a scene bundle; InputError for a missing, corrupt or foreign bundle or one without a trained model."""
+    """Read a scene bundle; InputError for a missing, corrupt or foreign bundle or one without a trained model. A merged
+    `--blocks` scene's stacked decoders are evaluated per block (merge.compact_decoders; same tensors, same maths)."""
     root = Path(path)
     if not root.exists():
         raise InputError(f"scene {root} not found")
@@ -133,7 +143,9 @@ def load_scene(path: str | os.PathLike) -> Scene:
         raise InputError(f"{root}: unknown model kind {info.model_kind!r} in scene.json (this realsim knows {sorted(MODEL_KINDS)})")
     cams = load_cameras(root / "cameras.json")
     model = load_model(root / "model.safetensors", info.model_kind, info.model_config)
-    return Scene(info, cams, root, model)
+    from .merge import compact_decoders  # here, not at the top: merge imports this module
+
+    return Scene(info, cams, root, compact_decoders(model))  # a merged --blocks scene: each block's own decoder
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

@@ -125,36 +125,47 @@ def _stack_mlp(name: str, blocks: list[tuple[torch.Tensor, ...]], feat: torch.Te
     return {f"{name}.0.weight": W1m, f"{name}.0.bias": b1m, f"{name}.2.weight": W2m, f"{name}.2.bias": torch.zeros(o)}
 
 
-class BlockMLP(nn.Module):
-    """A stacked decoder evaluated per block: each anchor runs only its own block's Linear -> ReLU -> Linear (what the
-    gate leaves active), so the cost per anchor no longer grows with the number of blocks. Same maths, float-rounding
-    differences only. Input x [m, F+B+r] (feature, block code, view direction)."""
+class BlockMLP(nn.Sequential):
+    """A stacked decoder (Linear -> ReLU -> Linear -> act, the same parameters and state_dict, so saving, baking and
+    LOD read it unchanged) that, for rendering, runs each anchor through only its own block's units (what the gate
+    leaves active): the cost per anchor no longer grows with the number of blocks. Same maths, float rounding only.
+    In training mode it runs the stacked layers as they are. Input x [m, F+B+r] (feature, block code, direction)."""
 
-    def __init__(self, W1: torch.Tensor, b1: torch.Tensor, W2: torch.Tensor, b2: torch.Tensor, F: int, act: nn.Module):
-        super().__init__()
-        self.F, self.B = F, W1.shape[0]
-        self.register_buffer("W1", W1)  # [B,h,F+r]
-        self.register_buffer("b1", b1)  # [B,h]
-        self.register_buffer("W2", W2)  # [B,o,h]
-        self.register_buffer("b2", b2)  # [B,o]
-        self.act = act
+    def __init__(self, seq: nn.Sequential, n_blocks: int, feat_dim: int):
+        super().__init__(*seq)
+        self.n_blocks, self.feat_dim = int(n_blocks), int(feat_dim)
+        self.train(seq.training)  # a loaded (eval) model stays in eval: the per-block path
+
+    def per_block(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Block b's own layers from the stacked ones: W1 [B,h,F+r], b1 [B,h], W2 [B,o,h], b2 [B,o]."""
+        B, F = self.n_blocks, self.feat_dim
+        W1, b1, W2, b2 = self[0].weight, self[0].bias, self[2].weight, self[2].bias
+        h = W1.shape[0] // B - 1
+        W1b = torch.stack([torch.cat([W1[b * h:(b + 1) * h, :F], W1[b * h:(b + 1) * h, F + B:]], 1) for b in range(B)])
+        b1b = torch.stack([b1[b * h:(b + 1) * h] for b in range(B)])
+        W2b = torch.stack([W2[:, b * h:(b + 1) * h] for b in range(B)])
+        b2b = torch.stack([W2[:, B * h + b] + b2 for b in range(B)])  # the code-copy unit carries the block's bias
+        return W1b, b1b, W2b, b2b
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        F, B = self.F, self.B
+        if self.training:
+            return super().forward(x)  # training (fine-tuning a merged scene): the bundle's own stacked layers
+        F, B = self.feat_dim, self.n_blocks
+        W1, b1, W2, b2 = self.per_block()
         code = x[:, F:F + B].argmax(1)  # [m]
         xin = torch.cat([x[:, :F], x[:, F + B:]], 1)  # [m, F+r]
         order = torch.argsort(code, stable=True)
         counts = torch.bincount(code, minlength=B).tolist()
-        out = x.new_empty(x.shape[0], self.W2.shape[1])
+        out = x.new_empty(x.shape[0], W2.shape[1])
         parts, start = [], 0
         for b, n in enumerate(counts):
             if n:
                 rows = xin[order[start:start + n]]
-                parts.append(torch.relu(rows @ self.W1[b].T + self.b1[b]) @ self.W2[b].T + self.b2[b])
+                parts.append(torch.relu(rows @ W1[b].T + b1[b]) @ W2[b].T + b2[b])
             start += n
         if parts:
             out[order] = torch.cat(parts)
-        return self.act(out)
+        return self[3](out)
 
 
 def stacked_blocks(model: nn.Module) -> int:
@@ -180,21 +191,16 @@ def stacked_blocks(model: nn.Module) -> int:
 
 
 def compact_decoders(model: nn.Module) -> nn.Module:
-    """The model (changed in place) with its stacked decoders replaced by per-block ones (BlockMLP); other models as
-    they are. Render-time only: the bundle keeps the standard shape."""
+    """The model (changed in place) with its stacked decoders evaluated per block (BlockMLP: same parameters and
+    state_dict, so the bundle keeps the standard shape); other models as they are. load_scene applies it."""
     B = stacked_blocks(model)
     if B < 2:  # one block's stacked decoder is one unit wider than the original: nothing to gain
         return model
-    Fp, Hp = int(model.config.feat_dim), int(model.config.hidden_dim)
-    h, F = Hp // B - 1, Fp - B
+    F = int(model.config.feat_dim) - B
     for name in MERGE_MLPS:
         seq = getattr(model, name)
-        W1, b1, W2, b2 = (t.detach() for t in (seq[0].weight, seq[0].bias, seq[2].weight, seq[2].bias))
-        W1b = torch.stack([torch.cat([W1[b * h:(b + 1) * h, :F], W1[b * h:(b + 1) * h, F + B:]], 1) for b in range(B)])
-        b1b = torch.stack([b1[b * h:(b + 1) * h] for b in range(B)])
-        W2b = torch.stack([W2[:, b * h:(b + 1) * h] for b in range(B)])
-        b2b = torch.stack([W2[:, B * h + b] + b2 for b in range(B)])  # the code-copy unit carries the block's bias
-        setattr(model, name, BlockMLP(W1b, b1b, W2b, b2b, F, seq[3]))
+        if not isinstance(seq, BlockMLP):
+            setattr(model, name, BlockMLP(seq, B, F))
     log.info("decoders of %d stacked blocks evaluated per block", B)
     return model
 
@@ -265,7 +271,7 @@ def write_merged(workdir: str | Path, out: Path, cfg: Any, part: Partition, bloc
     views = held_out_views(workdir, cfg)
     n = len(views)
     report(progress, "evaluate", 0, n)
-    fast = compact_decoders(merge_models(kind or "scaffold", configs, parts)) if kind == "scaffold" else model
+    fast = compact_decoders(model)  # the same tensors (saved below in the standard shape), each block's own decoder
     metrics: dict[str, Any] = dict(evaluate_views(fast, views, cfg.backend, cfg.background,
                                                   progress=lambda i: report(progress, "evaluate", i, n)))
     straddle = [v for v in views if v.name in set(part.straddling)]

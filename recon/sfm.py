@@ -45,6 +45,8 @@ class SfmOptions:
     min_registered: int = 3
     relaxed_init: str = "auto"  # auto (retry if not all registered) | always | never
     mapper: str = "incremental"  # incremental | global (GLOMAP: rotation averaging + global positioning, one BA)
+    loop_check: bool = True  # sequential: drop aliased loop pairs (recon.loops: general geometry + neighbours agree)
+    loop_min_inliers: int = 30  # sequential: inliers a loop pair (and its confirming neighbour) needs
 
 
 @dataclass
@@ -57,6 +59,7 @@ class SfmResult:
     attempts: list[dict] = field(default_factory=list)
     gps_enu: dict[str, np.ndarray] = field(default_factory=dict)  # image name -> [3] east/north/up metres (origin: first fix)
     gps_origin: tuple[float, float, float] | None = None
+    loops: dict = field(default_factory=dict)  # recon.loops.LoopCheck.to_dict() of a sequential run
 
 
 def quiet_colmap() -> None:
@@ -211,10 +214,16 @@ def make_pairs(names: list[str], matcher: str, opts: SfmOptions, db: Path, gps: 
                 id_of = {im.name: im.image_id for im in d.read_all_images()}
             v = _bow_vectors(db, [id_of[x] for x in names], opts.seed)
             sim = v @ v.T
+            cand: set[tuple[int, int]] = set()
             for i in range(n):
                 far = [j for j in np.argsort(-sim[i]) if abs(j - i) > opts.overlap]
                 for j in far[: opts.loop_neighbors]:
-                    pairs.add((min(i, int(j)), max(i, int(j))))
+                    cand.add((min(i, int(j)), max(i, int(j))))
+            pairs |= cand
+            if opts.loop_check:  # the candidates' sequential neighbours, which confirm a loop (recon.loops)
+                from .loops import loop_neighbour_pairs
+
+                pairs |= loop_neighbour_pairs(cand, n, opts.overlap)
     if matcher == "spatial" or (gps and matcher == "sequential"):
         have = [i for i, x in enumerate(names) if x in gps]
         if len(have) >= 2:
@@ -353,6 +362,11 @@ def run_sfm(staged: StagedImages, work: Path, opts: SfmOptions, progress: Progre
     matcher = choose_matcher(names, opts, staged.from_video, len(gps) >= 0.5 * len(names))
     pairs = make_pairs(names, matcher, opts, db, gps)
     match(db, pairs, work, opts, progress)
+    loops = {}
+    if matcher == "sequential" and opts.loop_check:
+        from .loops import check_loops
+
+        loops = check_loops(db, names, pairs, opts.overlap, opts.loop_min_inliers).to_dict()
     mapper = map_global if opts.mapper == "global" else map_incremental
     rec, attempts = mapper(db, staged.folder, work, opts, len(names), progress)
     n_reg = rec.num_reg_images() if rec is not None else 0
@@ -360,5 +374,5 @@ def run_sfm(staged: StagedImages, work: Path, opts: SfmOptions, progress: Progre
     if n_reg < need:
         raise InputError(f"reconstruction registered only {n_reg} of {len(names)} images (need {need}); try more overlap "
                          f"between photos, a larger --max-image-size, or --matcher exhaustive")
-    return SfmResult(rec, db, matcher, len(names), len(pairs), attempts, gps, origin)
+    return SfmResult(rec, db, matcher, len(names), len(pairs), attempts, gps, origin, loops)
 

@@ -22,6 +22,9 @@ __all__ = ["SimulateOptions", "simulate_scene", "DemoOptions", "run_demo", "demo
 
 log = logging.getLogger("realsim.sim.pipeline")
 
+# the demo's Scaffold-GS run length in epochs of the training photos: 50 (1300 iterations for the synthetic street's 26)
+# fits the CPU the one-file kernel build and separable SSIM saved (issue 12); 30 left the street at 24.2 dB interpolated
+DEMO_EPOCHS = 50
 HAND_HELD_CAMERA_HEIGHT_M = 1.6  # `demo --images` without GPS or a scale: metres from this camera height above the ground
 
 
@@ -43,6 +46,7 @@ class SimulateOptions:
     overwrite: bool = False
     preview_every: int = 0
     max_pixels: int | None = None  # frame-size guard (None: $REALSIM_MAX_PIXELS, else 4096x4096; see render.limits)
+    lod: float | None = None  # level of detail of the Gaussian render (pixels; recon.lod), None: exact
     demo_props: bool = False  # add the demo's props: a ball kicked across the view, boxes in agents' way (_demo_props)
 
 
@@ -125,7 +129,7 @@ def _scenario(opts: SimulateOptions) -> Scenario:
 def simulate_scene(scene_path: str | os.PathLike, out_dir: str | os.PathLike, opts: SimulateOptions | None = None,
                    progress: ProgressFn | None = None, provenance: dict | None = None) -> dict[str, Any]:
     """Load a scene bundle, build its World, simulate the scenario and write the video + streams. Returns sim.json's dict."""
-    from realsim.recon import load_scene
+    from realsim.recon import LODConfig, load_scene, with_lod
 
     from .loop import run_sim
     from .camera import make_camera_path, metric_frames, output_intrinsics, spawn_region
@@ -187,6 +191,8 @@ def simulate_scene(scene_path: str | os.PathLike, out_dir: str | os.PathLike, op
 
         props = simulate_props(world, prop_specs, sim.n_frames, sc.fps, sim=sim, spawn_mask=spawn, seed=sc.seed, boxes=boxes,
                                collider_info=collider_info)
+    if opts.lod:  # the render only: the world and colliders above came from the trained anchors
+        scene.model = with_lod(scene.model, LODConfig(pixel_error=opts.lod))
     layer = gaussian_layer(scene, world.scale, backend=opts.backend)
     prov = dict(provenance or {})
     prov.setdefault("scene", str(Path(scene_path).resolve()))
@@ -207,7 +213,7 @@ class DemoOptions:
     agents: int = 6
     seconds: float = 6.0
     seed: int = 0
-    iterations: int | None = None  # Scaffold-GS iterations (None: 30 epochs of the training photos, 600..3000)
+    iterations: int | None = None  # Scaffold-GS iterations (None: DEMO_EPOCHS epochs of the training photos, 600..3000)
     train_minutes: float | None = 10.0  # wall-time cap on training (None: the preset's iterations, however long)
     preset: str = "cpu-fast"
     max_width: int | None = None  # training = video width (None: the synthetic capture's, real photos' up to 640)
@@ -243,13 +249,13 @@ def demo_video_size(opts: DemoOptions, poses_dir: str | os.PathLike, max_width: 
 
 
 def demo_train_config(opts: DemoOptions, width: int, n_images: int):
-    """Scaffold-GS for the demo: the preset, trained at the video's width, coarse-to-fine, about 30 epochs of the photos.
+    """Scaffold-GS for the demo: the preset, trained at the video's width, coarse-to-fine, about DEMO_EPOCHS epochs of the photos.
 
     Real photos (--images) with the default preset get the `real` preset (its iterations follow the photo count)."""
     from realsim.recon import preset_config
 
     preset = "real" if opts.images is not None and opts.preset == "cpu-fast" else opts.preset
-    iters = opts.iterations or (None if preset == "real" else int(min(3000, max(600, 30 * n_images))))
+    iters = opts.iterations or (None if preset == "real" else int(min(3000, max(600, DEMO_EPOCHS * n_images))))
     cfg = preset_config(preset, "scaffold", iters, n_images=n_images)
     if preset in ("cpu-fast", "real"):  # train where the video is rendered; 1/4 then 1/2 resolution early on (cheap iterations)
         cfg.max_width = width
@@ -366,6 +372,11 @@ def _run_stages(out: Path, opts: DemoOptions, progress: ProgressFn | None, build
         # a re-run with other options continues the checkpoint with them (one warning line says which)
         tres = train(poses_dir, scene_dir, cfg, progress=progress, overwrite=True, resume=resume, override_config=True)
         train_info = {"iterations": tres.iterations, **{k: v for k, v in (tres.metrics or {}).items() if isinstance(v, (int, float, str))}}
+        if "per_view_psnr" in (tres.metrics or {}):  # interpolated vs extrapolated held-out views (issues 12, 13)
+            from realsim.recon.metrics import heldout_split
+
+            train_info.update(heldout_split({k: tres.metrics["per_view_" + k] for k in ("psnr", "ssim")},
+                                            [f.name for f in cams.frames if f.split == "test"], [f.name for f in cams.frames]))
     else:
         train_info = {"reused": True}
     timings["train_s"] = round(time.time() - t, 2)

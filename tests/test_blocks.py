@@ -141,7 +141,8 @@ def test_merge_is_exact_and_keeps_each_anchor_once():
 
     assert stacked_blocks(merged) == 3 and all(stacked_blocks(m) == 0 for m in models)
     compact = compact_decoders(merge_models("scaffold", [m.config.to_dict() for m in models], parts))
-    assert compact.mlp_cov.W1.shape == (3, 32, 35)  # per block: hidden 32, input feature 32 + direction 3
+    assert compact.mlp_cov.per_block()[0].shape == (3, 32, 35)  # per block: hidden 32, input feature 32 + direction 3
+    assert {k: v.shape for k, v in compact.state_dict().items()} == {k: v.shape for k, v in merged.state_dict().items()}
     for y in (2.0, 15.0):
         V = torch.tensor(_look_y(0.0, y), dtype=torch.float32)
         got, ref = compact.splats(V, K, W, H), merged.splats(V, K, W, H)
