@@ -121,6 +121,11 @@ class _Client:
     def set_background_image(self, img, format="jpeg"):
         self.backgrounds.append(None if img is None else np.array(img))
 
+    def atomic(self):
+        import contextlib
+
+        return contextlib.nullcontext()
+
 
 @pytest.fixture
 def app_of(tmp_path):
@@ -166,6 +171,16 @@ def test_exact_mode_is_realsims_render_of_the_view(scene_sim, app_of):
     assert ref.std() > 20, "bad setup: the training camera sees nothing"
     diff = np.abs(full.astype(int) - ref.astype(int))
     assert diff.max() <= 1, f"exact frame differs from realsim's render by up to {diff.max()}"
+    g = sorted(app.scene.cameras.frames, key=lambda f: f.name)[5]  # a view the server sets (go to keyframe, preview)
+    n = len(client.backgrounds)
+    app.set_client_view(client, g.viewmat, client.camera.fov)  # this browser never reports its view back
+    t0 = time.monotonic()
+    while len(client.backgrounds) < n + 2:
+        assert time.monotonic() - t0 < 30, "exact mode did not render a view the server set"
+        time.sleep(0.05)
+    ref = load_scene(scene_sim[0]).render(g.viewmat, f.K, f.width, f.height, background=(1.0, 1.0, 1.0))["rgb"]
+    diff = np.abs(client.backgrounds[n + 1].astype(int) - (ref.numpy() * 255 + 0.5).clip(0, 255).astype(int))
+    assert diff.max() <= 1, f"exact frame of a view the server set differs from realsim's render by up to {diff.max()}"
     app.h["exact"].value = False
     assert app.h["splats"].visible is True
 
@@ -268,3 +283,36 @@ def test_camera_path_edit_save_and_render(scene_sim, app_of, tmp_path):
     assert err < 6, f"the rendered video's first frame differs from keyframe 0's view by {err:.1f} / 255"
     with pytest.raises(Exception, match="not an empty folder"):
         app.start_render(path_file, out)  # never over an existing render
+
+
+def test_timeline_play_pause_speed_and_frustums(scene_sim, app_of):
+    """Play advances the frame at the sim's fps times the speed (10 fps at speed 2: 20 frames/s), pause holds it; each
+    training camera is a frustum at its pose with its photo, orange for the test split, hidden by its toggle."""
+    import time
+
+    from PIL import Image
+
+    scene, sim, _ = scene_sim
+    app = app_of(scene, sim, world=False)
+    frames = sorted(app.scene.cameras.frames, key=lambda f: f.name)
+    for i, f in enumerate(frames):
+        fr = app.h[f"cam{i}"]
+        assert np.allclose(fr.position, -f.viewmat[:3, :3].T @ f.viewmat[:3, 3], atol=1e-5)
+        thumb = np.asarray(fr.image, np.float32)
+        photo = Image.open(scene / "images" / f.name).convert("RGB").resize(thumb.shape[1::-1], Image.BILINEAR)
+        assert np.corrcoef(thumb.ravel(), np.asarray(photo, np.float32).ravel())[0, 1] > 0.95, f"frustum {i}'s photo"
+        assert tuple(fr.color) == ((230, 120, 20) if f.split == "test" else (30, 90, 220))
+    app.h["cameras_toggle"].value = False
+    assert not any(app.h[f"cam{i}"].visible for i in range(len(frames)))
+    app.set_frame(0)
+    app.h["speed_slider"].value = 2.0  # the slider's callback sets the speed
+    t0 = time.monotonic()
+    app.playing = True  # what the Play / pause button toggles
+    time.sleep(0.8)
+    app.playing = False
+    dt = time.monotonic() - t0
+    f1 = app.frame
+    lag = (20 * dt - f1 + 15) % 30 - 15  # frames behind 20 frames/s (the 30-frame timeline loops); speed 1 lags 8
+    assert -1 <= lag <= 4, f"played to frame {f1} in {dt:.2f} s at speed 2 (20 frames/s)"
+    time.sleep(0.4)
+    assert app.frame == f1 and app.h["frame_slider"].value == f1  # paused

@@ -149,6 +149,17 @@ def open_browser(url: str, user_dir: Path, width: int = 800, height: int = 600):
     return d
 
 
+def canvas_rect(driver) -> tuple[int, int, int, int]:
+    """(left, top, width, height) of the page's 3D view (its largest canvas) in screenshot pixels: its CSS box. Not the
+    size the browser reports to the server (camera.image_width/height): that is the drawing buffer, which viser's
+    adaptive DPR shrinks when software WebGL draws slowly (a loaded machine)."""
+    r = driver.execute_script(
+        "const c = [...document.querySelectorAll('canvas')].sort((a, b) => b.clientWidth * b.clientHeight - "
+        "a.clientWidth * a.clientHeight)[0]; const r = c.getBoundingClientRect(); return [r.left, r.top, r.width, r.height];")
+    x, y, w, h = (int(round(v)) for v in r)
+    return x, y, w, h
+
+
 def screenshot(driver) -> np.ndarray:
     """The page as uint8 [H,W,3]."""
     import io

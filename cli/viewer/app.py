@@ -264,3 +264,5 @@ class ViewerApp(SimPanelMixin, ExactMixin, PathEditorMixin):
             client.camera.look_at = pos + R[:, 2] * max(0.5 * self.extent, 1e-2)
             client.camera.wxyz = wxyz  # exact orientation last (look_at and up alone leave the roll to viser)
             client.camera.position = pos
+        if self.h.get("exact") is not None and self.h["exact"].value:
+            self._request_exact(client)  # the browser may not report a view it was sent: render it now
