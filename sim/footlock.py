@@ -4,7 +4,8 @@ Per agent and foot: when the ankle is within `contact_h` of its planted height (
 contact flag is on), the ankle's ground position is locked; while locked the ankle is held there at the terrain height (+ its planted height) and
 two-bone IK (hip fixed, knee bending in the pose's own leg plane) bends the leg to reach it; the toe moves with the ankle.
 The lock is released when contact ends or the animated ankle has moved `release_m` away, and the foot then blends back
-onto the animation over `blend_frames`. `root_pull` lets a held foot carry the body (the sim moves the root towards it,
+onto the animation over `blend_frames`: horizontally only (its height follows the animation at once), so the catch-up
+happens as the foot lifts instead of dragging it along the floor. `root_pull` lets a held foot carry the body (the sim moves the root towards it,
 a little each frame, and the controller keeps that). Learned skeletons only: the procedural walker plants its feet itself.
 """
 from __future__ import annotations
@@ -25,6 +26,9 @@ class FootLockConfig:
     height_only: bool = False  # lock only where the model predicts contact (and the ankle is low): 10-agent crossing
     # (bench/motion_human.py) with the controller's defaults, rendered skating 44.7 cm/s with the flags vs 57.0 on height
     # alone (26.3 vs 49.0 with the foot-term fine-tune); with the old controller defaults the flags lost (59.7 vs 51.4)
+    blend_height: bool = False  # also blend a released foot's height back (it stays on the floor while it slides home):
+    # most rendered skating was that slide (10-agent crossing: 29.1 -> 25.7 cm/s with height off, run-3 weights of the
+    # model card; 44.7 -> 40.6 with run 1; the largest frame-to-frame ankle/toe height step is unchanged, 5.8 cm)
 
 
 def two_bone_ik(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -89,6 +93,8 @@ class FootLock:
             # released feet blend from where they were held back onto the animation
             held = np.concatenate([self.lock_xy[:, f], (self.ground(self.lock_xy[:, f]) + self.planted_h[f])[:, None]], 1)
             self.offset[release, f] = held[release] - a0[release]
+            if not cfg.blend_height:
+                self.offset[release, f, 2] = 0.0
             self.locked[release, f] = False
             self.cool[release, f] = cfg.blend_frames
             self.cool[:, f] -= 1

@@ -158,3 +158,66 @@ def test_foot_lock_follows_predicted_contacts():
         ank.append(lock.apply(J, np.array([[t >= 3]]))[0, 2, 0])
     np.testing.assert_allclose(ank[:3], [0.0, 0.02, 0.04], atol=1e-9)   # no flag: the animation's ankle
     np.testing.assert_allclose(ank[3:], 0.06, atol=1e-9)                 # flagged: held where it was at frame 3
+
+
+def test_root_track_integrates_a_turn_and_track_loss_sees_a_slow_walk():
+    """1.2 m/s with 0.5 rad/s of turn integrates onto the circle of radius 2.4 m (chord law, the controller's update order);
+    the track term is 0 on the data itself and grows as the square of the distance lost by walking 10 % slower."""
+    from realsim.sim.motion.losses import geometric_losses, root_track
+
+    F = 20
+    feat = np.zeros((1, F, md.D_FEAT))
+    feat[0, :, SL_VEL] = [0.0, 1.2]
+    feat[0, :, SL_YAW] = 0.5
+    tr = root_track(torch.from_numpy(feat))[0].numpy()                           # [F,2] (x, z)
+    xz, _ = md.integrate_root(feat[0], np.zeros(2), np.zeros(()))
+    np.testing.assert_allclose(tr[:-1], xz[1:] - xz[0], atol=1e-12)               # the data's own root integration
+    d, th = 1.2 / FPS, 0.5 / FPS                                                  # step length and turn per frame
+    k = np.arange(F)
+    heading = th * k                                                              # step k uses the heading before its turn
+    ref = np.stack([np.cumsum(d * np.sin(heading)), np.cumsum(d * np.cos(heading))], -1)
+    np.testing.assert_allclose(tr, ref, atol=1e-12)
+    x0 = torch.from_numpy(feat).float()
+    same = geometric_losses(x0, x0, x0[:, 0])["track"]
+    slow = x0.clone()
+    slow[..., SL_VEL] *= 0.9
+    lost = geometric_losses(slow, x0, x0[:, 0])["track"]
+    expect = float(np.mean((0.1 * np.linalg.norm(ref, axis=-1)) ** 2))            # the slow track is 0.9x the true one
+    assert float(same) == 0.0
+    assert float(lost) == pytest.approx(expect * 100.0, rel=1e-4)                 # cm^2 / 100
+
+
+def test_released_foot_height_follows_the_animation_while_it_blends_back_horizontally():
+    """After the contact flag ends the foot lifts with the animation at once; only the horizontal hold blends away (by
+    1/blend_frames of what is left per frame), so the catch-up happens in the air rather than along the floor."""
+    from realsim.sim.footlock import FootLock, FootLockConfig
+
+    lock = FootLock(1, [(0, 1, 2, 3)], np.array([0.1]), lambda xy: np.zeros(xy.shape[:-1]), FootLockConfig(blend_frames=4))
+    out = []
+    for t in range(6):  # slides 2 cm a frame; flagged at frames 0-2, then lifts 4 cm a frame
+        z = 0.1 + 0.04 * max(0, t - 2)
+        J = np.array([[[0.0, 0, 0.85], [0.15, 0, 0.5], [0.02 * t, 0, z], [0.02 * t + 0.15, 0, z - 0.07]]])  # legs in reach
+        out.append(lock.apply(J, np.array([[t <= 2]]))[0, 2])
+    out = np.array(out)
+    np.testing.assert_allclose(out[:3, 0], 0.0, atol=1e-9)                       # held at the touch-down point
+    np.testing.assert_allclose(out[3:, 2], [0.14, 0.18, 0.22], atol=1e-6)         # height: the animation's, at once
+    lag = 0.02 * np.arange(3, 6) - out[3:, 0]                                     # horizontal hold left: 6 cm, then 3/4 per frame
+    np.testing.assert_allclose(lag, 0.06 * 0.75 ** np.arange(3), atol=1e-6)
+    old = FootLock(1, [(0, 1, 2, 3)], np.array([0.1]), lambda xy: np.zeros(xy.shape[:-1]),
+                   FootLockConfig(blend_frames=4, blend_height=True))
+    for t in range(4):
+        z = 0.1 + 0.04 * max(0, t - 2)
+        J = np.array([[[0.0, 0, 0.85], [0.15, 0, 0.5], [0.02 * t, 0, z], [0.02 * t + 0.15, 0, z - 0.07]]])  # legs in reach
+        a = old.apply(J, np.array([[t <= 2]]))[0, 2]
+    assert a[2] == pytest.approx(0.10, abs=1e-6)                                  # blend_height: still on the floor
+
+
+def test_style_balanced_window_sampling():
+    """finetune_style draws windows so that each style present has the same total probability, uniform within a style."""
+    from realsim.sim.motion.train import PRESETS, style_balanced_p
+
+    style = np.array([0] * 90 + [2] * 9 + [5])
+    p = style_balanced_p(style)
+    np.testing.assert_allclose([p[style == s].sum() for s in (0, 2, 5)], 1 / 3, rtol=1e-12)
+    np.testing.assert_allclose(p[:90], 1 / 270, rtol=1e-12)
+    assert PRESETS["finetune_style"].balance_styles and not PRESETS["finetune_speed"].balance_styles

@@ -3,6 +3,7 @@
 Public API:
     MotionController, AgentPose         -- batched 30 Hz agents: from_default(n, styles, ground_height),
                                            reset(xy, heading), step(future_xy) -> AgentPose (world +Z up, metres)
+    PlaybackConfig                      -- how plans are played (cross-fade, floor clamp, per-agent start variation)
     MotionMatchingController            -- nearest-neighbour motion-matching baseline with the same API
     MotionModel, MotionModelConfig      -- the diffusion model (load/save .safetensors, sample)
     default_weights_path                -- shipped weights (assets/weights/motion_default.safetensors)
@@ -13,7 +14,7 @@ Public API:
     path_metrics, foot_metrics          -- tracking / skating / penetration metrics
 """
 from .baseline import MotionMatchingController
-from .controller import AgentPose, MotionController
+from .controller import AgentPose, MotionController, PlaybackConfig
 from .data import build_dataset, canonical_skeleton, clip_features, clip_from_bvh, features_to_poses
 from .metrics import foot_metrics, path_metrics
 from .model import MotionModel, MotionModelConfig, default_weights_path
@@ -21,7 +22,7 @@ from .sample import make_path, rollout, sample_to_files
 from .train import PRESETS, TrainConfig, train
 
 __all__ = [
-    "MotionController", "AgentPose", "MotionMatchingController", "MotionModel", "MotionModelConfig",
+    "MotionController", "AgentPose", "PlaybackConfig", "MotionMatchingController", "MotionModel", "MotionModelConfig",
     "default_weights_path", "TrainConfig", "PRESETS", "train", "build_dataset", "canonical_skeleton", "clip_features",
     "clip_from_bvh", "features_to_poses", "make_path", "rollout", "sample_to_files", "path_metrics", "foot_metrics",
 ]

@@ -6,7 +6,7 @@ from scipy.spatial import cKDTree
 
 from realsim.assets.errors import InputError
 
-from .controller import BaseController, GroundFn
+from .controller import BaseController, GroundFn, PlaybackConfig
 from .canon import SKELETON, SL_POS, SL_VEL
 from .data import MotionDataset, style_index
 from .train import relative_track
@@ -34,7 +34,6 @@ class MotionMatchingController(BaseController):
                  correction: float = 0.1, past: int = 10):
         self.skeleton = SKELETON
         self.P, self.F, self.K, self.stride = past, future, 9, 5
-        self.blend = blend
         feats, keys, sty, cur = [], [], [], []
         base = 0
         for c in ds.clips:
@@ -63,7 +62,8 @@ class MotionMatchingController(BaseController):
         self.styles = list(ds.styles)
         idle = self.db[np.argmin(np.linalg.norm(self.db[:, :2], axis=1) + 10 * (self.db[:, -2:] < 0.5).any(1))].copy()
         idle[:3] = 0
-        super().__init__(n_agents, list(styles or ["neutral"]), ground_height, replan, correction, idle)
+        super().__init__(n_agents, list(styles or ["neutral"]), ground_height, replan, correction, idle,
+                         PlaybackConfig(blend=blend, floor_clamp=True))
         self.style_ids = [style_index(self.styles, s) for s in self.style_names]
 
     def _plan(self, past: np.ndarray, traj: np.ndarray, dense: np.ndarray) -> np.ndarray:

@@ -65,6 +65,15 @@ def facing_along(xz: np.ndarray, yaw0: np.ndarray, min_step: float = 0.01) -> np
     return yaw
 
 
+@dataclass
+class PlaybackConfig:
+    """How the base controller plays plans: cross-fade into each new plan, floor clamp, per-agent start variation."""
+
+    blend: int = 5              # frames cross-faded from what the old plan would have played into the new one
+    floor_clamp: bool = True    # lift the body so no ankle/toe joint sinks below its standing height
+    past_noise: float = 0.0     # per-agent start variation, in feature standard deviations (see reset; needs feat_std)
+
+
 class BaseController:
     """Root integration, planning cadence and pose output shared by the diffusion controller and the baseline."""
 
@@ -74,8 +83,11 @@ class BaseController:
     K: int
     stride: int
 
+    rng: np.random.Generator   # only read when play.past_noise > 0 (the diffusion controller sets both)
+    feat_std: np.ndarray       # [D]
+
     def __init__(self, n_agents: int, styles: list[str], ground_height: GroundFn | None, replan: int, correction: float,
-                 idle: np.ndarray):
+                 idle: np.ndarray, play: PlaybackConfig | None = None):
         if n_agents < 1:
             raise InputError("need at least one agent")
         if len(styles) == 1:
@@ -88,8 +100,10 @@ class BaseController:
         self.replan = replan
         self.correction = correction
         self.idle = idle.astype(np.float64)
-        self.blend = getattr(self, "blend", 5)
-        self.floor_clamp = getattr(self, "floor_clamp", True)
+        self.play = play or PlaybackConfig()
+        self.blend = self.play.blend
+        self.floor_clamp = self.play.floor_clamp
+        self.past_noise = self.play.past_noise
         self.reset(np.zeros((n_agents, 2)), np.zeros(n_agents))
 
     # ----------------------------------------------------------------------------------------------- subclasses
@@ -104,7 +118,7 @@ class BaseController:
         self.xz = world_xy_to_model(xy)
         self.yaw = np.asarray(heading, dtype=np.float64).reshape(self.A).copy()
         self.past = np.broadcast_to(self.idle, (self.A, self.P, self.idle.shape[0])).copy()
-        if getattr(self, "past_noise", 0.0) > 0:  # each agent starts from its own slightly different stance, so first steps
+        if self.past_noise > 0:  # each agent starts from its own slightly different stance, so first steps
             eps = self.rng.standard_normal((self.A, 1, self.idle.shape[0]))  # (and the gait phase after) differ
             self.past += self.past_noise * eps * self.feat_std[None, None]
         self.plan: np.ndarray | None = None
@@ -251,7 +265,6 @@ class MotionController(BaseController):
         # weights at 8 steps, 38 with all these defaults); standalone samples can sink a foot joint ~1.5 cm (the sim
         # puts the feet on the terrain itself)
         self.model = model
-        self.past_noise = past_noise  # per-agent start variation, in feature standard deviations (see reset)
         self.rng = np.random.default_rng(seed)
         self.feat_std = model.std.numpy().astype(np.float64)
         self.skeleton = model.skeleton
@@ -262,11 +275,11 @@ class MotionController(BaseController):
         self.steps, self.w_style, self.w_past = steps, w_style, w_past
         self.guide_steps, self.guide_reuse = guide_steps, guide_reuse
         self.gen = torch.Generator().manual_seed(seed)
-        self.floor_clamp = floor_clamp
         self.smooth = smooth    # Gaussian sigma (frames) over past+plan: damps the sampler's frame-to-frame jitter
         self.threads = threads  # torch threads while sampling (1: a busy shared CPU runs 2 OpenMP threads far slower)
         idle = (model.idle if model.idle is not None else model.mean).numpy()
-        super().__init__(n_agents, list(styles or ["neutral"]), ground_height, replan, correction, idle)
+        super().__init__(n_agents, list(styles or ["neutral"]), ground_height, replan, correction, idle,
+                         PlaybackConfig(blend=5, floor_clamp=floor_clamp, past_noise=past_noise))
         self.style_ids = torch.tensor([style_index(model.styles, s) for s in self.style_names], dtype=torch.long)
 
     @classmethod

@@ -38,6 +38,9 @@ class TrainConfig:
     w_foot: float = 0.0       # foot velocity (m/s)^2 where the data's contact label is 1, on FK of the predicted rotations
     w_fk: float = 0.0         # FK of the predicted rotations vs the data's joint positions (cm^2 / 100)
     w_contact: float = 0.0    # extra weight on the contact channels (0/1 units): the run-time foot lock reads them
+    w_root: float = 1.0       # extra weight on the normalised root channels (velocity, yaw rate, height) in the x0 MSE
+    w_track: float = 0.0      # root track integrated from the predicted velocity vs the data's (cm^2 / 100): holds speed
+    balance_styles: bool = False  # draw windows with equal total weight per style (the normal style is ~half the data)
     init: str | None = None   # fine-tune: start from these weights (their model config, normalisation and idle frame)
     model: MotionModelConfig = field(default_factory=MotionModelConfig)
 
@@ -48,6 +51,13 @@ PRESETS: dict[str, TrainConfig] = {
     # fine-tuning the shipped weights with the foot terms (MDM / CAMDM-style): use with --init
     "finetune": TrainConfig(steps=6000, lr=2e-4, warmup=100, w_foot=2.0, w_fk=1.0, w_contact=1.0,
                             model=MotionModelConfig(d_model=128, n_layers=4, n_heads=4, d_ff=384)),
+    # fine-tuning further with the root velocity held (issue 16): the foot term alone let the walk slow down ~10 %
+    "finetune_speed": TrainConfig(steps=6000, lr=2e-4, warmup=50, w_foot=2.0, w_fk=1.0, w_contact=1.0, w_root=3.0,
+                                  w_track=1.0, model=MotionModelConfig(d_model=128, n_layers=4, n_heads=4, d_ff=384)),
+    # the same with windows drawn evenly over the styles (experiment: does the style show more?)
+    "finetune_style": TrainConfig(steps=6000, lr=2e-4, warmup=50, w_foot=2.0, w_fk=1.0, w_contact=1.0, w_root=3.0,
+                                  w_track=1.0, balance_styles=True,
+                                  model=MotionModelConfig(d_model=128, n_layers=4, n_heads=4, d_ff=384)),
     # a quick look (about 5 minutes)
     "small": TrainConfig(steps=1000, model=MotionModelConfig(d_model=128, n_layers=3, d_ff=256)),
     # unit tests: overfits one clip in a few hundred steps
@@ -117,6 +127,13 @@ def idle_frame(feat: np.ndarray) -> np.ndarray:
     f = cand[np.argmin(((cand - m) ** 2).sum(1))].copy()
     f[:3] = 0.0
     return f
+
+
+def style_balanced_p(style: np.ndarray) -> np.ndarray:
+    """Sampling probabilities [M] for windows with style labels [M]: every style present gets the same total weight."""
+    cnt = np.bincount(style).astype(np.float64)
+    p = 1.0 / cnt[style]
+    return p / p.sum()
 
 
 def _opt_tensors(opt: torch.optim.Optimizer, names: dict[int, str]) -> dict[str, torch.Tensor]:
@@ -197,6 +214,7 @@ def train(data: str | os.PathLike | MotionDataset, out: str | os.PathLike, cfg: 
     ar_p, ar_f = torch.arange(-P + 1, 1), torch.arange(1, F + 1)
     t0 = time.time()
     logf = open(log_path, "a") if log_path else None
+    pick = style_balanced_p(win.style) if cfg.balance_styles else None  # window sampling probabilities (None: uniform)
 
     def save_ckpt() -> None:
         from safetensors.torch import save_file
@@ -214,7 +232,8 @@ def train(data: str | os.PathLike | MotionDataset, out: str | os.PathLike, cfg: 
         while step < cfg.steps:
             if cfg.minutes is not None and time.time() - t0 > cfg.minutes * 60:
                 break
-            idx = torch.from_numpy(rng.integers(0, len(cur_t), cfg.batch))
+            idx = torch.from_numpy(rng.integers(0, len(cur_t), cfg.batch) if pick is None else
+                                   rng.choice(len(cur_t), cfg.batch, p=pick))
             c = cur_t[idx]
             past = featn[c[:, None] + ar_p]
             x0 = featn[c[:, None] + ar_f]
@@ -226,11 +245,12 @@ def train(data: str | os.PathLike | MotionDataset, out: str | os.PathLike, cfg: 
             noise = torch.randn_like(x0)
             pred = net(diff.q_sample(x0, t, noise), t, past, traj, dense, style, drop_p)
             err = (pred - x0) ** 2
-            loss = err.mean() + err[..., :4].mean()  # extra weight on the root channels (they drive the trajectory)
+            loss = err.mean() + cfg.w_root * err[..., :4].mean()  # extra weight on the root channels (they drive the track)
             parts = {}
-            if cfg.w_foot or cfg.w_fk or cfg.w_contact:
+            if cfg.w_foot or cfg.w_fk or cfg.w_contact or cfg.w_track:
                 parts = geometric_losses(pred * std_t + mean_t, x0 * std_t + mean_t, past[:, -1] * std_t + mean_t)
-                loss = loss + cfg.w_foot * parts["foot_vel"] + cfg.w_fk * parts["fk"] + cfg.w_contact * parts["contact"]
+                loss = (loss + cfg.w_foot * parts["foot_vel"] + cfg.w_fk * parts["fk"] + cfg.w_contact * parts["contact"]
+                        + cfg.w_track * parts["track"])
             lr = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1))
             for g in opt.param_groups:
                 g["lr"] = lr
