@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
     p.add_argument("--images", type=Path, metavar="DIR", help="real photos instead of the synthetic capture (e.g. lund_street/images)")
     p.add_argument("--agents", type=_pos_int, default=6)
     p.add_argument("--seconds", type=_pos_float, default=6.0, help="simulated seconds (default 6)")
-    p.add_argument("--iterations", type=_pos_int, help="Scaffold-GS iterations (default: 30 epochs of the training photos, 600..3000)")
+    p.add_argument("--iterations", type=_pos_int, help="Scaffold-GS iterations (default: 60 epochs of the training photos, 600..3000)")
     p.add_argument("--train-minutes", type=_pos_float, default=10.0,
                    help="stop Scaffold-GS training after this many minutes if its iterations are not done (default 10)")
     add_preset_option(p, "cpu-fast")
@@ -66,6 +66,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"  CPU seconds: {t['total_cpu_s']:.0f} (capture {t['capture_cpu_s']:.0f}, poses {t['poses_cpu_s']:.0f}, "
               f"train {t['train_cpu_s']:.0f}, simulate+render {t['simulate_cpu_s']:.0f}, kernel build "
               f"{t['kernel_build_cpu_s']:.0f})")
+    tr = r.get("train", {})
+    if tr.get("psnr_interp") is not None or tr.get("psnr_extrap") is not None:
+        def _fmt(k: str) -> str:
+            return "-" if tr.get(f"psnr_{k}") is None else f"{tr[f'psnr_{k}']:.2f} dB / SSIM {tr[f'ssim_{k}']:.3f}"
+        print(f"  held-out PSNR: interpolated {_fmt('interp')} ({len(tr['views_interp'])} views), extrapolated "
+              f"{_fmt('extrap')} ({', '.join(tr['views_extrap']) or 'none'}), all views {_fmt('all_views')}")
     print(f"  video: {r['video']} ({r['sim']['width']}x{r['sim']['height']} @ {opts.fps:g} fps)")
     print(f"  streams: {Path(r['video']).parent}/ (depth/, masks/, keypoints.json, cameras.json, trajectories.json)")
     m = r["sim"]["metrics"]

@@ -20,12 +20,18 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
     return float("inf") if mse <= 0 else -10.0 * math.log10(mse)
 
 
-@functools.lru_cache(maxsize=4)
-def _window(size: int, sigma: float, channels: int, dtype: torch.dtype) -> torch.Tensor:
+@functools.lru_cache(maxsize=8)
+def _window_1d(size: int, sigma: float, channels: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The normalised 1-D Gaussian as depthwise conv weights along H ([C,1,size,1]) and along W ([C,1,1,size])."""
     g = torch.exp(-((torch.arange(size, dtype=torch.float64) - size // 2) ** 2) / (2 * sigma**2))
-    g = g / g.sum()
-    w = (g[:, None] @ g[None, :]).to(dtype)
-    return w.expand(channels, 1, size, size).contiguous()
+    g = (g / g.sum()).to(dtype)
+    return g.view(1, 1, size, 1).expand(channels, 1, size, 1).contiguous(), g.view(1, 1, 1, size).expand(channels, 1, 1, size).contiguous()
+
+
+def _blur(x: torch.Tensor, wh: torch.Tensor, ww: torch.Tensor) -> torch.Tensor:
+    """Gaussian blur of [B,C,H,W] with zero 'same' padding: the separable form of the 2-D window (2*size taps, not size^2)."""
+    pad = wh.shape[2] // 2
+    return F.conv2d(F.conv2d(x, wh, padding=(pad, 0), groups=x.shape[1]), ww, padding=(0, pad), groups=x.shape[1])
 
 
 def ssim_map(pred: torch.Tensor, target: torch.Tensor, size: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -34,14 +40,12 @@ def ssim_map(pred: torch.Tensor, target: torch.Tensor, size: int = 11, sigma: fl
     y = target if target.dim() == 4 else target[None]
     x, y = x.permute(0, 3, 1, 2), y.permute(0, 3, 1, 2)
     C = x.shape[1]
-    w = _window(size, sigma, C, x.dtype).to(x.device)
-    pad = size // 2
-    mu_x = F.conv2d(x, w, padding=pad, groups=C)
-    mu_y = F.conv2d(y, w, padding=pad, groups=C)
-    # one conv for the three second moments
-    sxx = F.conv2d(x * x, w, padding=pad, groups=C) - mu_x**2
-    syy = F.conv2d(y * y, w, padding=pad, groups=C) - mu_y**2
-    sxy = F.conv2d(x * y, w, padding=pad, groups=C) - mu_x * mu_y
+    wh, ww = (w.to(x.device) for w in _window_1d(size, sigma, C, x.dtype))
+    # five separate blurs: stacking them into one [B,5C,H,W] conv measured slower (the cat and split copies)
+    mu_x, mu_y, exx, eyy, exy = (_blur(z, wh, ww) for z in (x, y, x * x, y * y, x * y))
+    sxx = exx - mu_x**2
+    syy = eyy - mu_y**2
+    sxy = exy - mu_x * mu_y
     c1, c2 = 0.01**2, 0.03**2
     return ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
 
@@ -88,6 +92,23 @@ def lpips_fn():
         log.warning("LPIPS unavailable: %s", e)
         _LPIPS = False
     return _LPIPS or None
+
+
+def heldout_split(per_view: dict[str, list[float]], test_names: list[str], all_names: list[str]) -> dict[str, object]:
+    """Held-out means split into interpolated views and extrapolated ones (the first / last photo by name: outside the
+    walk, as bench/train.py splits them), plus the all-views mean named as such. per_view: {"psnr": [...], ...} in test order."""
+    order = sorted(all_names)
+    ends = {order[0], order[-1]} if order else set()
+    extra = [i for i, n in enumerate(test_names) if n in ends]
+    interp = [i for i in range(len(test_names)) if i not in extra]
+    out: dict[str, object] = {"views_interp": [test_names[i] for i in interp], "views_extrap": [test_names[i] for i in extra]}
+    for key, vals in per_view.items():
+        if len(vals) != len(test_names):
+            raise ValueError(f"per-view {key} has {len(vals)} values for {len(test_names)} held-out views")
+        out[f"{key}_all_views"] = float(sum(vals) / len(vals)) if vals else None
+        out[f"{key}_interp"] = float(sum(vals[i] for i in interp) / len(interp)) if interp else None
+        out[f"{key}_extrap"] = float(sum(vals[i] for i in extra) / len(extra)) if extra else None
+    return out
 
 
 def laplacian_variance(img: torch.Tensor) -> float:

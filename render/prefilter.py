@@ -3,7 +3,7 @@
 The frustum is {z >= near_plane, u in [-pad, width+pad], v in [-pad, height+pad]} of an OpenCV pinhole camera (no far
 plane). The test is exact (Euclidean distance from the sphere centre to the frustum <= radius, through its faces, edges and
 corners), not the usual conservative plane test. Backends: "torch" (the readable reference below), "cpu" (C++/OpenMP,
-render/csrc/prefilter_cpu.cpp), "cuda" (render/csrc/prefilter_cuda.cu); all share the geometry of
+render/csrc/prefilter_cpu.cpp, in the CPU kernel module), "cuda" (render/csrc/prefilter_cuda.cu); all share the geometry of
 render/csrc/prefilter_common.h.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 
 from realsim.assets.errors import InputError, RealsimError
 
-from . import _jit
+from . import _cpu
 
 _LOG = logging.getLogger("realsim.render.prefilter")
 BACKENDS = ("auto", "torch", "cpu", "cuda", "gsplat")
@@ -93,8 +93,7 @@ def anchor_prefilter_torch(anchors: torch.Tensor, radii: torch.Tensor, viewmat: 
     return finite & (inside | (d2 <= radii * radii))
 
 
-_cpu_ext = _jit.CachedModule(lambda: _jit.build_cpu("realsim_prefilter_cpu", ["prefilter_cpu.cpp"],
-                                                     "C++ anchor prefilter"))
+_cpu_ext = _cpu.load  # the C++ CPU kernel module carries the prefilter (one extension: one cold build)
 
 
 def _check(anchors: torch.Tensor, radii, viewmat: torch.Tensor, K: torch.Tensor, width: int, height: int,

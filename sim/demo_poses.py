@@ -72,8 +72,8 @@ def proc_cpu() -> float:
 def prebuild_kernels() -> threading.Thread:
     """Build (or load) the C++ CPU kernels and the anchor prefilter in a background thread while capture and poses run.
 
-    A cold build is ~140 CPU s of mostly serial compiler work (one pybind translation unit alone takes a third of it):
-    overlapped with the capture it fills the other core instead of stalling training. A failure is remembered by the
+    A cold build is ~30 CPU s of serial compiler work (one translation unit, render/csrc/cpu_kernels.cpp): overlapped
+    with the capture it fills the other core instead of stalling training. A failure is remembered by the
     kernels' loader and reported where training uses them, as without the prebuild."""
     import torch  # imported here, in the calling thread: two threads importing one package at once can see it half-made
     import torch.utils.cpp_extension  # noqa: F401 - the builder's own import, done here for the same reason

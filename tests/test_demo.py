@@ -63,6 +63,11 @@ def test_demo_outputs(demo_dir):
     # trained where it is rendered: the video's width, coarse to fine (no upsampled blur)
     tcfg = json.loads((demo_dir / "scene" / "scene.json").read_text())["metadata"]["train"]["config"]
     assert tcfg["max_width"] == 320 and tcfg["res_schedule"] == [[0.3, 4], [0.6, 2]] and tcfg["iterations"] == 30
+    # held-out views 0 and 8 of 14: the walk's first photo is extrapolated, view 8 interpolated; the all-views mean kept
+    tr = summary["train"]
+    assert tr["views_extrap"] == ["SYNTHETIC_street_0000.jpg"] and tr["views_interp"] == ["SYNTHETIC_street_0008.jpg"]
+    assert tr["psnr_all_views"] == pytest.approx((tr["psnr_interp"] + tr["psnr_extrap"]) / 2, abs=1e-3)
+    assert tr["psnr_all_views"] == pytest.approx(tr["psnr"], abs=1e-3) and 0 < tr["ssim_interp"] <= 1  # per-view: 3 decimals
     m = sim["metrics"]
     assert m["frames_with_agent_fraction"] == pytest.approx(frac) and m["visible_agents_mean"] == pytest.approx(mean)
     assert summary["sim"]["metrics"]["frames_with_agent_fraction"] == pytest.approx(frac)
@@ -186,11 +191,11 @@ def test_demo_depth_order_against_the_scene(demo_dir):
 
 
 def test_demo_training_recipe_follows_the_photos():
-    """30 epochs of the training photos (600..3000 iterations) at the video's width; explicit options win."""
+    """60 epochs of the training photos (600..3000 iterations) at the video's width; explicit options win."""
     from realsim.sim.pipeline import DemoOptions, demo_train_config
 
     cfg = demo_train_config(DemoOptions(), 480, 26)
-    assert (cfg.iterations, cfg.max_width, cfg.max_seconds) == (780, 480, 600.0)
+    assert (cfg.iterations, cfg.max_width, cfg.max_seconds) == (1560, 480, 600.0)
     assert demo_train_config(DemoOptions(), 480, 5).iterations == 600
     assert demo_train_config(DemoOptions(), 640, 400).iterations == 3000
     cfg = demo_train_config(DemoOptions(iterations=50, train_minutes=None, preset="cpu", max_width=256), 480, 26)

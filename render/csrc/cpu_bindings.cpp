@@ -1,10 +1,11 @@
-// Python bindings of realsim's C++ CPU ops (signatures and tensor layouts documented in ops.h).
-#include <torch/extension.h>
+// Python bindings of realsim's C++ CPU ops (signatures and tensor layouts documented in ops.h). Only torch's pybind
+// casters are included, not <torch/extension.h> (the whole C++ frontend): that halves this file's compile time.
+#include <torch/csrc/utils/pybind.h>
 
 #include "ops.h"
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-    m.doc() = "realsim Gaussian splatting C++/OpenMP CPU kernels";
+    m.doc() = "realsim Gaussian splatting C++/OpenMP CPU kernels and the Scaffold-GS anchor prefilter";
     m.def("project_fwd", &realsim::project_fwd, "projection forward (see ops.h)");
     m.def("project_bwd", &realsim::project_bwd, "projection backward (see ops.h)");
     m.def("isect_tiles", &realsim::isect_tiles, "tile intersection with per-tile depth sort (see ops.h)");
@@ -12,4 +13,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("rasterize_bwd", &realsim::rasterize_bwd, "tile rasterization backward (see ops.h)");
     m.def("sh_fwd", &realsim::sh_fwd, "spherical harmonics forward (see ops.h)");
     m.def("sh_bwd", &realsim::sh_bwd, "spherical harmonics backward (see ops.h)");
+    m.def("anchor_prefilter", &realsim::anchor_prefilter, "anchors [M,3], radii [M], viewmat [4,4], K [3,3], width, "
+          "height, near_plane, pad -> mask [M] bool (sphere meets the camera frustum; see ops.h)");
 }

@@ -102,4 +102,10 @@ Tensor sh_fwd(int64_t degree, const Tensor& dirs, const Tensor& coeffs);
 //   v_dirs [C,N,3]).
 std::tuple<Tensor, Tensor> sh_bwd(int64_t degree, const Tensor& dirs, const Tensor& coeffs, const Tensor& v_colors);
 
+// Scaffold-GS anchor prefilter (prefilter_cpu.cpp / prefilter_cuda.cu, render/prefilter.py is the reference): anchors [M,3],
+//   radii [M], viewmat [4,4] float32, K [3,3] float32 (CPU) -> mask [M] bool, True where the sphere meets the camera frustum
+//   widened by pad pixels.
+Tensor anchor_prefilter(const Tensor& anchors, const Tensor& radii, const Tensor& viewmat, const Tensor& K, int64_t width,
+                        int64_t height, double near_plane, double pad);
+
 }  // namespace realsim

@@ -1,24 +1,26 @@
 // C++ CPU Scaffold-GS anchor prefilter (OpenMP over anchors): the exact sphere-frustum test of prefilter_common.h.
-#include <torch/extension.h>
+// Part of the CPU kernel module (cpu_kernels.cpp; bound in cpu_bindings.cpp, declared in ops.h).
+#include <ATen/ATen.h>
 
+#include "ops.h"
 #include "prefilter_common.h"
 
-namespace {
+namespace realsim {
 
 // anchors [M,3] float32, radii [M] float32, viewmat [4,4] float32, K [3,3] float32 (all CPU, contiguous) -> mask [M] bool.
-torch::Tensor anchor_prefilter_cpu(const torch::Tensor& anchors, const torch::Tensor& radii, const torch::Tensor& viewmat,
-                                   const torch::Tensor& K, int64_t width, int64_t height, double near_plane, double pad) {
-    TORCH_CHECK(anchors.device().is_cpu() && anchors.scalar_type() == torch::kFloat32 && anchors.dim() == 2 &&
+Tensor anchor_prefilter(const Tensor& anchors, const Tensor& radii, const Tensor& viewmat, const Tensor& K, int64_t width,
+                        int64_t height, double near_plane, double pad) {
+    TORCH_CHECK(anchors.device().is_cpu() && anchors.scalar_type() == at::kFloat && anchors.dim() == 2 &&
                     anchors.size(1) == 3 && anchors.is_contiguous(),
                 "anchors must be a contiguous float32 CPU tensor [M,3]");
     const int64_t M = anchors.size(0);
-    TORCH_CHECK(radii.device().is_cpu() && radii.scalar_type() == torch::kFloat32 && radii.dim() == 1 &&
+    TORCH_CHECK(radii.device().is_cpu() && radii.scalar_type() == at::kFloat && radii.dim() == 1 &&
                     radii.size(0) == M && radii.is_contiguous(),
                 "radii must be a contiguous float32 CPU tensor [M]");
-    TORCH_CHECK(viewmat.scalar_type() == torch::kFloat32 && viewmat.numel() == 16 && viewmat.is_contiguous(),
+    TORCH_CHECK(viewmat.scalar_type() == at::kFloat && viewmat.numel() == 16 && viewmat.is_contiguous(),
                 "viewmat must be a contiguous float32 [4,4]");
-    TORCH_CHECK(K.scalar_type() == torch::kFloat32 && K.numel() == 9 && K.is_contiguous(), "K must be float32 [3,3]");
-    auto mask = torch::empty({M}, anchors.options().dtype(torch::kBool));
+    TORCH_CHECK(K.scalar_type() == at::kFloat && K.numel() == 9 && K.is_contiguous(), "K must be float32 [3,3]");
+    auto mask = at::empty({M}, anchors.options().dtype(at::kBool));
     const float* a = anchors.data_ptr<float>();
     const float* r = radii.data_ptr<float>();
     const float* vm = viewmat.data_ptr<float>();
@@ -35,10 +37,4 @@ torch::Tensor anchor_prefilter_cpu(const torch::Tensor& anchors, const torch::Te
     return mask;
 }
 
-}  // namespace
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-    m.doc() = "realsim C++ CPU anchor prefilter";
-    m.def("anchor_prefilter", &anchor_prefilter_cpu, "anchors [M,3], radii [M], viewmat [4,4], K [3,3], width, height, "
-          "near_plane, pad -> mask [M] bool (sphere meets the camera frustum)");
-}
+}  // namespace realsim
