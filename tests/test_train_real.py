@@ -194,3 +194,16 @@ def test_undistorted_photos_keep_the_render_factor():
     f = [CameraFrame("a", np.eye(3), np.eye(4), 1026, 768, "train", 1)]
     assert resolve_downscale(f, None, 512) == 2.0
     assert resolve_downscale(f, None, 504) == 3.0 and resolve_downscale(f, None, 1024) == 1.0
+
+
+def test_band_sharpness_follows_the_blur_law_of_a_sinusoid():
+    """A vertical sinusoid of wavenumber k: the 4-neighbour Laplacian scales it by (2 - 2 cos k) and a sigma px Gaussian by
+    exp(-k^2 sigma^2 / 2), so the band-limited Laplacian variance is a^2 / 2 (2 - 2 cos k)^2 exp(-k^2 sigma^2)."""
+    from realsim.recon.evaluation import band_laplacian_variance
+
+    k, a = 2 * np.pi / 7.0, 0.3
+    x = torch.arange(96, dtype=torch.float64)
+    img = (0.5 + a * torch.sin(k * x))[None, :, None].expand(64, 96, 3).contiguous()
+    for sigma in (0.7, 1.0, 1.5):
+        want = a * a / 2 * (2 - 2 * np.cos(k)) ** 2 * np.exp(-k * k * sigma * sigma)
+        assert abs(band_laplacian_variance(img, sigma) / want - 1.0) < 0.05
