@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--holdout-every", type=int, default=8)
     ap.add_argument("--backend", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default="", help="comma-separated seeds (e.g. 0,1,2): one run per seed and model, keyed "
+                    "NAME_sSEED/MODEL, plus NAME/summary with the mean and spread over seeds")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config field (dotted for nested, JSON value), e.g. scaffold.sky_gaussians=0; repeatable")
     ap.add_argument("--out", type=Path, default=REPO / "build" / "bench_train")
@@ -65,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     scene = args.scene or data_root() / "scenes" / "llff_fern"
     name = args.name or scene.name
     rows = []
-    for model in args.models.split(","):
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+    for seed, model in [(s, m) for s in seeds for m in args.models.split(",")]:  # seed-major: a cut-off run stays paired
+        key = f"{name}_s{seed}" if len(seeds) > 1 else name
         n_img = None
         if args.preset == "real":
             from realsim.assets.cameras import holdout_split
@@ -75,14 +79,14 @@ def main(argv: list[str] | None = None) -> int:
             n_img = sum(x == "train" for x in holdout_split(names, args.holdout_every))
         cfg = preset_config(args.preset, model, args.iterations, n_images=n_img)
         _apply_sets(cfg, args.set)
-        cfg.backend, cfg.seed, cfg.holdout_every = args.backend, args.seed, args.holdout_every
+        cfg.backend, cfg.seed, cfg.holdout_every = args.backend, seed, args.holdout_every
         if args.downscale:
             cfg.downscale = args.downscale
         cfg.threads, cfg.budget_clock = args.threads, args.clock
         cfg.max_seconds = args.minutes * 60.0 * (args.threads if args.clock == "cpu" else 1)
         cfg.checkpoint_every = 0
         ds = load_dataset(scene, cfg.downscale, cfg.max_width, cfg.holdout_every)
-        out = args.out / f"{name}_{model}"
+        out = args.out / f"{key}_{model}"
         load0 = load_avg()
         t0 = time.time()
         last = [0.0]
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         curve = [(r["step"], round(r["eval_psnr"], 3), round(r["elapsed"], 1))
                  for r in map(json.loads, (out / "train" / "metrics.jsonl").read_text().splitlines()) if "eval_psnr" in r]
         row = {
-            "scene": name, "model": model, "backend": args.backend, "resolution": ev["resolution"],
+            "scene": key, "model": model, "seed": seed, "backend": args.backend, "resolution": ev["resolution"],
             "iterations": res.iterations, "planned_iterations": cfg.iterations, "train_seconds": round(res.seconds, 1),
             "train_cpu_seconds": res.metrics.get("train_cpu_seconds"), "budget_clock": args.clock,
             "budget_seconds": cfg.max_seconds,
@@ -114,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
             "load_avg_end": load_avg(), "threads": cfg.threads, "curve_step_psnr_elapsed": curve, **stamp(),
         }
         rows.append(row)
-        _merge(args.json, f"{name}/{model}", row)
+        _merge(args.json, f"{key}/{model}", row)
+    if len(seeds) > 1:
+        _merge(args.json, f"{name}/summary", seed_summary(rows))
     for r in rows:
         _print_split(r)
     print(f"{'scene/model':24s} {'it':>6s} {'wall s':>8s} {'cpu s':>7s} {'PSNR':>7s} {'SSIM':>6s} {'MB':>7s} {'anch/gauss':>10s} {'load':>5s}")
@@ -123,6 +129,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['scene'] + '/' + r['model']:24s} {r['iterations']:6d} {r['train_seconds']:8.0f} {r['train_cpu_seconds']:7.0f} {r['psnr']:7.2f} "
               f"{r['ssim']:6.3f} {r['model_bytes'] / 1e6:7.2f} {n:10d} {(r['load_avg_end'] or [0, 0])[1]:5.1f}")
     return 0
+
+
+def seed_summary(rows: list[dict]) -> dict:
+    """Per model: mean and spread (sample std, min, max) over seeds of held-out PSNR / SSIM, model size and primitive
+    count; and the 3DGS / Scaffold-GS model-size and PSNR gaps of the means."""
+    import statistics as st
+
+    out: dict = {"seeds": sorted({r["seed"] for r in rows})}
+    for model in dict.fromkeys(r["model"] for r in rows):
+        rs = [r for r in rows if r["model"] == model]
+        m: dict = {"runs": len(rs), "iterations_mean": round(st.mean(r["iterations"] for r in rs), 1),
+                   "train_cpu_seconds_mean": round(st.mean(r["train_cpu_seconds"] or 0.0 for r in rs), 1)}
+        for k in ("psnr", "ssim", "model_bytes", "anchors", "gaussians"):
+            v = [float(r[k]) for r in rs if r.get(k) is not None]
+            if v:
+                m[k + "_mean"] = round(st.mean(v), 4)
+                m[k + "_std"] = round(st.stdev(v), 4) if len(v) > 1 else 0.0
+                m[k + "_min"], m[k + "_max"] = min(v), max(v)
+        out[model] = m
+    if "scaffold" in out and "3dgs" in out:
+        out["size_ratio_3dgs_over_scaffold"] = round(out["3dgs"]["model_bytes_mean"] / out["scaffold"]["model_bytes_mean"], 2)
+        out["psnr_scaffold_minus_3dgs"] = round(out["scaffold"]["psnr_mean"] - out["3dgs"]["psnr_mean"], 3)
+    return out
 
 
 def split_metrics(model, ds, backend: str, background: tuple) -> dict:
@@ -135,7 +164,7 @@ def split_metrics(model, ds, backend: str, background: tuple) -> dict:
     extra = [i for i, v in enumerate(ds.test) if v.name in (names[0], names[-1])]
     interp = [i for i in range(len(ds.test)) if i not in extra]
     split: dict = {"test_names": [v.name for v in ds.test], "extrapolated": [ds.test[i].name for i in extra]}
-    for key in ("psnr", "ssim", "psnr_affine", "ssim_affine", "psnr_right", "ssim_right", "sharpness"):
+    for key in ("psnr", "ssim", "psnr_affine", "ssim_affine", "psnr_right", "ssim_right", "sharpness", "sharpness_band"):
         pv = full["per_view_" + key]
         split[key + "_interp"] = round(float(sum(pv[i] for i in interp) / max(len(interp), 1)), 4)
         split[key + "_extrap"] = round(float(sum(pv[i] for i in extra) / len(extra)), 4) if extra else None
@@ -150,7 +179,8 @@ def train_view_scores(model, ds, backend: str, background: tuple, every: int = 2
 
     ev = evaluate_views(model, ds.train[::every], backend, background)
     return {"psnr_train": round(ev["psnr"], 3), "sharpness_train": round(ev["sharpness"], 4),
-            "per_view_sharpness_train": ev["per_view_sharpness"], "train_views_scored": ev["n_views"]}
+            "per_view_sharpness_train": ev["per_view_sharpness"], "train_views_scored": ev["n_views"],
+            "sharpness_band_train": round(ev["sharpness_band"], 4), "per_view_sharpness_band_train": ev["per_view_sharpness_band"]}
 
 
 def rescore(args: argparse.Namespace) -> int:

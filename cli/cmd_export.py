@@ -41,6 +41,9 @@ def add_parser(sub) -> None:
     p.add_argument("--sh-degree", type=int, default=3, help="SH degree of the exported colour, 0-3 (default 3)")
     p.add_argument("--views-between", type=int, default=2,
                    help="Scaffold bake: extra spline viewpoints between consecutive cameras (default 2)")
+    p.add_argument("--chunk", type=int, default=4096, metavar="ANCHORS",
+                   help="Scaffold bake: anchors baked at a time (bounded memory: ~0.4 MB each at 10 offsets and SH degree "
+                        "3; the result does not depend on it); 0 = all at once (default 4096)")
     p.add_argument("--no-eval", action="store_true", help="skip the PSNR check of the export against the model")
     p.add_argument("--backend", choices=["auto", "torch", "cpu", "cuda", "gsplat"], default="auto", help="rasterizer backend")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -65,9 +68,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--sh-degree must be 0..3, got {args.sh_degree}")
     if args.views_between < 0:
         raise InputError(f"--views-between must be >= 0, got {args.views_between}")
+    _check_chunk(args.chunk)
     check_output_file(args.output, args.overwrite)  # before the bake, not after it
     scene = load_scene(args.scene)
-    cfg = ExportConfig(sh_degree=args.sh_degree, views_between=args.views_between)
+    cfg = ExportConfig(sh_degree=args.sh_degree, views_between=args.views_between, chunk=args.chunk)
     with RichProgress(not args.quiet) as prog:
         rep = export_scene(scene, args.output, fmt, args.sh_degree, evaluate=not args.no_eval, backend=args.backend,
                            cfg=cfg, progress=prog)
@@ -90,6 +94,11 @@ def run(args: argparse.Namespace) -> int:
                      + (f" (expected: {'; '.join(rep['validator_expected'])})" if rep["validator_expected"] else ""))
         print(line)
     return 1 if rep.get("validator_errors") else 0
+
+
+def _check_chunk(chunk: int) -> None:
+    if chunk < 0:
+        raise InputError(f"--chunk must be >= 0 anchors (0 = all at once), got {chunk}")
 
 
 def check_usd_budget(triangles: int, texture_size: int) -> None:
@@ -140,6 +149,7 @@ def _run_usd_target(args: argparse.Namespace) -> int:
     if args.gaussians and ar:
         raise InputError("--gaussians goes with --target physics (AR Quick Look does not draw ParticleField prims)")
     check_usd_budget(args.triangles, args.texture_size)
+    _check_chunk(args.chunk)
     if args.scale is not None and not args.scale > 0:
         raise InputError(f"--scale must be positive, got {args.scale}")
     check_output_file(args.output, args.overwrite)
@@ -170,8 +180,8 @@ def _run_usd_target(args: argparse.Namespace) -> int:
             if args.gaussians:
                 from realsim.recon.export import ExportConfig, model_to_cloud
 
-                cloud, _ = model_to_cloud(scene.model, scene.cameras, ExportConfig(sh_degree=args.sh_degree,
-                                                                                   views_between=args.views_between), prog)
+                ecfg = ExportConfig(sh_degree=args.sh_degree, views_between=args.views_between, chunk=args.chunk)
+                cloud, _ = model_to_cloud(scene.model, scene.cameras, ecfg, prog)
             rep = write_physics_usd(args.output, scene, scale, rec, args.triangles, args.texture_size, cloud, prog)
     rep["scale"] = scale
     print(json.dumps(rep, indent=1) if args.json else usd_report_line(rep))

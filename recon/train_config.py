@@ -102,8 +102,17 @@ def preset_config(name: str, model: str = "scaffold", iterations: int | None = N
         cfg.scaffold.affine_appearance = True
         cfg.scaffold.sky_gaussians = 2000
     elif name == "gpu":
+        # the published runs: 30k iterations at full resolution (longest side capped at 1600 px as the reference code
+        # does), no coarse-to-fine, the published losses and densification schedule (not scaled: 30k iterations)
         cfg = TrainConfig(model=model, preset=name, iterations=30000, max_width=1600, checkpoint_every=2000, eval_every=500,
-                          log_every=50, lr_scale=1.0)
+                          log_every=50, lr_scale=1.0, res_schedule=[], lambda_dssim=0.2, lambda_volume=0.01,
+                          sh_degree_interval=1000)
+        cfg.scaffold_strategy = ScaffoldStrategy(start_stat=500, update_from=1500, update_interval=100, update_until=15000,
+                                                 grad_threshold=0.0002, min_opacity=0.005, success_threshold=0.8,
+                                                 update_depth=3, growth_factor=16, level_factor=4)
+        cfg.adc = ADCStrategy(refine_start=500, refine_stop=15000, refine_every=100, reset_every=3000, grow_grad2d=0.0002,
+                              grow_scale3d=0.01, prune_opa=0.005, prune_scale3d=0.1)
+        cfg.scaffold = ScaffoldConfig(n_offsets=10, feat_dim=32, hidden_dim=32)
     elif name == "cpu":
         cfg = TrainConfig(model=model, preset=name, iterations=3000, max_width=504, checkpoint_every=300, eval_every=100,
                           res_schedule=[[0.1, 4], [0.35, 2]])

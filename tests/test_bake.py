@@ -134,3 +134,40 @@ def test_bake_uses_training_and_in_between_views_only():
     all_train = CameraSet([CameraFrame(f.name, f.K, f.viewmat, f.width, f.height, "train") for f in moved.frames])
     c, _ = model_to_cloud(model, all_train, cfg)
     assert len(c) != len(a) or np.abs(c.sh - a.sh).max() > 1e-2  # the test cameras would have changed the result
+
+
+def test_export_cli_chunk_flag(tmp_path, capsys):
+    """`realsim export --chunk N` bakes N anchors at a time: the PLY read back by plyfile equals the unchunked one, the
+    report counts ceil(anchors / N) chunks with a proportionally smaller accumulator; a negative chunk is one line, exit 2."""
+    import json
+
+    from plyfile import PlyData
+
+    from realsim.assets import SceneInfo, WorldInfo, save_cameras, save_scene_info
+    from realsim.cli.main import main
+    from realsim.recon.bundle import save_model
+
+    model = _model(n_points=300, voxel=0.3)
+    save_cameras(tmp_path / "cameras.json", _cams(n=6))
+    save_model(tmp_path / "model.safetensors", model)
+    save_scene_info(tmp_path / "scene.json", SceneInfo(WorldInfo(metric=True), "scaffold", model.config.to_dict(), {}))
+    reps, verts = {}, {}
+    for chunk in (0, 5):
+        out = tmp_path / f"c{chunk}.ply"
+        argv = ["-q", "export", str(tmp_path), "-o", str(out), "--sh-degree", "2", "--views-between", "1", "--no-eval",
+                "--json", "--chunk", str(chunk)]
+        assert main(argv) == 0
+        reps[chunk] = json.loads(capsys.readouterr().out)
+        verts[chunk] = PlyData.read(str(out))["vertex"].data
+    M = model.n_anchors
+    assert reps[0]["chunks"] == 1 and reps[5]["chunks"] == math.ceil(M / 5) > 10 and reps[5]["chunk_anchors"] == 5
+    assert reps[5]["peak_accumulator_bytes"] * 10 < reps[0]["peak_accumulator_bytes"]
+    assert len(verts[5]) == len(verts[0]) == reps[0]["n_gaussians"] > 100
+    for name in verts[0].dtype.names:
+        np.testing.assert_allclose(verts[5][name], verts[0][name], rtol=1e-4, atol=1e-4, err_msg=name)
+    try:
+        rc = main(["-q", "export", str(tmp_path), "-o", str(tmp_path / "bad.ply"), "--chunk", "-1"])
+    except SystemExit as e:
+        rc = int(e.code)
+    err = capsys.readouterr().err
+    assert rc == 2 and "--chunk must be >= 0" in err and "Traceback" not in err and not (tmp_path / "bad.ply").exists()

@@ -119,3 +119,30 @@ def test_strategy_prunes_transparent_anchors_observed_long_enough():
     assert m.anchors[:, 0].tolist() == [64.0, 128.0]
     assert state["anchor_denom"].tolist() == [0.0, 50.0] and state["opacity_accum"].tolist() == pytest.approx([0.0, 0.1])
     assert all(p.shape[0] == 2 for p in m.dynamic_params().values())
+
+
+def test_gpu_preset_is_the_published_schedule():
+    """`gpu`: Scaffold-GS (Lu et al. 2024) / 3DGS (Kerbl et al. 2023) as published: 30k iterations at full resolution
+    (longest side <= 1600 px), statistics from 500, growth 1500..15000 every 100, opacity reset every 3000, SH degree up
+    every 1000, DSSIM 0.2, volume 0.01, the published learning rates decayed over the 30k iterations."""
+    from realsim.recon.trainer import lr_table
+
+    for model in ("scaffold", "3dgs"):
+        c = preset_config("gpu", model)
+        assert (c.iterations, c.max_width, c.downscale, c.res_schedule, c.lr_scale) == (30000, 1600, None, [], 1.0)
+        assert (c.lambda_dssim, c.lambda_volume, c.sh_degree_interval) == (0.2, 0.01, 1000)
+        s, a = c.scaffold_strategy, c.adc
+        assert (s.start_stat, s.update_from, s.update_interval, s.update_until) == (500, 1500, 100, 15000)
+        assert (s.grad_threshold, s.min_opacity, s.success_threshold, s.update_depth) == (2e-4, 5e-3, 0.8, 3)
+        assert (s.growth_factor, s.level_factor) == (16, 4) and s.max_anchors >= 1_000_000
+        assert (a.refine_start, a.refine_stop, a.refine_every, a.reset_every) == (500, 15000, 100, 3000)
+        assert (a.grow_grad2d, a.grow_scale3d, a.prune_opa, a.prune_scale3d) == (2e-4, 0.01, 5e-3, 0.1)
+        assert (c.scaffold.n_offsets, c.scaffold.feat_dim, c.scaffold.hidden_dim) == (10, 32, 32)
+    lrs = lr_table(preset_config("gpu"), extent=2.0)  # offsets scale with the scene extent
+    assert lrs["offsets"] == pytest.approx((0.02, 0.0002)) and lrs["anchor_feat"] == pytest.approx((0.0075, 0.0075))
+    assert lrs["mlp_opacity"] == pytest.approx((0.002, 0.00002)) and lrs["mlp_color"] == pytest.approx((0.008, 0.00005))
+    lrs = lr_table(preset_config("gpu", "3dgs"), extent=2.0)
+    assert lrs["means"] == pytest.approx((3.2e-4, 3.2e-6)) and lrs["opacities"] == pytest.approx((0.05, 0.05))
+    # a shorter run of the preset maps the schedule onto its length (growth until 60 %: 15000 of 30000 is 50 %)
+    short = preset_config("gpu", iterations=3000).scaffold_strategy
+    assert (short.start_stat, short.update_until) == (240, 1800)
