@@ -22,9 +22,7 @@ __all__ = ["SimulateOptions", "simulate_scene", "DemoOptions", "run_demo", "demo
 
 log = logging.getLogger("realsim.sim.pipeline")
 
-# the demo's Scaffold-GS run length in epochs of the training photos: 60 (1560 iterations for the synthetic street's 26)
-# spends the CPU the one-file kernel build saved (issue 12): interpolated held-out 24.2 dB at 30, 25.0 at 50, 25.2 at 60
-DEMO_EPOCHS = 60
+DEMO_EPOCHS = 60  # demo training length in epochs of the photos (1560 its. for 26): held-out interp. 24.2 dB at 30, 25.2 at 60
 HAND_HELD_CAMERA_HEIGHT_M = 1.6  # `demo --images` without GPS or a scale: metres from this camera height above the ground
 
 

@@ -152,9 +152,9 @@ def test_ctrl_c_checkpoints_and_resumes(fern, tmp_path):
 
 def test_3dgs_trains_and_loads(fern, tmp_path):
     root, ds = fern
-    cfg = _cfg("3dgs", 120)
+    cfg = _cfg("3dgs", 200)  # 120 sat on the steep part of the curve (15.5-16.5 dB with float order and seed)
     res = train(root, tmp_path / "g", cfg, dataset=ds)
-    assert res.metrics["psnr"] > 16.0, res.metrics  # measured ~18 dB
+    assert res.metrics["psnr"] > 18.5, res.metrics  # 1 iteration: 10.6 dB; 200: 20.0-20.6 over seeds 0-2
     scene = load_scene(tmp_path / "g")
     assert scene.kind == "3dgs"
     sp = scene.model.splats(ds.test[0].viewmat, ds.test[0].K, 63, 47)
