@@ -14,6 +14,7 @@ The algorithm (shared exactly by the C++ and CUDA kernels, see render/csrc/ops.h
 from __future__ import annotations
 
 import torch
+import torch.utils.checkpoint
 import torch.nn.functional as F
 
 ALPHA_MIN = 1.0 / 255.0
@@ -86,12 +87,13 @@ def project(means, quats, scales, opacities, viewmats, Ks, width: int, height: i
 
 
 def rasterize(means2d, conics, colors, opacities, depths, radii, width: int, height: int, backgrounds=None,
-              absgrad: bool = False, max_elems: int = 1 << 23):
+              absgrad: bool = False, max_elems: int = 1 << 23, checkpoint: bool = True):
     """Dense front-to-back blending of every visible Gaussian at every pixel (chunked over pixels).
 
     means2d [C,N,2], conics [C,N,3], colors [C,N,D], opacities [C,N] (effective), depths [C,N], radii [C,N,2] int,
     backgrounds [C,D] or None. Returns render_colors [C,H,W,D], render_alphas [C,H,W,1]. With absgrad, means2d.absgrad
-    (filled during backward) is the sum over pixels of |d loss / d means2d|, like gsplat.
+    (filled during backward) is the sum over pixels of |d loss / d means2d|, like gsplat. With checkpoint (default) each
+    pixel chunk is recomputed in backward, so training on this fallback holds one chunk's [P,M] tensors, not all of them.
     """
     C, N, D = colors.shape
     dev, dt = means2d.device, means2d.dtype
@@ -116,27 +118,38 @@ def rasterize(means2d, conics, colors, opacities, depths, radii, width: int, hei
                 cols.append(torch.zeros(px.shape[0], D, device=dev, dtype=dt) + link)
                 alps.append(torch.zeros(px.shape[0], device=dev, dtype=dt) + link)
                 continue
-            mu_p = mu[None].expand(px.shape[0], M, 2)
-            if absgrad and mu_p.requires_grad:
-                mu_p.register_hook(_absgrad_hook(means2d, c, g))
-            delta = mu_p - px[:, None, :]                               # [P,M,2] mean - pixel
-            dx, dy = delta[..., 0], delta[..., 1]
-            sigma = 0.5 * (con[:, 0] * dx * dx + con[:, 2] * dy * dy) + con[:, 1] * dx * dy
-            alpha = torch.clamp(op * torch.exp(-sigma), max=ALPHA_MAX)
-            with torch.no_grad():
-                keep = (sigma >= 0) & (alpha >= ALPHA_MIN) & (dx.abs() <= rad[:, 0]) & (dy.abs() <= rad[:, 1])
-                alive = torch.cumprod(1 - alpha * keep, dim=1) > T_MIN   # stop before T would fall to <= T_MIN
-            alpha = alpha * (keep & alive)
-            trans = torch.cumprod(1 - alpha, dim=1)                     # T after each Gaussian
-            t_before = torch.cat([torch.ones_like(trans[:, :1]), trans[:, :-1]], 1)
-            cols.append((alpha * t_before) @ col)
-            alps.append(1 - trans[:, -1])
+            if checkpoint and torch.is_grad_enabled():  # recompute in backward: memory O(chunk), not O(pixels x M)
+                hook = _absgrad_hook(means2d, c, g) if absgrad else None
+                rgb, a = torch.utils.checkpoint.checkpoint(_blend_chunk, px, mu, con, op, col, rad, hook,
+                                                           use_reentrant=False)
+            else:
+                rgb, a = _blend_chunk(px, mu, con, op, col, rad, _absgrad_hook(means2d, c, g) if absgrad else None)
+            cols.append(rgb)
+            alps.append(a)
         rc, ra = torch.cat(cols), torch.cat(alps)
         if backgrounds is not None:
             rc = rc + (1 - ra)[:, None] * backgrounds[c]
         out_c.append(rc.reshape(height, width, D))
         out_a.append(ra.reshape(height, width, 1))
     return torch.stack(out_c), torch.stack(out_a)
+
+
+def _blend_chunk(px, mu, con, op, col, rad, hook):
+    """Colour [P,D] and alpha [P] of pixels px [P,2] from the depth-sorted Gaussians mu [M,2], con [M,3], op [M], col [M,D]."""
+    mu_p = mu[None].expand(px.shape[0], mu.shape[0], 2)
+    if hook is not None and mu_p.requires_grad:
+        mu_p.register_hook(hook)
+    delta = mu_p - px[:, None, :]                                       # [P,M,2] mean - pixel
+    dx, dy = delta[..., 0], delta[..., 1]
+    sigma = 0.5 * (con[:, 0] * dx * dx + con[:, 2] * dy * dy) + con[:, 1] * dx * dy
+    alpha = torch.clamp(op * torch.exp(-sigma), max=ALPHA_MAX)
+    with torch.no_grad():
+        keep = (sigma >= 0) & (alpha >= ALPHA_MIN) & (dx.abs() <= rad[:, 0]) & (dy.abs() <= rad[:, 1])
+        alive = torch.cumprod(1 - alpha * keep, dim=1) > T_MIN           # stop before T would fall to <= T_MIN
+    alpha = alpha * (keep & alive)
+    trans = torch.cumprod(1 - alpha, dim=1)                             # T after each Gaussian
+    t_before = torch.cat([torch.ones_like(trans[:, :1]), trans[:, :-1]], 1)
+    return (alpha * t_before) @ col, 1 - trans[:, -1]
 
 
 def _absgrad_hook(means2d: torch.Tensor, c: int, g: torch.Tensor):
