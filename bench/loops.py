@@ -3,7 +3,9 @@ every 48 m, with the same features and matches mapped three times: every verifie
 dropped the aliased loop pairs, and with no loop pairs at all. Camera error against the exact cameras after a
 similarity fit, per run and per window.
 
-    python bench/loops.py [--walk-m 100] [--photos 61] [--width 320] [--mapper global]   -> bench/results/loops.json
+    python bench/loops.py [--walk-m 100] [--photos 61] [--width 320] [--mapper global|incremental|partitioned]
+        [--rows all_pairs,loop_check,sequential_only]   -> bench/results/loops.json (loops_<mapper>.json for other mappers)
+partitioned: recon/partition_sfm.py (overlapping chunks mapped incrementally, merged, one bundle adjustment).
 """
 from __future__ import annotations
 
@@ -63,10 +65,12 @@ def main() -> int:
     ap.add_argument("--walk-m", type=float, default=100.0)
     ap.add_argument("--photos", type=int, default=61)
     ap.add_argument("--width", type=int, default=320)
-    ap.add_argument("--mapper", choices=["global", "incremental"], default="global")
+    ap.add_argument("--mapper", choices=["global", "incremental", "partitioned"], default="global")
+    ap.add_argument("--rows", default="all_pairs,loop_check,sequential_only", help="which pair sets to map (comma list)")
     ap.add_argument("--window", type=int, default=12, help="photos per window of the per-window error")
-    ap.add_argument("--out", type=Path, default=RESULTS / "loops.json")
+    ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
+    a.out = a.out or RESULTS / ("loops.json" if a.mapper == "global" else f"loops_{a.mapper}.json")
 
     from realsim.assets.cameras import load_cameras
     from realsim.recon import sfm
@@ -82,7 +86,7 @@ def main() -> int:
                                                            street_length_m=max(54.0, a.walk_m + 12.0)))
         gt = load_cameras(cap / "cameras_gt.json")
         names = sorted(p.name for p in (cap / "images").iterdir())
-        opts = sfm.SfmOptions(num_threads=1, single_camera=True, mapper=a.mapper)
+        opts = sfm.SfmOptions(num_threads=1, single_camera=True, mapper="global" if a.mapper == "global" else "incremental")
         db = root / "database.db"
         c0 = time.process_time()
         sfm.extract(StagedImages(cap / "images", names, [], {n: (1,) for n in names}), db, opts)
@@ -93,15 +97,24 @@ def main() -> int:
         shutil.copy(db, root / "sequential.db")
         _drop_loops(root / "sequential.db", names, pairs, opts.overlap)
         loops = check_loops(db, names, pairs, opts.overlap, opts.loop_min_inliers)
-        mapper = sfm.map_global if a.mapper == "global" else sfm.map_incremental
         for label, path in (("all_pairs", root / "unchecked.db"), ("loop_check", db),
                             ("sequential_only", root / "sequential.db")):
+            if label not in a.rows.split(","):
+                continue
             c = time.process_time()
             work = root / label
             work.mkdir()
-            rec, _ = mapper(path, cap / "images", work, opts, len(names))
-            rows[label] = _report(rec, gt, a.window) | {"mapping_cpu_s": round(time.process_time() - c, 1)}
-            print(f"{label:10s}: {rows[label]}", flush=True)
+            if a.mapper == "partitioned":
+                from realsim.recon.partition_sfm import map_partitioned
+
+                rec, att = map_partitioned(path, cap / "images", work, opts, names)
+            else:
+                rec, att = (sfm.map_global if a.mapper == "global" else sfm.map_incremental)(path, cap / "images", work, opts,
+                                                                                               len(names))
+            err = rec.compute_mean_reprojection_error() if rec is not None and rec.num_points3D() else float("nan")
+            rows[label] = _report(rec, gt, a.window) | {"mapping_cpu_s": round(time.process_time() - c, 1),
+                                                        "reproj_px": round(err, 3), "attempts": att}
+            print(f"{label:15s}: " + str({k: v for k, v in rows[label].items() if k != "attempts"}), flush=True)
     n_loop = loops.to_dict()
     print(f"pairs {len(pairs)}, loop pairs {n_loop['loop_pairs']}: kept {n_loop['kept']}, rejected {n_loop['rejected']};"
           f" features + matching {match_cpu:.0f} CPU s, load {load_avg()}")

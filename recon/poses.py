@@ -44,6 +44,7 @@ class PosesOptions:
     relaxed_init: str = "auto"
     min_registered: int = 3
     mapper: str = "incremental"  # incremental | global (pycolmap GLOMAP; see sfm.map_global)
+    partition: str = "auto"  # incremental: overlapping chunks mapped separately and merged (auto: long sequences; partition_sfm)
 
 
 @dataclass
@@ -180,12 +181,12 @@ def run_poses(src: str | Path | None, workdir: str | Path, opts: PosesOptions | 
             so = sfm.SfmOptions(matcher=opts.matcher, num_threads=opts.num_threads, seed=opts.seed,
                                 relaxed_init=opts.relaxed_init, min_registered=opts.min_registered,
                                 loop_neighbors=sfm.SfmOptions.loop_neighbors if opts.loop_closure else 0,
-                                far_steps=opts.loop_closure, mapper=opts.mapper)
+                                far_steps=opts.loop_closure, mapper=opts.mapper, partition=opts.partition)
             sfm_res = sfm.run_sfm(staged, work, so, progress)
             rec, image_dir, matcher = sfm_res.reconstruction, staged.folder, sfm_res.matcher
             n_images = sfm_res.n_images
             meta.update(skipped=staged.skipped, from_video=staged.from_video, matcher=matcher, mapper=opts.mapper,
-                        n_pairs=sfm_res.n_pairs,
+                        n_pairs=sfm_res.n_pairs, partitioned=any("chunk" in a for a in sfm_res.attempts),
                         mapping_attempts=sfm_res.attempts, n_cameras=rec.num_cameras())
             undist_max = None
         else:

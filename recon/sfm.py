@@ -25,6 +25,7 @@ log = logging.getLogger("realsim.recon.sfm")
 
 MATCHERS = ("auto", "exhaustive", "sequential", "spatial")
 MAPPERS = ("incremental", "global")
+PARTITIONS = ("auto", "on", "off")
 
 
 @dataclass
@@ -47,6 +48,10 @@ class SfmOptions:
     mapper: str = "incremental"  # incremental | global (GLOMAP: rotation averaging + global positioning, one BA)
     loop_check: bool = True  # sequential: drop aliased loop pairs (recon.loops: general geometry + neighbours agree)
     loop_min_inliers: int = 30  # sequential: inliers a loop pair (and its confirming neighbour) needs
+    partition: str = "auto"  # incremental mapper: auto (sequences above partition_above photos) | on | off (partition_sfm)
+    partition_above: int = 100  # auto: partitioned mapping for sequential matching of more photos than this
+    chunk_size: int = 24  # partitioned: consecutive photos per chunk
+    chunk_overlap: int = 8  # partitioned: photos a chunk shares with the next
 
 
 @dataclass
@@ -284,8 +289,9 @@ def _mapper_options(opts: SfmOptions, relaxed: bool):
 
 
 def map_incremental(db: Path, image_dir: Path, work: Path, opts: SfmOptions, n_images: int,
-                    progress: ProgressFn | None = None) -> tuple[object, list[dict]]:
-    """Incremental mapping; retried with relaxed initialisation when the default run leaves images out. Largest model kept."""
+                    progress: ProgressFn | None = None, image_names: list[str] | None = None) -> tuple[object, list[dict]]:
+    """Incremental mapping (of `image_names` only, when given); retried with relaxed initialisation when the default run
+    leaves images out. Largest model kept."""
     import pycolmap
 
     plans = {"never": [False], "always": [True], "auto": [False, True]}.get(opts.relaxed_init)
@@ -302,8 +308,11 @@ def map_incremental(db: Path, image_dir: Path, work: Path, opts: SfmOptions, n_i
             count[0] += 1
             report(progress, "mapping", min(count[0], n_images), n_images, relaxed=int(relaxed))
 
+        mo = _mapper_options(opts, relaxed)
+        if image_names is not None:
+            mo.image_names = list(image_names)
         pycolmap.set_random_seed(opts.seed)
-        recs = pycolmap.incremental_mapping(db, image_dir, out, options=_mapper_options(opts, relaxed), next_image_callback=on_image)
+        recs = pycolmap.incremental_mapping(db, image_dir, out, options=mo, next_image_callback=on_image)
         cand = max(recs.values(), key=lambda r: (r.num_reg_images(), r.num_points3D()), default=None)
         n_reg = cand.num_reg_images() if cand is not None else 0
         err = cand.compute_mean_reprojection_error() if cand is not None and cand.num_points3D() else float("nan")
@@ -348,6 +357,10 @@ def run_sfm(staged: StagedImages, work: Path, opts: SfmOptions, progress: Progre
 
     if opts.mapper not in MAPPERS:
         raise InputError(f"unknown mapper {opts.mapper!r} (choose from {', '.join(MAPPERS)})")
+    if opts.partition not in PARTITIONS:
+        raise InputError(f"partition must be auto, on or off, not {opts.partition!r}")
+    if opts.partition == "on" and opts.mapper != "incremental":
+        raise InputError("partitioned mapping maps its chunks incrementally: use it with --mapper incremental")
     work.mkdir(parents=True, exist_ok=True)
     db = work / "database.db"
     db.unlink(missing_ok=True)
@@ -367,8 +380,15 @@ def run_sfm(staged: StagedImages, work: Path, opts: SfmOptions, progress: Progre
         from .loops import check_loops
 
         loops = check_loops(db, names, pairs, opts.overlap, opts.loop_min_inliers).to_dict()
-    mapper = map_global if opts.mapper == "global" else map_incremental
-    rec, attempts = mapper(db, staged.folder, work, opts, len(names), progress)
+    partitioned = opts.mapper == "incremental" and (opts.partition == "on" or (
+        opts.partition == "auto" and matcher == "sequential" and len(names) > opts.partition_above))
+    if partitioned:
+        from .partition_sfm import map_partitioned
+
+        rec, attempts = map_partitioned(db, staged.folder, work, opts, names, progress)
+    else:
+        mapper = map_global if opts.mapper == "global" else map_incremental
+        rec, attempts = mapper(db, staged.folder, work, opts, len(names), progress)
     n_reg = rec.num_reg_images() if rec is not None else 0
     need = max(3, opts.min_registered)
     if n_reg < need:
