@@ -1,30 +1,17 @@
-"""Issue 16 measures of the motion: shared skating metric (raw model, rendered sim, real mocap), diversity under identical
-commands vs real mocap, lateral / along-track / end tracking, style accuracy of a classifier trained on real clips,
-along-track speed tracking (stop-and-go, 0.5-3 m/s) and sim-loop step time with many agents; diffusion (sim settings)
-vs the motion-matching baseline vs real mocap, as one table.
-
-    python bench/motion_human.py [--parts skating,diversity,tracking,style,speed,realtime] [--agents 32] [--weights W]
-
-Also run by bench/motion.py (`--parts` there). Prints a table and writes bench/results/motion_human.json.
+"""The parts of bench/motion.py (issue 16's measures), one function each: shared skating metric (raw model, rendered
+sim, real mocap), diversity under identical commands vs real mocap, lateral / along-track / end tracking, style accuracy
+of a classifier trained on real clips, along-track speed tracking (stop-and-go, 0.5-3 m/s) and sim-loop step time with
+many agents; diffusion (sim settings) vs the motion-matching baseline vs real mocap, and `table` that puts them in one.
 """
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-from _common import REPO, RESULTS, load_avg, write_result
+from _common import REPO
 
 sys.path.insert(0, str(REPO / "tests"))
-
-
-def _dataset(data: Path):
-    from realsim.sim.motion.data import build_dataset
-
-    return build_dataset(data)
 
 
 def skating_part(model, ds, weights: str | None = None, seconds: float = 10.0) -> dict:
@@ -64,16 +51,19 @@ def skating_part(model, ds, weights: str | None = None, seconds: float = 10.0) -
 
 def diversity_part(model, ds, seconds: float = 5.0, n: int = 8) -> dict:
     """Mean pairwise root-frame joint distance (cm) of n agents given identical commands (straight, 1.3 m/s, neutral),
-    with and without the sim's per-agent start variation, next to n real walk windows of the same length."""
+    with and without the sim's per-agent start variation and for motion matching, next to n real walk windows."""
     from realsim.sim.loop import PAST_NOISE
+    from realsim.sim.motion.baseline import MotionMatchingController
     from realsim.sim.motion.controller import MotionController
     from realsim.sim.motion.sample import make_path, rollout
     from realsim.sim.motion.variety import mocap_diversity, pairwise_joint_distance, root_frame_joints
 
     T = int(seconds * 30)
     out: dict = {"frames": T, "agents": n}
-    for tag, pn in (("diffusion_no_variation", 0.0), ("diffusion_sim", PAST_NOISE)):
-        ro = rollout(MotionController(model, n, ["neutral"], seed=0, past_noise=pn), make_path("straight", seconds, 1.3), T)
+    for tag, mk in (("diffusion_no_variation", lambda: MotionController(model, n, ["neutral"], seed=0, past_noise=0.0)),
+                    ("diffusion_sim", lambda: MotionController(model, n, ["neutral"], seed=0, past_noise=PAST_NOISE)),
+                    ("motion_matching", lambda: MotionMatchingController(ds, n, ["neutral"]))):
+        ro = rollout(mk(), make_path("straight", seconds, 1.3), T)
         out[tag] = 100 * pairwise_joint_distance(root_frame_joints(ro.joints, ro.root[..., :2], ro.heading))
     normal = [c for c in ds.clips if c.style in ("normal", "neutral")]
     out["mocap_walk_normal_style"] = 100 * float(np.mean([mocap_diversity(normal, T, n, s) for s in range(3)]))
@@ -168,8 +158,10 @@ def tracking_part(model, ds, seconds: float = 10.0) -> dict:
 def style_part(model, ds, seconds: float = 8.0) -> dict:
     """Style accuracy of a walking-style classifier trained on the real walk clips (sim/motion/style_classifier.py,
     trained here in seconds): on held-out real clips (leave one take out) and on generated walks per style (each style
-    commanded at its clips' mean speed, straight, 2 agents), with the sim's settings and without style guidance."""
+    commanded at its clips' mean speed, straight, 2 agents), with the sim's settings, without style guidance and by
+    motion matching."""
     from realsim.sim.motion import style_classifier as sc
+    from realsim.sim.motion.baseline import MotionMatchingController
     from realsim.sim.motion.controller import MotionController
     from realsim.sim.motion.sample import make_path, rollout
 
@@ -180,11 +172,14 @@ def style_part(model, ds, seconds: float = 8.0) -> dict:
     out: dict = {"classes": len(walks), "train_s": round(time.time() - t0, 1), "real_held_out": acc_real,
                  "real_per_style": per_real}
     styles = [s for s in walks if s in model.styles]
-    for tag, kw in (("generated_sim", {}), ("generated_no_guidance", {"w_style": 0.0})):
+    makers = {"generated_sim": lambda s: MotionController(model, 2, [s], seed=1),
+              "generated_no_guidance": lambda s: MotionController(model, 2, [s], seed=1, w_style=0.0),
+              "motion_matching": lambda s: MotionMatchingController(ds, 2, [s])}
+    for tag, mk in makers.items():
         per = {}
         for s in styles:
             v = float(np.mean([np.linalg.norm(c.feat[:, :2], axis=1).mean() for c in walks[s]]))
-            ro = rollout(MotionController(model, 2, [s], seed=1, **kw), make_path("straight", seconds, v), int(seconds * 30))
+            ro = rollout(mk(s), make_path("straight", seconds, v), int(seconds * 30))
             per[s] = float(np.mean([clf.accuracy(sc.rollout_descriptors(ro, a), styles.index(s)) for a in range(2)]))
         out[tag] = float(np.mean(list(per.values())))
         out[tag + "_per_style"] = per
@@ -192,62 +187,30 @@ def style_part(model, ds, seconds: float = 8.0) -> dict:
 
 
 def table(res: dict) -> str:
-    """One markdown table (README) from the parts that ran; '-' where a measure does not apply."""
+    """One markdown table (README) from the parts that ran; n/a where a measure does not apply, '-' where not run."""
     sk, tr, dv, st, rt = (res.get(k, {}) for k in ("skating", "tracking", "diversity", "style", "realtime"))
+    NA = "n/a"
 
     def f(v, fmt="{:.1f}"):
-        return "-" if v is None else fmt.format(v)
+        return v if isinstance(v, str) else "-" if v is None else fmt.format(v)
 
     def trk(name, k):
         return (tr.get(name) or {}).get("mean", {}).get(k)
 
+    def step(name):
+        return rt[f"{name}_ctrl_cpu_ms_per_frame"] / rt["agents"] if rt else None
+
     rows = [("diffusion (sim settings)", sk.get("diffusion_circle_2m_raw"), sk.get("sim_rendered"), trk("diffusion", "lateral_cm"),
              trk("diffusion", "along_cm"), trk("diffusion", "end_cm"), dv.get("diffusion_sim"), st.get("generated_sim"),
-             rt.get("diffusion_ctrl_cpu_ms_per_frame", 0) / max(rt.get("agents", 1), 1) if rt else None),
-            ("motion matching", sk.get("motion_matching_circle_2m"), None, trk("motion_matching", "lateral_cm"),
-             trk("motion_matching", "along_cm"), trk("motion_matching", "end_cm"), None, None,
-             rt.get("motion_matching_ctrl_cpu_ms_per_frame", 0) / max(rt.get("agents", 1), 1) if rt else None),
-            ("real mocap (walk clips)", sk.get("mocap_walk"), sk.get("mocap_walk"), None, None, None,
-             dv.get("mocap_walk_normal_style"), st.get("real_held_out"), None)]
+             step("diffusion")),
+            ("motion matching", sk.get("motion_matching_circle_2m"), NA, trk("motion_matching", "lateral_cm"),
+             trk("motion_matching", "along_cm"), trk("motion_matching", "end_cm"), dv.get("motion_matching"),
+             st.get("motion_matching"), step("motion_matching")),
+            ("real mocap (walk clips)", sk.get("mocap_walk"), sk.get("mocap_walk"), NA, NA, NA,
+             dv.get("mocap_walk_normal_style"), st.get("real_held_out"), NA)]
     lines = ["| method | skating raw, 2 m circle (cm/s) | skating as rendered (cm/s) | lateral (cm) | along-track (cm) | "
              "end (cm) | diversity (cm) | style accuracy | CPU ms per agent step |", "|---" * 9 + "|"]
     for r in rows:
         lines.append(f"| {r[0]} | " + " | ".join([f(r[1]), f(r[2]), f(r[3]), f(r[4]), f(r[5]), f(r[6]),
                                                    f(r[7], "{:.0%}"), f(r[8], "{:.2f}")]) + " |")
     return "\n".join(lines)
-
-
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--parts", default="skating,diversity,tracking,style,speed,realtime")
-    ap.add_argument("--weights", default=None, help="motion model file (default: the shipped weights)")
-    ap.add_argument("--agents", type=int, default=32)
-    ap.add_argument("--data", default=None)
-    ap.add_argument("--out", type=Path, default=RESULTS / "motion_human.json")
-    args = ap.parse_args()
-    from realsim.sim.motion.model import MotionModel, default_weights_path
-
-    parts = args.parts.split(",")
-    weights = args.weights
-    model = MotionModel.load(weights or default_weights_path())
-    data = Path(args.data) if args.data else Path(os.environ.get("REALSIM_DATA", REPO.parent / "shared" / "data")) / "motion"
-    ds = _dataset(data) if {"skating", "diversity", "tracking", "style", "realtime"} & set(parts) else None
-    res: dict = {"weights": str(weights or "shipped"), "model_steps": model.meta.get("steps"),
-                 "load_avg_start": load_avg(), "cores": os.cpu_count()}
-    fns = {"skating": lambda: skating_part(model, ds, weights), "diversity": lambda: diversity_part(model, ds),
-           "tracking": lambda: tracking_part(model, ds), "style": lambda: style_part(model, ds),
-           "speed": lambda: speed_part(model), "realtime": lambda: realtime_part(model, ds, args.agents, weights=weights)}
-    for p in parts:
-        t = time.time()
-        res[p] = fns[p]()
-        print(f"{p} ({time.time() - t:.0f} s): {res[p]}")
-    res["load_avg_end"] = load_avg()
-    res["table"] = table(res)
-    print(res["table"])
-    write_result(args.out, res)
-    print(f"wrote {args.out} (load avg {res['load_avg_start']} -> {res['load_avg_end']})")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -221,3 +221,20 @@ def test_style_balanced_window_sampling():
     np.testing.assert_allclose([p[style == s].sum() for s in (0, 2, 5)], 1 / 3, rtol=1e-12)
     np.testing.assert_allclose(p[:90], 1 / 270, rtol=1e-12)
     assert PRESETS["finetune_style"].balance_styles and not PRESETS["finetune_speed"].balance_styles
+
+
+def test_turn_boosted_window_sampling():
+    """turn_boosted_p draws windows that walk (> 0.5 m/s) and turn (> 0.3 rad/s over their frames) `boost` times as often."""
+    from realsim.sim.motion.train import PRESETS, turn_boosted_p
+
+    F = 20
+    t = np.arange(1, F + 1) / 30.0
+    dense = np.zeros((4, F, 4))
+    dense[..., 3] = 1.0
+    for i, (v, w) in enumerate([(1.2, 0.6), (1.2, 0.1), (0.2, 0.6), (1.2, -0.6)]):  # speed m/s, yaw rate rad/s
+        dense[i, :, 0] = v * t
+        dense[i, :, 2], dense[i, :, 3] = np.sin(w * t), np.cos(w * t)
+    p = turn_boosted_p(None, dense, 3.0)
+    np.testing.assert_allclose(p, np.array([3, 1, 1, 3]) / 8, rtol=1e-12)
+    assert turn_boosted_p(None, dense, 1.0) is None and PRESETS["finetune_turn"].turn_boost == 2.0
+

@@ -24,6 +24,7 @@ from .model import MotionModel, default_weights_path
 GroundFn = Callable[[np.ndarray], np.ndarray]
 # model (x, y, z) -> world (x, y, z) = (z, x, y)
 M_TO_WORLD = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+PLAN_SMOOTH = 1.0  # default Gaussian sigma (frames) over each plan; 0 gives less skating with weights of the finetune_turn preset
 
 
 @dataclass
@@ -256,7 +257,7 @@ class MotionController(BaseController):
     def __init__(self, model: MotionModel, n_agents: int, styles: list[str] | None = None,
                  ground_height: GroundFn | None = None, seed: int = 0, replan: int = 10, steps: int | None = 4,
                  w_style: float = 2.0, w_past: float = 0.0, correction: float = 0.1, threads: int | None = 1,
-                 smooth: float = 1.0, floor_clamp: bool = False, past_noise: float = 0.0, guide_steps: int | None = 1,
+                 smooth: float | None = None, floor_clamp: bool = False, past_noise: float = 0.0, guide_steps: int | None = 1,
                  guide_reuse: bool = True):
         # defaults (bench/motion_human.py, issue 16): 4 of the 8 sampling steps (same skating and tracking, half the cost),
         # style guidance w=2 computed on the first step and its offset reused on the others (one extra batched pass per
@@ -275,7 +276,8 @@ class MotionController(BaseController):
         self.steps, self.w_style, self.w_past = steps, w_style, w_past
         self.guide_steps, self.guide_reuse = guide_steps, guide_reuse
         self.gen = torch.Generator().manual_seed(seed)
-        self.smooth = smooth    # Gaussian sigma (frames) over past+plan: damps the sampler's frame-to-frame jitter
+        # Gaussian sigma (frames) over past+plan: damps the sampler's frame-to-frame jitter (None: PLAN_SMOOTH)
+        self.smooth = PLAN_SMOOTH if smooth is None else smooth
         self.threads = threads  # torch threads while sampling (1: a busy shared CPU runs 2 OpenMP threads far slower)
         idle = (model.idle if model.idle is not None else model.mean).numpy()
         super().__init__(n_agents, list(styles or ["neutral"]), ground_height, replan, correction, idle,

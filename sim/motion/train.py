@@ -13,7 +13,7 @@ import torch
 from realsim.assets.errors import InputError
 from realsim.assets.progress import ProgressFn, report
 
-from .canon import D_FEAT, SKELETON, wrap_angle
+from .canon import D_FEAT, FPS, SKELETON, wrap_angle
 from .data import MotionDataset, build_dataset
 from .losses import geometric_losses
 from .model import MotionDenoiser, MotionModel, MotionModelConfig
@@ -41,6 +41,7 @@ class TrainConfig:
     w_root: float = 1.0       # extra weight on the normalised root channels (velocity, yaw rate, height) in the x0 MSE
     w_track: float = 0.0      # root track integrated from the predicted velocity vs the data's (cm^2 / 100): holds speed
     balance_styles: bool = False  # draw windows with equal total weight per style (the normal style is ~half the data)
+    turn_boost: float = 1.0   # draw windows that walk (> 0.5 m/s) and turn (> 0.3 rad/s) this many times as often
     init: str | None = None   # fine-tune: start from these weights (their model config, normalisation and idle frame)
     model: MotionModelConfig = field(default_factory=MotionModelConfig)
 
@@ -58,6 +59,10 @@ PRESETS: dict[str, TrainConfig] = {
     "finetune_style": TrainConfig(steps=6000, lr=2e-4, warmup=50, w_foot=2.0, w_fk=1.0, w_contact=1.0, w_root=3.0,
                                   w_track=1.0, balance_styles=True,
                                   model=MotionModelConfig(d_model=128, n_layers=4, n_heads=4, d_ff=384)),
+    # the same with a heavier foot term and walking turns drawn twice as often: feet planted on curves (issue 16)
+    "finetune_turn": TrainConfig(steps=6000, lr=2e-4, warmup=50, w_foot=4.0, w_fk=1.0, w_contact=1.0, w_root=3.0,
+                                 w_track=2.0, balance_styles=True, turn_boost=2.0,
+                                 model=MotionModelConfig(d_model=128, n_layers=4, n_heads=4, d_ff=384)),
     # a quick look (about 5 minutes)
     "small": TrainConfig(steps=1000, model=MotionModelConfig(d_model=128, n_layers=3, d_ff=256)),
     # unit tests: overfits one clip in a few hundred steps
@@ -134,6 +139,18 @@ def style_balanced_p(style: np.ndarray) -> np.ndarray:
     cnt = np.bincount(style).astype(np.float64)
     p = 1.0 / cnt[style]
     return p / p.sum()
+
+
+def turn_boosted_p(p: np.ndarray | None, dense: np.ndarray, boost: float) -> np.ndarray | None:
+    """Sampling probabilities p [M] (None: uniform) with windows that walk and turn (root track dense [M,F,4]: over its F
+    frames > 0.5 m/s and > 0.3 rad/s) weighted `boost` times; p unchanged when boost is 1."""
+    if boost == 1.0:
+        return p
+    F = dense.shape[1]
+    rate = np.abs(np.arctan2(dense[:, -1, 2], dense[:, -1, 3])) * FPS / F
+    speed = np.linalg.norm(dense[:, -1, :2], axis=1) * FPS / F
+    q = (np.full(len(dense), 1.0 / len(dense)) if p is None else p) * np.where((rate > 0.3) & (speed > 0.5), boost, 1.0)
+    return q / q.sum()
 
 
 def _opt_tensors(opt: torch.optim.Optimizer, names: dict[int, str]) -> dict[str, torch.Tensor]:
@@ -215,6 +232,7 @@ def train(data: str | os.PathLike | MotionDataset, out: str | os.PathLike, cfg: 
     t0 = time.time()
     logf = open(log_path, "a") if log_path else None
     pick = style_balanced_p(win.style) if cfg.balance_styles else None  # window sampling probabilities (None: uniform)
+    pick = turn_boosted_p(pick, win.dense, cfg.turn_boost)
 
     def save_ckpt() -> None:
         from safetensors.torch import save_file
