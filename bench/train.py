@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--seeds", default="", help="comma-separated seeds (e.g. 0,1,2): one run per seed and model, keyed "
                     "NAME_sSEED/MODEL, plus NAME/summary with the mean and spread over seeds")
+    ap.add_argument("--skip-done", action="store_true",
+                    help="with --seeds: keep rows already in --json (same NAME_sSEED/MODEL) instead of training them again")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config field (dotted for nested, JSON value), e.g. scaffold.sky_gaussians=0; repeatable")
     ap.add_argument("--out", type=Path, default=REPO / "build" / "bench_train")
@@ -70,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
     for seed, model in [(s, m) for s in seeds for m in args.models.split(",")]:  # seed-major: a cut-off run stays paired
         key = f"{name}_s{seed}" if len(seeds) > 1 else name
+        done = read_result(args.json, {}).get(f"{key}/{model}") if args.skip_done else None
+        if done is not None:
+            rows.append(done)
+            continue
         n_img = None
         if args.preset == "real":
             from realsim.assets.cameras import holdout_split
