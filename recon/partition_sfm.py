@@ -152,7 +152,7 @@ def map_partitioned(db: Path, image_dir: Path, work: Path, opts, names: list[str
     if len(best) < 3:
         return None, attempts
     info: dict = {"components": [len(c) for c in comps]}
-    rec = _merge(db, image_dir, work, opts, best, cams, cam_params, info)
+    rec = _merge(db, image_dir, work, opts, best, ids, cams, cam_params, info)
     n_reg = rec.num_reg_images()
     err = rec.compute_mean_reprojection_error() if rec.num_points3D() else float("nan")
     attempts.append({"merge": True, "chunks": len(ranges), "registered": n_reg, "reproj_px": err} | info)
@@ -187,7 +187,7 @@ def _map_chunk(db: Path, image_dir: Path, work: Path, opts, part: list[str], ids
     n = len(part)
     mid = [i for i in range(n // 4, 3 * n // 4) if i + gap < n and gap_inliers[i] >= 30]
     pairs = [(i, i + gap) for i in sorted(mid, key=lambda i: -gap_inliers[i])[:tries]] + [(-1, -1)]
-    runs: list[tuple[object, dict, float]] = []
+    runs: list[tuple[object, dict, float, dict]] = []  # (model, row, reprojection error, its poses)
     for t, (i, j) in enumerate(pairs):
         o = sfm._mapper_options(opts, relaxed=True)
         o.image_names = list(part)
@@ -204,14 +204,14 @@ def _map_chunk(db: Path, image_dir: Path, work: Path, opts, part: list[str], ids
             continue
         err = rec.compute_mean_reprojection_error() if rec.num_points3D() else math.inf
         P = _poses(rec)
-        for r0, _row, _ in runs:
-            d = _agreement(P, _poses(r0))
+        for r0, _row, _, P0 in runs:
+            d = _agreement(P, P0)
             if d <= agree and rec.num_reg_images() >= 0.9 * r0.num_reg_images():
                 return rec, {"registered": rec.num_reg_images(), "reproj_px": err, "tries": t + 1, "agreement": d}
-        runs.append((rec, {"registered": rec.num_reg_images(), "reproj_px": err, "tries": t + 1}, err))
+        runs.append((rec, {"registered": rec.num_reg_images(), "reproj_px": err, "tries": t + 1}, err, P))
     if not runs:
         return None, {"registered": 0, "tries": len(pairs)}
-    rec, row, _ = min(runs, key=lambda r: (-r[0].num_reg_images(), r[2]))
+    rec, row, _, _ = min(runs, key=lambda r: (-r[0].num_reg_images(), r[2]))
     return rec, row | {"tries": len(pairs), "agreement": None}
 
 
@@ -221,7 +221,8 @@ def _plausible(cam) -> bool:
     return bool(0.2 < cam.mean_focal_length() / max(cam.width, cam.height) < 5.0 and (extra <= 0.5).all())
 
 
-def _merge(db: Path, image_dir: Path, work: Path, opts, merged: dict, cams: dict, cam_params: dict, info: dict):
+def _merge(db: Path, image_dir: Path, work: Path, opts, merged: dict, ids: dict[str, int], cams: dict, cam_params: dict,
+           info: dict):
     """One reconstruction from the merged poses (median intrinsics per camera): points triangulated through the whole
     database with the poses held, then one global bundle adjustment of poses, intrinsics and points."""
     import pycolmap
@@ -235,7 +236,6 @@ def _merge(db: Path, image_dir: Path, work: Path, opts, merged: dict, cams: dict
         c.params = np.median(np.stack(cam_params[cid]), axis=0)  # [P] per-parameter median
         new.add_camera_with_trivial_rig(c)
     with pycolmap.Database.open(str(db)) as d:
-        ids = {im.name: im.image_id for im in d.read_all_images()}
         for name, (R, C, cid, _) in sorted(merged.items()):
             kp = np.asarray(d.read_keypoints(ids[name])[:, :2], np.float64)
             im = pycolmap.Image(name=name, keypoints=kp, camera_id=cid, image_id=ids[name])

@@ -118,12 +118,12 @@ def rasterize(means2d, conics, colors, opacities, depths, radii, width: int, hei
                 cols.append(torch.zeros(px.shape[0], D, device=dev, dtype=dt) + link)
                 alps.append(torch.zeros(px.shape[0], device=dev, dtype=dt) + link)
                 continue
+            hook = _absgrad_hook(means2d, c, g) if absgrad else None
             if checkpoint and torch.is_grad_enabled():  # recompute in backward: memory O(chunk), not O(pixels x M)
-                hook = _absgrad_hook(means2d, c, g) if absgrad else None
                 rgb, a = torch.utils.checkpoint.checkpoint(_blend_chunk, px, mu, con, op, col, rad, hook,
                                                            use_reentrant=False)
             else:
-                rgb, a = _blend_chunk(px, mu, con, op, col, rad, _absgrad_hook(means2d, c, g) if absgrad else None)
+                rgb, a = _blend_chunk(px, mu, con, op, col, rad, hook)
             cols.append(rgb)
             alps.append(a)
         rc, ra = torch.cat(cols), torch.cat(alps)
