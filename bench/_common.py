@@ -7,6 +7,7 @@ command; and how results are written (JSON, atomically, under bench/results/).
     stamp() -> {"command", "machine", "date"}  -- for a result or for one row of a file that merges runs
     write_result(path, data, stamp_it=True) -- data (after stamp() unless stamp_it=False) written atomically as indented JSON
     read_result(path, default) -- an earlier result file (for benches that merge runs), default when absent or unreadable
+    data_root() -- the real data folder: $REALSIM_DATA, default ../shared/data beside the repo
 
 The bench scripts run as `python bench/NAME.py`, so they import this as `from _common import ...`.
 """
@@ -23,6 +24,10 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("REALSIM_DATA", REPO.parent / "shared" / "data"))
 
 
 def load_avg() -> list[float] | None:

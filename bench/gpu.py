@@ -16,14 +16,13 @@ differently only); cuda vs gsplat 1e-4 / 2e-3 (independent kernels, different su
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from _common import REPO, RESULTS, load_avg, stamp, write_result
+from _common import REPO, RESULTS, data_root, load_avg, stamp, write_result
 from bake import check_bake
 from sh_fused import sh_parity, time_sh
 
@@ -176,7 +175,7 @@ def run_fern(seconds: float, out: Path, device: str = "cuda", backend: str = "cu
     trainer's budget), every 8th view held out; at full resolution (1008x756 here) unless max_width is given (dry run)."""
     from realsim.recon.trainer import preset_config, train
 
-    scene = Path(os.environ.get("REALSIM_DATA", REPO.parent / "shared" / "data")) / "scenes" / "llff_fern"
+    scene = data_root() / "scenes" / "llff_fern"
     if not scene.is_dir():
         return {"skipped": f"no fern scene at {scene} (set REALSIM_DATA)"}
     cfg = preset_config("gpu", "scaffold")

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import motion_human as mh
-from _common import REPO, RESULTS, load_avg, write_result
+from _common import RESULTS, data_root, load_avg, write_result
 
 PARTS = ("skating", "diversity", "tracking", "style", "speed", "realtime")
 
@@ -32,6 +32,7 @@ def main() -> int:
     ap.add_argument("--data", default=None, help="motion data folder (default $REALSIM_DATA/motion)")
     ap.add_argument("--plan-smooth", type=float, default=None,
                     help="the controller's plan smoothing sigma in frames, everywhere incl. the sim (default: PLAN_SMOOTH)")
+    ap.add_argument("--seed", type=int, default=0, help="added to every controller seed (other noise draws; 0: the table's)")
     ap.add_argument("--out", type=Path, default=RESULTS / "motion.json")
     args = ap.parse_args()
     parts = [p for p in args.parts.split(",") if p]
@@ -45,14 +46,15 @@ def main() -> int:
     from realsim.sim.motion.model import MotionModel, default_weights_path
 
     torch.set_num_threads(args.threads)
+    mh.SEED = args.seed
     if args.plan_smooth is not None:
         controller.PLAN_SMOOTH = args.plan_smooth
     weights = args.weights
     model = MotionModel.load(weights or default_weights_path())
-    data = Path(args.data) if args.data else Path(os.environ.get("REALSIM_DATA", REPO.parent / "shared" / "data")) / "motion"
+    data = Path(args.data) if args.data else data_root() / "motion"
     c0 = time.process_time()
     ds = build_dataset(data) if set(parts) - {"speed"} else None
-    res: dict = {"weights": str(weights or "shipped"), "model_steps": model.meta.get("steps"), "torch_threads": args.threads,
+    res: dict = {"weights": str(weights or "shipped"), "model_steps": model.meta.get("steps"), "torch_threads": args.threads, "seed": args.seed,
                  "plan_smooth": controller.PLAN_SMOOTH,
                  "load_avg_start": load_avg(), "cores": os.cpu_count(), "dataset_cpu_s": round(time.process_time() - c0, 1)}
     fns = {"skating": lambda: mh.skating_part(model, ds, weights), "diversity": lambda: mh.diversity_part(model, ds),

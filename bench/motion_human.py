@@ -12,6 +12,7 @@ import numpy as np
 from _common import REPO
 
 sys.path.insert(0, str(REPO / "tests"))
+SEED = 0  # added to every controller seed below (bench/motion.py --seed): the same measures over other noise draws
 
 
 def skating_part(model, ds, weights: str | None = None, seconds: float = 10.0) -> dict:
@@ -27,7 +28,7 @@ def skating_part(model, ds, weights: str | None = None, seconds: float = 10.0) -
 
     feet = [15, 19, 16, 20]  # Foot_L, Foot_R, Toes_L, Toes_R on the canonical skeleton
     out: dict = {}
-    ctrl = MotionController(model, 4, ["neutral"], seed=3, past_noise=PAST_NOISE)
+    ctrl = MotionController(model, 4, ["neutral"], seed=SEED + 3, past_noise=PAST_NOISE)
     ro = rollout(ctrl, make_path("circle", seconds, 1.2, 2.0), int(seconds * 30))
     out["diffusion_circle_2m_raw"] = float(np.mean([skating(ro.joints[a], ro.root[a, :, 2], feet) for a in range(4)]))
     from realsim.sim.motion.baseline import MotionMatchingController
@@ -60,8 +61,8 @@ def diversity_part(model, ds, seconds: float = 5.0, n: int = 8) -> dict:
 
     T = int(seconds * 30)
     out: dict = {"frames": T, "agents": n}
-    for tag, mk in (("diffusion_no_variation", lambda: MotionController(model, n, ["neutral"], seed=0, past_noise=0.0)),
-                    ("diffusion_sim", lambda: MotionController(model, n, ["neutral"], seed=0, past_noise=PAST_NOISE)),
+    for tag, mk in (("diffusion_no_variation", lambda: MotionController(model, n, ["neutral"], seed=SEED + 0, past_noise=0.0)),
+                    ("diffusion_sim", lambda: MotionController(model, n, ["neutral"], seed=SEED + 0, past_noise=PAST_NOISE)),
                     ("motion_matching", lambda: MotionMatchingController(ds, n, ["neutral"]))):
         ro = rollout(mk(), make_path("straight", seconds, 1.3), T)
         out[tag] = 100 * pairwise_joint_distance(root_frame_joints(ro.joints, ro.root[..., :2], ro.heading))
@@ -85,7 +86,7 @@ def speed_part(model, seconds: float = 10.0) -> dict:
             [("ramp_0.5_3_0.5", 0.5 + 2.5 * np.sin(np.pi * np.clip(t / seconds, 0, 1)))]:
         s = np.concatenate([[0.0], np.cumsum(sp[1:] / 30)])
         path = np.stack([s, np.zeros_like(s)], -1)
-        ro = rollout(MotionController(model, 2, ["neutral"], seed=0), path, T)
+        ro = rollout(MotionController(model, 2, ["neutral"], seed=SEED + 0), path, T)
         along = ro.root[:, :, 0]  # straight along +X: the arc length is x
         err = np.abs(along - s[1: T + 1][None])
         out[name] = {"mean_m": float(err.mean()), "max_m": float(err.max()),
@@ -113,8 +114,10 @@ def realtime_part(model, ds, agents: int = 32, seconds: float = 6.0, weights: st
            "ms_per_agent_step": 1000 * dt / agents, "cpu_ms_per_agent_step": 1000 * dc / agents,
            "realtime_30hz_wall": dt <= 1 / 30, "realtime_30hz_cpu": dc <= 1 / 30, "torch_threads": 1}
     path = make_path("circle", 6.0, 1.2, 2.0)
-    for name, mk in (("diffusion", lambda: MotionController(model, agents, ["neutral"], seed=0)),
-                     ("motion_matching", lambda: MotionMatchingController(ds, agents, ["neutral"]))):
+    ctrls = [("diffusion", lambda: MotionController(model, agents, ["neutral"], seed=SEED + 0))]
+    if ds is not None:  # the baseline needs the real clips
+        ctrls.append(("motion_matching", lambda: MotionMatchingController(ds, agents, ["neutral"])))
+    for name, mk in ctrls:
         ctrl = mk()
         fut = lambda t: np.repeat(path[None, t + 1: t + 46], agents, 0)  # noqa: E731
         for t in range(10):
@@ -138,7 +141,7 @@ def tracking_part(model, ds, seconds: float = 10.0) -> dict:
 
     out: dict = {}
     T = int(seconds * 30)
-    for name, mk in (("diffusion", lambda: MotionController(model, 4, ["neutral"], seed=3, past_noise=PAST_NOISE)),
+    for name, mk in (("diffusion", lambda: MotionController(model, 4, ["neutral"], seed=SEED + 3, past_noise=PAST_NOISE)),
                      ("motion_matching", lambda: MotionMatchingController(ds, 4, ["neutral"]))):
         rows = {}
         for p in ("circle", "zigzag", "stopgo"):
@@ -172,8 +175,8 @@ def style_part(model, ds, seconds: float = 8.0) -> dict:
     out: dict = {"classes": len(walks), "train_s": round(time.time() - t0, 1), "real_held_out": acc_real,
                  "real_per_style": per_real}
     styles = [s for s in walks if s in model.styles]
-    makers = {"generated_sim": lambda s: MotionController(model, 2, [s], seed=1),
-              "generated_no_guidance": lambda s: MotionController(model, 2, [s], seed=1, w_style=0.0),
+    makers = {"generated_sim": lambda s: MotionController(model, 2, [s], seed=SEED + 1),
+              "generated_no_guidance": lambda s: MotionController(model, 2, [s], seed=SEED + 1, w_style=0.0),
               "motion_matching": lambda s: MotionMatchingController(ds, 2, [s])}
     for tag, mk in makers.items():
         per = {}

@@ -13,13 +13,12 @@ Prints a table and writes bench/results/poses.json. Data comes from REALSIM_DATA
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import REPO, RESULTS, load_avg, write_result
+from _common import RESULTS, data_root, load_avg, write_result
 
 SCENES = {  # name -> (image folder under scenes/, matcher)
     "lund_street": ("lund_street/images", "auto"),
@@ -56,7 +55,7 @@ def main() -> int:
     from realsim.recon.poses import PosesOptions, run_poses
     from realsim.sim.capture import pose_error_vs_ground_truth
 
-    data = Path(os.environ.get("REALSIM_DATA", REPO.parent / "shared" / "data"))
+    data = data_root()
     if not data.is_dir():
         print(f"real data not found at {data}: set REALSIM_DATA", file=sys.stderr)
         return 2

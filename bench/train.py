@@ -11,16 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-from _common import REPO, RESULTS, load_avg, read_result, stamp, write_result
-
-
-def data_root() -> Path:
-    return Path(os.environ.get("REALSIM_DATA", REPO.parent / "shared" / "data"))
+from _common import REPO, RESULTS, data_root, load_avg, read_result, stamp, write_result
 
 
 def main(argv: list[str] | None = None) -> int:

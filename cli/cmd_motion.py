@@ -16,8 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("data", help="folder of BVH clips (e.g. shared/data/motion) or one .bvh")
     t.add_argument("-o", "--output", required=True, help="output weights (.safetensors)")
     t.add_argument("--preset", default="default", help="default (<= 60 min on 2 cores) | finetune (foot terms; with --init) | finetune_speed "
-                   "(+ root track) | finetune_style (+ styles sampled evenly; shipped: finetune -> finetune_speed -> "
-                   "finetune_style) | small | tiny")
+                   "(+ root track) | finetune_style (+ styles sampled evenly) | finetune_turn (+ turning walks 2x, foot "
+                   "term 4; shipped: finetune -> finetune_speed -> finetune_style -> finetune_turn) | small | tiny")
     t.add_argument("--steps", type=int, default=None, help="override the preset's number of steps")
     t.add_argument("--minutes", type=float, default=None, help="stop after this many minutes (the result is still saved)")
     t.add_argument("--locomotion-only", action="store_true",

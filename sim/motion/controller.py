@@ -24,7 +24,7 @@ from .model import MotionModel, default_weights_path
 GroundFn = Callable[[np.ndarray], np.ndarray]
 # model (x, y, z) -> world (x, y, z) = (z, x, y)
 M_TO_WORLD = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-PLAN_SMOOTH = 1.0  # default Gaussian sigma (frames) over each plan; 0 gives less skating with weights of the finetune_turn preset
+PLAN_SMOOTH = 0.0  # Gaussian sigma (frames) over each plan; 0 for the shipped (finetune_turn) weights: 1 blurs contact starts, more skating
 
 
 @dataclass
@@ -261,10 +261,10 @@ class MotionController(BaseController):
                  guide_reuse: bool = True):
         # defaults (bench/motion_human.py, issue 16): 4 of the 8 sampling steps (same skating and tracking, half the cost),
         # style guidance w=2 computed on the first step and its offset reused on the others (one extra batched pass per
-        # plan; classifier accuracy 29 -> 35 %, 32 -> 59 % with the foot-term fine-tune), light smoothing (sigma 1 frame)
-        # and no floor clamp: both pinned or flattened the swing foot (2 m circle, skating 66 -> 26 cm/s with the same
-        # weights at 8 steps, 38 with all these defaults); standalone samples can sink a foot joint ~1.5 cm (the sim
-        # puts the feet on the terrain itself)
+        # plan; classifier accuracy 29 -> 35 %, 32 -> 59 % with the foot-term fine-tune), plan smoothing PLAN_SMOOTH (0 with
+        # the shipped weights; sigma 1 blurred contact starts) and no floor clamp: heavier smoothing and the clamp pinned or
+        # flattened the swing foot (2 m circle, skating 66 -> 26 cm/s with earlier weights); standalone samples can sink a
+        # foot joint ~1.5 cm (the sim puts the feet on the terrain itself)
         self.model = model
         self.rng = np.random.default_rng(seed)
         self.feat_std = model.std.numpy().astype(np.float64)
