@@ -39,6 +39,8 @@ def add_parser(sub) -> None:
                    help="also write an AR-ready USDZ (AR Quick Look / Vision Pro): the scene's textured mesh, the agents "
                         "as UsdSkel, the props and the camera, animated at the sim's fps (as `realsim export SCENE "
                         "--target arkit --sim OUTDIR`)")
+    p.add_argument("--bvh", type=Path, metavar="DIR",
+                   help="also write each agent's animation as DIR/agent_NN.bvh (metres, Y up; rotations of the skinned body)")
     p.add_argument("--usdz-triangles", type=int, default=100_000, help="--usdz: mesh triangle budget (default 100000)")
     p.add_argument("--usdz-texture-size", type=int, default=2048, help="--usdz: texture side (default 2048)")
     add_output_flags(p, "replace a non-empty OUTDIR")
@@ -48,11 +50,11 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from realsim.assets.errors import InputError
     from realsim.cli.progress import RichProgress
     from realsim.sim.pipeline import SimulateOptions, simulate_scene
 
     if args.usdz is not None:  # bad USDZ arguments fail before the simulation, not after it
-        from realsim.assets.errors import InputError
         from realsim.cli.cmd_export import check_usd_budget
         from realsim.cli.common import check_output_file
 
@@ -66,7 +68,13 @@ def run(args: argparse.Namespace) -> int:
                            fps=args.fps, motion=args.motion,
                            motion_weights=str(args.motion_weights) if args.motion_weights else None, backend=args.backend,
                            ssaa=args.ssaa, overwrite=args.overwrite, max_pixels=args.max_pixels, lod=args.lod)
-    usd = None
+    if args.bvh is not None:
+        from realsim.assets.atomic import check_writable
+
+        if args.bvh.exists() and (not args.bvh.is_dir() or (any(args.bvh.iterdir()) and not args.overwrite)):
+            raise InputError(f"--bvh {args.bvh} exists and is not an empty folder (pass --overwrite to replace it)")
+        check_writable(args.bvh)
+    usd = bvh = None
     with RichProgress(not args.quiet) as prog:
         s = simulate_scene(args.scene, args.output, opts, progress=prog)
         if args.usdz is not None:
@@ -76,6 +84,11 @@ def run(args: argparse.Namespace) -> int:
 
             usd = write_sim_usdz(args.usdz, load_scene(args.scene), load_sim_record(args.output, args.scene),
                                  args.usdz_triangles, args.usdz_texture_size, prog)
+        if args.bvh is not None:
+            from realsim.sim.bvh_export import write_agent_bvhs
+            from realsim.sim.usd_record import load_sim_record
+
+            bvh = write_agent_bvhs(load_sim_record(args.output, args.scene), args.bvh, args.overwrite)
     if args.json:
         print(json.dumps(s if usd is None else {**s, "usdz": usd}, indent=1))
         return 0 if usd is None else usd_exit_code(usd)
@@ -88,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
     if "frames_with_agent_fraction" in m:
         print(f"  agents in view in {100 * m['frames_with_agent_fraction']:.0f}% of the frames "
               f"({m['visible_agents_mean']:.1f} per frame on average)")
+    if bvh is not None:
+        print(f"  {len(bvh)} agent BVH files -> {args.bvh}")
     if usd is not None:
         print("  " + usd_report_line(usd))
         return usd_exit_code(usd)

@@ -19,6 +19,7 @@ Public API:
                                        provenance, joints [T,A,J,3] / root / heading in metres, skeleton, fps, props.json)
     load_sim_record(sim_dir, scene) -> SimRecord; write_sim_usdz(out, scene, rec), write_physics_usd(out, scene, scale,
                                        rec)  -- a sim as the AR USDZ (UsdSkel agents, props, camera) or a UsdPhysics stage
+    write_agent_bvhs(rec, out_dir) -> [Path]  -- each agent's animation as BVH (metres, Y up; the skinned body's rotations)
 
 Modules: `ground` (the street plane the world stands on), `camera` (make_camera_path: interp | orbit | spiral | static |
 follow | FILE.json), `follow` (the follow camera: plan_follow, follow_path), `spawn` (start and goal placement), `gait`
@@ -26,6 +27,7 @@ follow | FILE.json), `follow` (the follow camera: plan_follow, follow_path), `sp
 `motion` (the motion-diffusion model and MotionController).
 """
 from .body import AgentLook, BodyModel
+from .bvh_export import write_agent_bvhs
 from .capture import CaptureConfig, make_capture
 from .crowd import Crowd, CrowdConfig
 from .loop import SimResult, run_sim
@@ -43,4 +45,5 @@ __all__ = [
     "AgentSpec", "Scenario", "load_scenario", "parse_scenario", "AgentLook", "BodyModel", "SimResult", "run_sim",
     "write_outputs", "CaptureConfig", "make_capture", "DemoOptions", "SimulateOptions", "run_demo", "simulate_scene",
     "SimRecord", "load_sim_record", "write_sim_usdz", "write_physics_usd", "SimFolder", "read_sim_folder",
+    "write_agent_bvhs",
 ]

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["FootLockConfig", "FootLock", "two_bone_ik"]
+__all__ = ["FootLockConfig", "FootLock", "terrain_adapt", "two_bone_ik"]
 
 
 @dataclass
@@ -48,6 +48,29 @@ def two_bone_ik(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, target: np
     cos_a = np.clip((a * a + D * D - b * b) / (2 * a * D), -1, 1)
     k = hip + a * (cos_a * u + np.sqrt(1 - cos_a ** 2) * w)
     return k, hip + u * D
+
+
+def terrain_adapt(joints: np.ndarray, legs: list[tuple[int, int, int, int]], ground: Callable[[np.ndarray], np.ndarray],
+                  base: np.ndarray) -> np.ndarray:
+    """Flat-ground animation onto terrain: joints [A,J,3] stand on height base [A] (the ground under the root); each
+    foot is lifted by the terrain under it (relative to base) with two-bone IK, after the body is lowered to the lower
+    foot's ground so every target stays in reach. On level ground it changes nothing."""
+    J = np.asarray(joints, np.float64).copy()
+    dz = np.stack([ground(J[:, ank, :2]) - base for _, _, ank, _ in legs], 1)  # [A,F] terrain under each foot
+    drop = np.minimum(dz.min(1), 0.0)  # [A] lower the body so the downhill foot reaches its ground
+    J[..., 2] += drop[:, None]
+    for f, (hip, knee, ank, toe) in enumerate(legs):
+        up = dz[:, f] - drop  # >= 0: what this foot must rise above the lowered body's floor
+        m = up > 1e-6
+        if not m.any():
+            continue
+        a0 = J[m, ank].copy()
+        k, a = two_bone_ik(J[m, hip], J[m, knee], a0, a0 + np.c_[np.zeros((m.sum(), 2)), up[m]])
+        J[m, knee] = k
+        if toe >= 0:
+            J[m, toe] += a - a0
+        J[m, ank] = a
+    return J
 
 
 class FootLock:

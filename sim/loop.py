@@ -22,7 +22,7 @@ from realsim.assets.progress import ProgressFn, report
 
 from .body import AgentLook, _semantic, random_looks
 from .crowd import Crowd, CrowdConfig
-from .footlock import FootLock, FootLockConfig
+from .footlock import FootLock, FootLockConfig, terrain_adapt
 from .gait import ProceduralWalker
 from .motion.metrics import skating
 from .planner import plan_path
@@ -231,6 +231,8 @@ def run_sim(world: World, scenario: Scenario, motion: str = "auto", spawn_mask: 
         if hasattr(ctrl, "shift"):
             ctrl.shift(d / unit[:, None])  # the controller continues from the corrected root (no snap back next frame)
         Jt[..., :2] += d[:, None]
+        if lock is not None:  # the animation assumes level ground under the root: each foot onto the terrain under it
+            Jt = terrain_adapt(Jt, lock.legs, world.height, p_root[:, 2])
         # feet on the terrain: the lowest foot rests on the ground
         fh = foot_heights(Jt, world, feet, rest_h)
         Jt[..., 2] -= fh[:, None]

@@ -240,3 +240,55 @@ def test_outputs_read_back(street, tmp_path):
     traj = json.loads((out / "trajectories.json").read_text())
     np.testing.assert_allclose(np.array(traj["agents"][1]["root"]), mot["root"][:, 1].numpy(), atol=1e-3)
     assert "skeleton" in meta
+
+
+def _field_world(heights: np.ndarray):
+    from realsim.sim.world import World
+
+    walk = np.ones(heights.shape, bool)
+    walk[:5], walk[-5:], walk[:, :5], walk[:, -5:] = False, False, False, False
+    return World(np.array([0, 0, 1.0, 0]), np.zeros(2), 0.1, walk, np.zeros_like(walk), np.ones_like(walk), heights=heights)
+
+
+def test_feet_on_a_slope_and_height_field_with_the_diffusion_controller():
+    """An 8 % ramp with 10 cm waves as a height field: the default controller's feet rest on the terrain under each foot
+    (the animation assumes level ground at the root), the IK keeps every bone its length, and skating as rendered (the
+    shared metric against the local ground height) is what the same walk shows on level ground: measured 28.4 vs 28.3
+    cm/s; 52.8 before each foot was put onto the terrain under it (sim/footlock.py terrain_adapt)."""
+    n = 120  # 12 x 12 m, cell 0.1
+    x = (np.arange(n) + 0.5) * 0.1
+    sc = default_scenario(4, 4.0, seed=6)
+    flat = run_sim(_field_world(np.zeros((n, n))), sc, motion="auto").metrics
+    world = _field_world(0.08 * x[:, None] + 0.1 * np.sin(x[None, :] / 1.5))  # [NX,NY]
+    res = run_sim(world, sc, motion="auto")
+    assert res.motion_backend == "controller"
+    m = res.metrics
+    print(f"\nslope: skate {m['skate_cm_s']:.1f} cm/s (level {flat['skate_cm_s']:.1f}; raw {m['skate_raw_cm_s']:.1f})")
+    assert m["foot_error_m_max"] < 1e-6 and m["penetration_m_max"] < 1e-6
+    rise = np.ptp(world.height(res.joints[:, :, 0, :2]), axis=0)  # [A] metres of height each agent walked through
+    assert rise.max() > 0.15  # the agents did walk up, down or across the slope
+    sk = res.skeleton
+    for child in range(len(sk.names)):  # every bone keeps its length through the IK (thigh, shin, foot included)
+        p = int(sk.parents[child])
+        if p >= 0:
+            L = np.linalg.norm(res.joints[:, :, child] - res.joints[:, :, p], axis=-1)  # [T,A]
+            assert np.abs(L - L[:1]).max() < 2e-3, (sk.names[child], np.abs(L - L[:1]).max())
+    assert m["skate_cm_s"] < 1.15 * flat["skate_cm_s"] and m["skate_cm_s"] < 1.5 * 29.2  # 29.2: real mocap (bench)
+
+
+def test_terrain_adapt_puts_each_foot_on_the_ground_under_it():
+    """A standing pose on a 10 % ramp: after terrain_adapt each ankle is at the ground under it plus its level-ground
+    height, the leg bones keep their length, the root drops to the lower foot's ground; on level ground nothing moves."""
+    from realsim.sim.footlock import terrain_adapt
+
+    hip, knee, ank = np.array([0.0, 0.1, 0.9]), np.array([0.25, 0.1, 0.5]), np.array([0.25, 0.1, 0.1])  # foot 25 cm ahead
+    J = np.stack([np.array([0.0, 0.0, 1.0]), hip, knee, ank, hip * [-1, -1, 1], knee * [-1, -1, 1], ank * [-1, -1, 1]])[None]
+    legs = [(1, 2, 3, -1), (4, 5, 6, -1)]
+    assert np.array_equal(terrain_adapt(J, legs, lambda xy: np.zeros(len(xy)), np.zeros(1)), J)
+    ramp = lambda xy: 0.1 * xy[:, 0]  # noqa: E731
+    out = terrain_adapt(J, legs, ramp, np.zeros(1))[0]
+    for h, k, a in ((1, 2, 3), (4, 5, 6)):
+        assert out[a, 2] == pytest.approx(ramp(out[a:a + 1, :2])[0] + 0.1, abs=1e-9)
+        for i, j in ((h, k), (k, a)):
+            assert np.linalg.norm(out[i] - out[j]) == pytest.approx(np.linalg.norm(J[0, i] - J[0, j]), abs=1e-9)
+    assert out[0, 2] == pytest.approx(1.0 - 0.025)  # the body lowered to the downhill foot's ground (x = -0.25)
