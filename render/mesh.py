@@ -1,4 +1,5 @@
-"""Z-buffered triangle rasteriser in torch (CPU or CUDA): vertex colours, Lambert shading, depth, face ids.
+"""Z-buffered triangle rasteriser (CPU or CUDA): vertex colours, Lambert shading, depth, face ids. The z-buffer runs in
+our C++ kernel on CPU tensors (csrc/mesh_cpu.cpp; `_rasterize` here is its torch reference, also used on CUDA).
 
 Used for the synthetic capture, the agents' bodies and depth compositing with Gaussian renders. Conventions: OpenCV
 world-to-camera `viewmat` [4,4], `K` [3,3], pixel (i, j) has its centre at (i + 0.5, j + 0.5) like the Gaussian rasteriser.
@@ -6,11 +7,14 @@ Triangles are clipped against the near plane in camera space so geometry that re
 """
 from __future__ import annotations
 
+import functools
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from realsim.assets.errors import RealsimError
 from realsim.assets.frames import camera_center
 
 __all__ = ["MeshRenderConfig", "render_mesh", "face_normals"]
@@ -28,6 +32,8 @@ class MeshRenderConfig:
     ssaa: int = 1  # supersampling factor per axis (alpha becomes fractional coverage)
     chunk_pixels: int = 1 << 21  # candidate pixels per vectorised chunk (memory vs. Python overhead)
     geometry: bool = True  # also return the "xyz" and "normal" maps (skip them when only colour/depth are needed)
+    backend: str = "auto"  # z-buffer: "auto" (C++ on CPU tensors, the torch reference if it cannot be built, and on
+    # CUDA), "cpu" (C++ only), "torch" (the reference); the same winning triangle per pixel (tests/test_mesh_kernel.py)
 
 
 def _as_t(x, dtype=torch.float32, device=None) -> torch.Tensor:
@@ -154,6 +160,31 @@ def _rasterize(uv: torch.Tensor, z: torch.Tensor, W: int, H: int, near: float, f
     return out
 
 
+def _zbuffer(uv: torch.Tensor, z: torch.Tensor, W: int, H: int, cfg: MeshRenderConfig) -> torch.Tensor:
+    """The winning triangle per pixel [H*W] (-1 empty) by the configured backend (see MeshRenderConfig.backend)."""
+    if cfg.backend not in ("auto", "cpu", "torch"):
+        raise RealsimError(f"mesh renderer: unknown backend {cfg.backend!r}; choose auto, cpu or torch")
+    if cfg.backend == "torch" or (cfg.backend == "auto" and uv.is_cuda):
+        return _rasterize(uv, z, W, H, cfg.near, cfg.far, cfg.chunk_pixels)
+    if uv.is_cuda:
+        raise RealsimError("mesh renderer: backend 'cpu' needs CPU tensors")
+    from realsim.render import _cpu
+
+    try:
+        ext = _cpu.load()
+    except RealsimError:
+        if cfg.backend == "cpu":
+            raise
+        _warn_fallback()
+        return _rasterize(uv, z, W, H, cfg.near, cfg.far, cfg.chunk_pixels)
+    return ext.mesh_zbuffer(uv.float().contiguous(), z.float().contiguous(), int(W), int(H), float(cfg.near), float(cfg.far))
+
+
+@functools.lru_cache(maxsize=1)
+def _warn_fallback() -> None:
+    logging.getLogger("realsim.render").warning("C++ mesh z-buffer unavailable; using the torch reference")
+
+
 def render_mesh(vertices, faces, vertex_colors=None, viewmat=None, K=None, width: int = 0, height: int = 0,
                 config: MeshRenderConfig | None = None, face_colors=None, background=(0.0, 0.0, 0.0)) -> dict[str, torch.Tensor]:
     """Render a triangle mesh with a z-buffer.
@@ -189,7 +220,7 @@ def render_mesh(vertices, faces, vertex_colors=None, viewmat=None, K=None, width
     z = tri_cam[..., 2]
     uvw = tri_cam @ Km.T
     uv = uvw[..., :2] / uvw[..., 2:3].clamp_min(1e-12)
-    win = _rasterize(uv, z, W, H, cfg.near, cfg.far, cfg.chunk_pixels)  # [H*W] index into clipped triangles
+    win = _zbuffer(uv, z, W, H, cfg)  # [H*W] index into clipped triangles
 
     rgb = torch.empty(H * W, 3, device=V.device)
     rgb[:] = _as_t(background, device=V.device)

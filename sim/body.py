@@ -223,7 +223,16 @@ class BodyModel:
         return lbs(self.bind_vertices(B, looks), skin_matrices(R, B, J3), self.joint_idx, self.joint_w)
 
     def color_keys(self, look: AgentLook) -> np.ndarray:
-        """Index into COLOR_KEYS per vertex [V] for one agent (hair length and sleeves follow its look)."""
+        """Index into COLOR_KEYS per vertex [V] for one agent (hair length and sleeves follow its look; cached per look:
+        the per-vertex loop cost ~4 ms per agent and frame)."""
+        key = (float(look.hair_long), float(look.sleeves))
+        cache = self.__dict__.setdefault("_key_cache", {})
+        if key not in cache:
+            cache[key] = self._color_keys(look)
+            cache[key].flags.writeable = False
+        return cache[key]
+
+    def _color_keys(self, look: AgentLook) -> np.ndarray:
         out = np.empty(self.n_verts, np.int64)
         for i, k in enumerate(self.v_key):
             a, b = self.v_param[i]

@@ -1,5 +1,5 @@
 // The whole C++ CPU extension as one translation unit (render/_cpu.py builds only this file): the kernels, the anchor
-// prefilter and the bindings share one parse of ATen's headers, which dominate a cold build (each separate file paid
+// prefilter, the mesh z-buffer and the bindings share one parse of ATen's headers, which dominate a cold build (each separate file paid
 // ~10 CPU s for them; one module instead of a second prefilter extension also drops a link). The included files stay
 // separate for reading; each still compiles on its own.
 #include "cpu_project.cpp"
@@ -7,4 +7,5 @@
 #include "cpu_rasterize.cpp"
 #include "cpu_sh.cpp"
 #include "prefilter_cpu.cpp"
+#include "mesh_cpu.cpp"
 #include "cpu_bindings.cpp"

@@ -108,4 +108,9 @@ std::tuple<Tensor, Tensor> sh_bwd(int64_t degree, const Tensor& dirs, const Tens
 Tensor anchor_prefilter(const Tensor& anchors, const Tensor& radii, const Tensor& viewmat, const Tensor& K, int64_t width,
                         int64_t height, double near_plane, double pad);
 
+// Mesh z-buffer (mesh_cpu.cpp, render/mesh.py `_rasterize` is the reference): screen triangles uv [T,3,2] float32 (pixel
+//   units), camera depths z [T,3] float32 (CPU) -> [H*W] int64, the nearest triangle whose perspective-correct depth is in
+//   [0.999 near, far] at each pixel centre, -1 where none (ties: the lower index).
+Tensor mesh_zbuffer(const Tensor& uv, const Tensor& z, int64_t width, int64_t height, double near_plane, double far_plane);
+
 }  // namespace realsim
