@@ -4,7 +4,7 @@ dropped the aliased loop pairs, and with no loop pairs at all. Camera error agai
 similarity fit, per run and per window.
 
     python bench/loops.py [--walk-m 100] [--photos 61] [--width 320] [--mapper global|incremental|partitioned]
-        [--rows all_pairs,loop_check,sequential_only]   -> bench/results/loops.json (loops_<mapper>.json for other mappers)
+        [--rows all_pairs,loop_check,sequential_only] [--keep DIR]   -> bench/results/loops.json (loops_<mapper>.json for other mappers)
 partitioned: recon/partition_sfm.py (overlapping chunks mapped incrementally, merged, one bundle adjustment).
 """
 from __future__ import annotations
@@ -69,6 +69,7 @@ def main() -> int:
     ap.add_argument("--rows", default="all_pairs,loop_check,sequential_only", help="which pair sets to map (comma list)")
     ap.add_argument("--window", type=int, default=12, help="photos per window of the per-window error")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--keep", type=Path, default=None, help="keep the capture, databases and maps in this folder")
     a = ap.parse_args()
     a.out = a.out or RESULTS / ("loops.json" if a.mapper == "global" else f"loops_{a.mapper}.json")
 
@@ -80,7 +81,8 @@ def main() -> int:
 
     rows = {}
     with tempfile.TemporaryDirectory() as td:
-        root = Path(td)
+        root = Path(td) if a.keep is None else a.keep
+        root.mkdir(parents=True, exist_ok=True)
         cap = make_capture(root / "capture", CaptureConfig(n_images=a.photos, width=a.width, height=a.width * 3 // 4,
                                                            focal=400 * a.width / 480, walk_length=a.walk_m,
                                                            street_length_m=max(54.0, a.walk_m + 12.0)))
