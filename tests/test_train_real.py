@@ -144,6 +144,7 @@ def test_real_preset_scales_with_images_and_trains_at_render_size():
     assert preset_config("real", "scaffold", n_images=5).iterations == 1500
     assert preset_config("real", "scaffold", 700, n_images=25).iterations == 700
     assert c.scaffold_strategy.update_until == int(0.6 * 2500)
+    assert c.scaffold_strategy.growth_factor == 4 and preset_config("cpu", "scaffold").scaffold_strategy.growth_factor == 16
 
 
 def test_real_preset_trains_on_fern():
