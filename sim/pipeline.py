@@ -24,10 +24,9 @@ __all__ = ["SimulateOptions", "simulate_scene", "DemoOptions", "run_demo", "demo
 log = logging.getLogger("realsim.sim.pipeline")
 
 DEMO_EPOCHS = 60  # demo training length in epochs of the photos (1560 its. for 26): held-out interp. 24.2 dB at 30, 25.2 at 60
-# the synthetic demo (cpu-fast) grows anchors to 80% of the run (the preset stops at 60%, just as full resolution starts),
-# capped so the full-resolution steps stay cheap: held-out interp. +0.20 dB mean over seeds 0-4 (issue 12), training CPU
-# +1.6% mean, +8% on seed 0 (the one that reaches the cap)
-DEMO_GROW_UNTIL, DEMO_MAX_ANCHORS = 0.8, 17_000
+# growth to 80% of the run (capped at 17k anchors) instead of the preset's 60% was measured and not kept: +0.20 dB mean
+# over seeds 0-4 in paired 1-thread training runs, but in the fresh-clone demo (seed 0, 2 threads) +0.12 dB for +17%
+# training CPU (297 -> 348 s) and +40 s wall, against the ~5 minute target (issue 12)
 HAND_HELD_CAMERA_HEIGHT_M = 1.6  # `demo --images` without GPS or a scale: metres from this camera height above the ground
 
 
@@ -225,10 +224,6 @@ def demo_train_config(opts: DemoOptions, width: int, n_images: int):
     if preset in ("cpu-fast", "real"):  # train where the video is rendered; 1/4 then 1/2 resolution early on (cheap iterations)
         cfg.max_width = width
         cfg.res_schedule = [[0.3, 4], [0.6, 2]]
-        if preset == "cpu-fast":  # growth into the full-resolution phase, within DEMO_MAX_ANCHORS
-            st = cfg.scaffold_strategy
-            st.update_until = max(st.update_until, int(DEMO_GROW_UNTIL * cfg.iterations))
-            st.max_anchors = min(st.max_anchors, DEMO_MAX_ANCHORS)
     elif opts.max_width is not None:
         cfg.max_width = opts.max_width
     cfg.seed = opts.seed

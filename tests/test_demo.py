@@ -196,8 +196,6 @@ def test_demo_training_recipe_follows_the_photos():
 
     cfg = demo_train_config(DemoOptions(), 480, 26)
     assert (cfg.iterations, cfg.max_width, cfg.max_seconds) == (1560, 480, 600.0)
-    # anchors grow to 80% of the run (into the full-resolution phase), capped at 17k (issue 12)
-    assert (cfg.scaffold_strategy.update_until, cfg.scaffold_strategy.max_anchors) == (1248, 17_000)
     assert demo_train_config(DemoOptions(), 480, 5).iterations == 600
     assert demo_train_config(DemoOptions(), 640, 400).iterations == 3000
     cfg = demo_train_config(DemoOptions(iterations=50, train_minutes=None, preset="cpu", max_width=256), 480, 26)
