@@ -149,6 +149,16 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def check_output_dir(path: str | os.PathLike, overwrite: bool = False) -> None:
+    """RealsimError when `path`, an output folder still to be written, is a file, or a non-empty folder without
+    `overwrite` (atomic_dir checks it; a command calls it itself to fail before long work)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RealsimError(f"output {path} exists and is not a folder")
+    if path.exists() and any(path.iterdir()) and not overwrite:
+        raise RealsimError(f"output folder {path} is not empty (pass --overwrite to replace it)")
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; on success it replaces `path`, on failure it is removed.
@@ -156,10 +166,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     An existing non-empty `path` is refused unless `overwrite` is set, so a finished result is never clobbered by accident.
     """
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise RealsimError(f"output {path} exists and is not a folder")
-    if path.exists() and any(path.iterdir()) and not overwrite:
-        raise RealsimError(f"output folder {path} is not empty (pass --overwrite to replace it)")
+    check_output_dir(path, overwrite)
     _check_writable_parent(path)
     with output_errors(path):
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))

@@ -69,10 +69,9 @@ def run(args: argparse.Namespace) -> int:
                            motion_weights=str(args.motion_weights) if args.motion_weights else None, backend=args.backend,
                            ssaa=args.ssaa, overwrite=args.overwrite, max_pixels=args.max_pixels, lod=args.lod)
     if args.bvh is not None:
-        from realsim.assets.atomic import check_writable
+        from realsim.assets.atomic import check_output_dir, check_writable
 
-        if args.bvh.exists() and (not args.bvh.is_dir() or (any(args.bvh.iterdir()) and not args.overwrite)):
-            raise InputError(f"--bvh {args.bvh} exists and is not an empty folder (pass --overwrite to replace it)")
+        check_output_dir(args.bvh, args.overwrite)  # before the simulation, not after it
         check_writable(args.bvh)
     usd = bvh = None
     with RichProgress(not args.quiet) as prog:

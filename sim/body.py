@@ -101,6 +101,7 @@ class BodyModel:
         self.segments = self._tubes.segments
         self.sides = sides
         self._bind_cache: tuple | None = None
+        self._key_cache: dict[tuple[float, float], np.ndarray] = {}  # color_keys per (hair_long, sleeves)
         self.dirs = self._bind_dirs()  # [J,3] unit bind direction of each joint's bone from its parent
         ref = self.bind_joints(self._template_joints())
         m = self._mesh(ref, [AgentLook((0, 0, 0), (0, 0, 0), (0, 0, 0), (0, 0, 0), (0, 0, 0))])
@@ -213,6 +214,14 @@ class BodyModel:
         B = self.bind_joints(J3) if bind is None else np.asarray(bind, np.float64)
         return bone_rotations(self.parents, B, J3), B
 
+    def track_rotations(self, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One agent's track joints [T,J,3] against one bind pose with its first frame's bone lengths, as a rig (UsdSkel,
+        BVH) holds it: (rotations from that bind pose [T,J,3,3], bind joints [1,J,3])."""
+        J3 = np.asarray(joints, np.float64)
+        B = self.bind_joints(J3[:1])
+        R, _ = self.rotations(J3, np.broadcast_to(B, J3.shape))
+        return R, B
+
     def vertices(self, joints: np.ndarray, heading: np.ndarray | None, looks: list[AgentLook],
                  bind: np.ndarray | None = None) -> np.ndarray:
         """Posed vertices [A,V,3] (world) for joints [A,J,3] (heading is not needed: the joints carry the rotations)."""
@@ -226,11 +235,10 @@ class BodyModel:
         """Index into COLOR_KEYS per vertex [V] for one agent (hair length and sleeves follow its look; cached per look:
         the per-vertex loop cost ~4 ms per agent and frame)."""
         key = (float(look.hair_long), float(look.sleeves))
-        cache = self.__dict__.setdefault("_key_cache", {})
-        if key not in cache:
-            cache[key] = self._color_keys(look)
-            cache[key].flags.writeable = False
-        return cache[key]
+        if key not in self._key_cache:
+            self._key_cache[key] = self._color_keys(look)
+            self._key_cache[key].flags.writeable = False
+        return self._key_cache[key]
 
     def _color_keys(self, look: AgentLook) -> np.ndarray:
         out = np.empty(self.n_verts, np.int64)

@@ -28,8 +28,7 @@ def agent_bvh_channels(names: list[str], parents: list[int], joints: np.ndarray)
     """(offsets [J,3], root positions [T,3], local rotations [T,J,3,3]) in the BVH frame for one agent's joints [T,J,3]."""
     J3 = np.asarray(joints, np.float64)
     body = _body_for(tuple(names), tuple(int(p) for p in parents))
-    B = body.bind_joints(J3[:1])  # [1,J,3] standing pose with the first frame's bone lengths
-    R, _ = body.rotations(J3, np.broadcast_to(B, J3.shape))  # [T,J,3,3] world rotation of each joint from the bind pose
+    R, B = body.track_rotations(J3)  # [T,J,3,3] world rotation of each joint from the bind pose B [1,J,3]
     par = np.asarray(parents)
     C = WORLD_TO_BVH
     offsets = np.zeros((len(names), 3))

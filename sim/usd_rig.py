@@ -38,8 +38,7 @@ def agent_rig(body: BodyModel, joints: np.ndarray, heading: np.ndarray, look: Ag
     """The rig of one agent from its joints [T,J,3] (world metres); heading [T] is not needed (kept for callers)."""
     J3 = np.asarray(joints, np.float64)
     T, J = J3.shape[:2]
-    B = body.bind_joints(J3[:1])  # [1,J,3] bone lengths of the first frame
-    R, _ = body.rotations(J3, np.broadcast_to(B, J3.shape))  # [T,J,3,3]
+    R, B = body.track_rotations(J3)  # [T,J,3,3] from the bind pose B [1,J,3] (the first frame's bone lengths)
     posed = body.vertices(J3, None, [look] * T, bind=np.broadcast_to(B, J3.shape))
     W = np.tile(np.eye(4), (T, J, 1, 1))
     W[..., :3, :3] = R
