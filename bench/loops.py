@@ -4,8 +4,11 @@ dropped the aliased loop pairs, and with no loop pairs at all. Camera error agai
 similarity fit, per run and per window.
 
     python bench/loops.py [--walk-m 100] [--photos 61] [--width 320] [--mapper global|incremental|partitioned]
-        [--rows all_pairs,loop_check,sequential_only] [--keep DIR]   -> bench/results/loops.json (loops_<mapper>.json for other mappers)
+        [--rows all_pairs,loop_check,sequential_only] [--keep DIR] [--gps-sigma M]
+        -> bench/results/loops.json (loops_<mapper>.json for other mappers)
 partitioned: recon/partition_sfm.py (overlapping chunks mapped incrementally, merged, one bundle adjustment).
+--gps-sigma: the photos carry EXIF GPS (true centre + N(0, M) east/north, N(0, 2M) up) and the partitioned mapper
+places a break's components by it (recon/gps_bridge.py).
 """
 from __future__ import annotations
 
@@ -70,6 +73,7 @@ def main() -> int:
     ap.add_argument("--window", type=int, default=12, help="photos per window of the per-window error")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--keep", type=Path, default=None, help="keep the capture, databases and maps in this folder")
+    ap.add_argument("--gps-sigma", type=float, default=None, help="EXIF GPS noise (m) in the photos; default: no GPS")
     a = ap.parse_args()
     a.out = a.out or RESULTS / ("loops.json" if a.mapper == "global" else f"loops_{a.mapper}.json")
 
@@ -85,7 +89,8 @@ def main() -> int:
         root.mkdir(parents=True, exist_ok=True)
         cap = make_capture(root / "capture", CaptureConfig(n_images=a.photos, width=a.width, height=a.width * 3 // 4,
                                                            focal=400 * a.width / 480, walk_length=a.walk_m,
-                                                           street_length_m=max(54.0, a.walk_m + 12.0)))
+                                                           street_length_m=max(54.0, a.walk_m + 12.0),
+                                                           gps_sigma_m=a.gps_sigma))
         gt = load_cameras(cap / "cameras_gt.json")
         names = sorted(p.name for p in (cap / "images").iterdir())
         opts = sfm.SfmOptions(num_threads=1, single_camera=True, mapper="global" if a.mapper == "global" else "incremental")
@@ -95,6 +100,7 @@ def main() -> int:
         pairs = sfm.make_pairs(names, "sequential", opts, db, {})
         sfm.match(db, pairs, root, opts)
         match_cpu = time.process_time() - c0
+        gps = sfm.read_gps(db)[0] if a.gps_sigma is not None else {}
         shutil.copy(db, root / "unchecked.db")
         shutil.copy(db, root / "sequential.db")
         _drop_loops(root / "sequential.db", names, pairs, opts.overlap)
@@ -109,7 +115,7 @@ def main() -> int:
             if a.mapper == "partitioned":
                 from realsim.recon.partition_sfm import map_partitioned
 
-                rec, att = map_partitioned(path, cap / "images", work, opts, names)
+                rec, att = map_partitioned(path, cap / "images", work, opts, names, gps=gps)
             else:
                 rec, att = (sfm.map_global if a.mapper == "global" else sfm.map_incremental)(path, cap / "images", work, opts,
                                                                                                len(names))
@@ -121,7 +127,7 @@ def main() -> int:
     print(f"pairs {len(pairs)}, loop pairs {n_loop['loop_pairs']}: kept {n_loop['kept']}, rejected {n_loop['rejected']};"
           f" features + matching {match_cpu:.0f} CPU s, load {load_avg()}")
     write_result(a.out, {"scene": {"synthetic": True, "walk_m": a.walk_m, "photos": a.photos, "width": a.width,
-                                   "label": "SYNTHETIC long street (props every 48 m)"},
+                                   "label": "SYNTHETIC long street (props every 48 m)", "gps_sigma_m": a.gps_sigma},
                          "mapper": a.mapper, "pairs": len(pairs), "loops": n_loop, "match_cpu_s": round(match_cpu, 1),
                          "rows": rows, "load_avg_after": load_avg()})
     return 0

@@ -9,7 +9,8 @@ clusters 13 m off; whole-walk incremental mapping is right on 100 m but on 200 m
 (COLMAP's own pick, often two neighbours of a forward walk, folds chunks several metres off); chunk k is brought into
 the frame before it by a similarity fitted on the shared images (rotation from their orientations, scale + shift from
 their centres, so a straight walk's collinear centres do not leave the roll free); a chunk sharing < 3 registered images
-starts a new component, and the largest is kept (a break is not bridged with a guess). Each image keeps the pose of the
+starts a new component, and the largest is kept (a break is not bridged with a guess; with GPS, gps_bridge.py places
+components by their fixes). Each image keeps the pose of the
 chunk where it is most central; points are triangulated through the whole database with those poses and one bundle
 adjustment (pycolmap's) refines poses, intrinsics and points together.
 """
@@ -93,10 +94,12 @@ def _poses(rec) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
 
 
 def map_partitioned(db: Path, image_dir: Path, work: Path, opts, names: list[str],
-                    progress: ProgressFn | None = None) -> tuple[object, list[dict]]:
+                    progress: ProgressFn | None = None,
+                    gps: dict[str, np.ndarray] | None = None) -> tuple[object, list[dict]]:
     """Chunks of the ordered `names` mapped incrementally, merged in chunk 0's frame, triangulated and bundle adjusted
     as one model. `opts` is an sfm.SfmOptions. Returns (reconstruction or None, attempts: one row per chunk + the merge).
-    Under partition "auto", a merge keeping under half the images falls back to whole-sequence incremental mapping."""
+    With GPS (name -> east/north/up metres) a break's components are placed by their fixes (gps_bridge.py) and kept
+    together. Under partition "auto", a merge keeping under half the images falls back to whole-sequence incremental mapping."""
     import pycolmap
 
     from . import sfm
@@ -104,6 +107,7 @@ def map_partitioned(db: Path, image_dir: Path, work: Path, opts, names: list[str
     ranges = chunk_ranges(len(names), opts.chunk_size, opts.chunk_overlap)
     attempts: list[dict] = []
     comps: list[dict] = []  # connected runs of chunks, each {name: (R_cw, centre, camera_id, rank)} in its 1st chunk's frame
+    comp_points: list[list[np.ndarray]] = []  # per component: sparse points [P,3] of its chunks in its frame (ground plane)
     cam_params: dict[int, list[np.ndarray]] = {}
     cams: dict[int, object] = {}
     with pycolmap.Database.open(str(db)) as d:
@@ -133,6 +137,10 @@ def map_partitioned(db: Path, image_dir: Path, work: Path, opts, names: list[str
                 log.warning("chunk %d shares %d registered images with the one before: a new component", k, len(shared))
             merged = {}
             comps.append(merged)
+            comp_points.append([])
+        xyz = np.array([p.xyz for p in rec.points3D.values()], np.float64).reshape(-1, 3)  # [P,3] chunk frame
+        xyz = xyz[np.random.default_rng(k).permutation(len(xyz))[:2000]]
+        comp_points[-1].append(s * xyz @ R.T + t)
         idx = {x: i for i, x in enumerate(part)}
         for x, (Rc, Cc, cid) in P.items():  # a pose from the chunk that registered more, then where the image is more central
             rank = (len(P), min(idx[x], len(part) - 1 - idx[x]))
@@ -145,13 +153,23 @@ def map_partitioned(db: Path, image_dir: Path, work: Path, opts, names: list[str
         attempts.append(row | {"merged": True, "component": len(comps) - 1})
         shutil.rmtree(work / f"chunk_{k:03d}", ignore_errors=True)
     best = max(comps, key=len, default={})
+    info: dict = {"components": [len(c) for c in comps]}
+    if len(comps) > 1 and gps:
+        from .gps_bridge import BridgeConfig, bridge_components
+
+        pts = [np.concatenate(c) if c else np.zeros((0, 3)) for c in comp_points]
+        bridged, rows = bridge_components(comps, pts, gps, BridgeConfig(seed=opts.seed))
+        info["gps_bridge"] = rows
+        if len(bridged) > len(best):
+            best = bridged
+            log.warning("GPS placed %d of %d components (%d images) in one frame across the sequence's breaks",
+                        sum(r["placed"] for r in rows), len(comps), len(bridged))
     if len(best) < 0.5 * len(names) and opts.partition == "auto":  # chosen, not asked for: whole-sequence mapping instead
         log.warning("partitioned mapping kept %d of %d images; mapping the whole sequence instead", len(best), len(names))
         rec, tries = sfm.map_incremental(db, image_dir, work / "whole", opts, len(names), progress)
         return rec, attempts + [{"fallback": "incremental"} | t for t in tries]
     if len(best) < 3:
         return None, attempts
-    info: dict = {"components": [len(c) for c in comps]}
     rec = _merge(db, image_dir, work, opts, best, ids, cams, cam_params, info)
     n_reg = rec.num_reg_images()
     err = rec.compute_mean_reprojection_error() if rec.num_points3D() else float("nan")

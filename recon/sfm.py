@@ -385,7 +385,7 @@ def run_sfm(staged: StagedImages, work: Path, opts: SfmOptions, progress: Progre
     if partitioned:
         from .partition_sfm import map_partitioned
 
-        rec, attempts = map_partitioned(db, staged.folder, work, opts, names, progress)
+        rec, attempts = map_partitioned(db, staged.folder, work, opts, names, progress, gps)
     else:
         mapper = map_global if opts.mapper == "global" else map_incremental
         rec, attempts = mapper(db, staged.folder, work, opts, len(names), progress)

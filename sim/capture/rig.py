@@ -35,6 +35,12 @@ class CaptureConfig:
     jpeg_quality: int = 95
     look_period_m: float | None = 12.0  # metres of walk per slow look left and right; None: swing every photo (old walk)
     street_length_m: float | None = None  # a longer street (>= 54 m, props repeated every 48 m); None: the demo's 54 m
+    # EXIF GPS per photo (as a phone writes it): the true centre + N(0, sigma) east and north, N(0, 2 sigma) up (altitude is
+    # a phone's worst axis), around GPS_ORIGIN with +X east and +Y north; None: no GPS (the demo)
+    gps_sigma_m: float | None = None
+
+
+GPS_ORIGIN = (48.0, 11.0, 500.0)  # latitude, longitude (degrees), altitude (m) of the synthetic world's origin: arbitrary
 
 
 def walk_cameras(cfg: CaptureConfig) -> list[np.ndarray]:
@@ -72,9 +78,40 @@ def walk_cameras(cfg: CaptureConfig) -> list[np.ndarray]:
 def _config_record(cfg: CaptureConfig) -> dict:
     """The config as capture.json records it (the demo street's record has no street_length_m: it is unchanged)."""
     d = asdict(cfg)
-    if d["street_length_m"] is None:
-        del d["street_length_m"]
+    for key in ("street_length_m", "gps_sigma_m"):  # added options, recorded only when used
+        if d[key] is None:
+            del d[key]
     return d
+
+
+def enu_to_lla(enu: np.ndarray, origin: tuple[float, float, float] = GPS_ORIGIN) -> tuple[float, float, float]:
+    """East/north/up metres around `origin` -> latitude, longitude (degrees), altitude (m): the inverse of
+    recon.sfm.lla_to_enu's small-area WGS84 approximation."""
+    a, e2 = 6378137.0, 6.69437999014e-3
+    lat0 = math.radians(origin[0])
+    s = math.sin(lat0)
+    rn = a / math.sqrt(1 - e2 * s * s)
+    rm = rn * (1 - e2) / (1 - e2 * s * s)
+    return (origin[0] + math.degrees(enu[1] / (rm + origin[2])),
+            origin[1] + math.degrees(enu[0] / ((rn + origin[2]) * math.cos(lat0))), origin[2] + float(enu[2]))
+
+
+def _exif_gps(exif, lla: tuple[float, float, float]) -> None:
+    """GPS IFD as cameras write it: degrees / minutes / seconds (1e-5 s, ~0.3 mm), hemisphere refs, altitude in cm."""
+    from PIL.TiffImagePlugin import IFDRational
+
+    def dms(v: float) -> tuple:
+        v = abs(v)
+        d = int(v)
+        m = int((v - d) * 60)
+        sec = round(((v - d) * 60 - m) * 60 * 100000)
+        return (IFDRational(d, 1), IFDRational(m, 1), IFDRational(sec, 100000))
+
+    gps = exif.get_ifd(0x8825)
+    gps[0] = b"\x02\x03\x00\x00"  # GPSVersionID 2.3
+    gps[1], gps[2] = ("N" if lla[0] >= 0 else "S"), dms(lla[0])
+    gps[3], gps[4] = ("E" if lla[1] >= 0 else "W"), dms(lla[1])
+    gps[5], gps[6] = (0 if lla[2] >= 0 else 1), IFDRational(round(abs(lla[2]) * 100), 100)
 
 
 def _exif_focal(exif, focal_px: float, pixel_pitch_mm: float = 0.01) -> None:
@@ -107,6 +144,7 @@ def make_capture(out_dir: str | os.PathLike, cfg: CaptureConfig | None = None, o
     out_dir = Path(out_dir)
     names = [f"SYNTHETIC_street_{i:04d}.jpg" for i in range(len(views))]
     split = holdout_split(names)
+    gps_rng = np.random.default_rng(cfg.seed + 7)
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         (tmp / "images").mkdir()
         frames = []
@@ -118,6 +156,9 @@ def make_capture(out_dir: str | os.PathLike, cfg: CaptureConfig | None = None, o
             exif[0x0110] = "procedural street"  # Model
             exif[0x010E] = "SYNTHETIC render by realsim.sim.capture (not a photograph)"  # ImageDescription
             _exif_focal(exif, cfg.focal)
+            if cfg.gps_sigma_m is not None:
+                centre = -V[:3, :3].T @ V[:3, 3]
+                _exif_gps(exif, enu_to_lla(centre + gps_rng.normal(0.0, 1.0, 3) * cfg.gps_sigma_m * np.array([1, 1, 2])))
             img.save(tmp / "images" / name, quality=cfg.jpeg_quality, exif=exif)
             frames.append(CameraFrame(name, K.copy(), V, cfg.width, cfg.height, split[i]))
             report(progress, "synthetic capture", i + 1, len(views))
