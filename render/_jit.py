@@ -92,12 +92,27 @@ class CachedModule:
         if self._module is not None:
             return self._module
         with self._lock:
-            if self._module is None:
-                if self._error is not None:
-                    raise RealsimError(self._error)
-                try:
-                    self._module = self._build()
-                except RealsimError as e:
-                    self._error = str(e)
-                    raise
+            return self._locked_build()
+
+    def unless_building(self) -> ModuleType | None:
+        """The module (built here if needed), or None at once while another thread is building it: for callers with an
+        exact fallback (the mesh z-buffer's torch reference), so the demo's capture runs beside the kernel build."""
+        if self._module is not None:
             return self._module
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return self._locked_build()
+        finally:
+            self._lock.release()
+
+    def _locked_build(self) -> ModuleType:
+        if self._module is None:
+            if self._error is not None:
+                raise RealsimError(self._error)
+            try:
+                self._module = self._build()
+            except RealsimError as e:
+                self._error = str(e)
+                raise
+        return self._module

@@ -32,8 +32,10 @@ class MeshRenderConfig:
     ssaa: int = 1  # supersampling factor per axis (alpha becomes fractional coverage)
     chunk_pixels: int = 1 << 21  # candidate pixels per vectorised chunk (memory vs. Python overhead)
     geometry: bool = True  # also return the "xyz" and "normal" maps (skip them when only colour/depth are needed)
-    backend: str = "auto"  # z-buffer: "auto" (C++ on CPU tensors, the torch reference if it cannot be built, and on
-    # CUDA), "cpu" (C++ only), "torch" (the reference); the same winning triangle per pixel (tests/test_mesh_kernel.py)
+    # z-buffer: "auto" (C++ on CPU tensors; the torch reference while another thread builds the C++ one, if it cannot be
+    # built, and on CUDA), "cpu" (C++ only), "torch" (the reference); the same winning triangle per pixel
+    # (tests/test_mesh_kernel.py)
+    backend: str = "auto"
 
 
 def _as_t(x, dtype=torch.float32, device=None) -> torch.Tensor:
@@ -171,11 +173,13 @@ def _zbuffer(uv: torch.Tensor, z: torch.Tensor, W: int, H: int, cfg: MeshRenderC
     from realsim.render import _cpu
 
     try:
-        ext = _cpu.load()
+        ext = _cpu.load() if cfg.backend == "cpu" else _cpu.load.unless_building()
     except RealsimError:
         if cfg.backend == "cpu":
             raise
         _warn_fallback()
+        return _rasterize(uv, z, W, H, cfg.near, cfg.far, cfg.chunk_pixels)
+    if ext is None:  # another thread is building the kernels (the demo's prebuild): the exact reference meanwhile
         return _rasterize(uv, z, W, H, cfg.near, cfg.far, cfg.chunk_pixels)
     return ext.mesh_zbuffer(uv.float().contiguous(), z.float().contiguous(), int(W), int(H), float(cfg.near), float(cfg.far))
 

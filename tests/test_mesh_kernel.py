@@ -54,3 +54,38 @@ def test_bad_backend_is_one_clear_error():
 
     with pytest.raises(RealsimError, match="unknown backend"):
         render_mesh(np.eye(3), np.array([[0, 1, 2]]), None, np.eye(4), np.eye(3), 8, 8, MeshRenderConfig(backend="gl"))
+
+
+def test_auto_backend_does_not_wait_for_a_build_in_another_thread(ext, monkeypatch):
+    """While another thread builds the kernels (the demo's prebuild beside its capture), "auto" renders with the exact
+    torch reference at once instead of blocking on the build; afterwards with the C++ kernel. Same pixels either way."""
+    import threading
+
+    from realsim.render import _cpu, _jit
+
+    started, release = threading.Event(), threading.Event()
+
+    def slow_build():
+        started.set()
+        release.wait(30)
+        return ext
+
+    mod = _jit.CachedModule(slow_build)
+    monkeypatch.setattr(_cpu, "load", mod)
+    builder = threading.Thread(target=mod)
+    builder.start()
+    assert started.wait(10)
+    calls = []
+    real = _jit.CachedModule._locked_build
+    monkeypatch.setattr(_jit.CachedModule, "_locked_build", lambda self: calls.append(1) or real(self))
+    assert mod.unless_building() is None
+    verts = np.array([[-1.0, -1, 4], [1, -1, 4], [0, 1, 4], [-2, -2, 6], [2, -2, 6], [0, 2, 6]])
+    faces = np.array([[0, 1, 2], [3, 4, 5]])
+    K = np.array([[20.0, 0, 16], [0, 20, 12], [0, 0, 1]])
+    during = render_mesh(verts, faces, None, np.eye(4), K, 32, 24, MeshRenderConfig())  # returns while the build waits
+    assert builder.is_alive() and not calls
+    release.set()
+    builder.join(10)
+    assert mod.unless_building() is ext
+    after = render_mesh(verts, faces, None, np.eye(4), K, 32, 24, MeshRenderConfig())
+    assert (during["face_id"] >= 0).any() and all(torch.equal(during[k], after[k]) for k in during)
