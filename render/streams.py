@@ -14,11 +14,13 @@ percentile of the depths seen, from the caller's stats (e.g. SfM points along th
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -96,7 +98,11 @@ class StreamWriter:
 
     depth_range / depth_scale default to the depth rule applied to the first written frame. `extra_videos` names the
     caller's extra MP4 streams (frames passed to write() by keyword); `png_dir(name)` gives a per-frame PNG folder.
+    Inside the context, encoding (x264, PNG, normals) runs in order on one writer thread, up to MAX_PENDING frames
+    behind, so it overlaps the caller's rendering of the next frame; its errors surface at the next call or the exit.
     """
+
+    MAX_PENDING = 3  # frames queued for the writer thread (bounds memory: ~3 x 5 arrays of H x W)
 
     def __init__(self, root: str | Path, path: CameraPath, streams: Sequence[str] = STREAMS, *,
                  depth_range: tuple[float, float] | None = None, depth_scale: float | None = None, crf: int = 18,
@@ -114,6 +120,9 @@ class StreamWriter:
         self.n_clipped = 0
         self._stack = contextlib.ExitStack()
         self._videos: dict[str, VideoWriter] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: collections.deque[Future] = collections.deque()
+        self._failed = False
 
     def __enter__(self) -> "StreamWriter":
         p = self.path
@@ -122,10 +131,48 @@ class StreamWriter:
                                                                    crf=self.crf))
         if "depth" in self.streams:
             self.png_dir("depth")
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="realsim-stream-writer")
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if exc[0] is None:
+            try:
+                self._drain()
+            except BaseException as e:  # an encoding error: the videos close as failed (no rename onto their names)
+                self._close((type(e), e, e.__traceback__))
+                raise
+        self._close(exc)
+
+    def _close(self, exc: tuple) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._pending.clear()
         self._stack.__exit__(*exc)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run fn(*args) on the writer thread after the frames before it (at once outside the context); the caller
+        must not modify the arrays it passes."""
+        if self._pool is None:
+            fn(*args)
+            return
+        while len(self._pending) >= self.MAX_PENDING:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self._run, fn, args))
+
+    def _run(self, fn: Callable[..., Any], args: tuple) -> None:
+        """On the writer thread: after a failure (a full disk) the queued work is skipped, not attempted."""
+        if self._failed:
+            return
+        try:
+            fn(*args)
+        except BaseException:
+            self._failed = True
+            raise
+
+    def _drain(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
 
     def png_dir(self, name: str) -> Path:
         """root/name, created on first use: per-frame PNGs go there as frame_name(t)."""
@@ -141,6 +188,11 @@ class StreamWriter:
             rng, scale = depth_encoding(depth_stats(depth))
             self.depth_range = self.depth_range or rng
             self.depth_scale = self.depth_scale or scale
+        copy = (lambda a: np.array(a, copy=True)) if self._pool is not None else (lambda a: a)  # the caller may reuse them
+        self.submit(self._encode, t, copy(rgb), copy(depth), copy(alpha), {k: copy(extra[k]) for k in self.extra_videos})
+        self.n_written += 1
+
+    def _encode(self, t: int, rgb: np.ndarray, depth: np.ndarray, alpha: np.ndarray, extra: dict[str, np.ndarray]) -> None:
         v = self._videos
         if "rgb" in v:
             v["rgb"].write(rgb)
@@ -153,10 +205,10 @@ class StreamWriter:
             v["normal"].write(normals_to_rgb(normals_from_depth(depth, self.path.Ks[t], alpha)))
         for name in self.extra_videos:
             v[name].write(extra[name])
-        self.n_written += 1
 
     def finish(self, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
         """Write cameras.json and camera_path.json for the frames written; returns cameras.json's dict."""
+        self._drain()
         p, T = self.path, self.n_written
         if T != len(p):
             p = CameraPath(p.viewmats[:T], p.Ks[:T], p.width, p.height, p.fps)

@@ -20,6 +20,7 @@ import json
 import os
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -261,6 +262,13 @@ def _work_box(alpha: torch.Tensor, centers: np.ndarray, radii: np.ndarray, V: np
     return y0, y1, x0, x1
 
 
+def _save_png(path: Path, image: np.ndarray) -> None:
+    """One PNG (on the stream writer's thread)."""
+    from PIL import Image
+
+    Image.fromarray(image).save(path)
+
+
 def write_outputs(out_dir: str | os.PathLike, layer: SceneLayer, world: World, sim: SimResult, path, *, overwrite: bool = False,
                   ssaa: int = 2, provenance: dict | None = None, progress: ProgressFn | None = None,
                   preview_every: int = 0, props=None, streams: Sequence[str] = STREAMS) -> dict:
@@ -303,9 +311,9 @@ def write_outputs(out_dir: str | os.PathLike, layer: SceneLayer, world: World, s
                 inst = fr["instance"].numpy()
                 shown[t] = np.bincount(inst[inst >= 0].ravel(), minlength=sim.n_agents)[:sim.n_agents]
                 sw.write(t, rgb, depth, fr["alpha"].numpy(), masks=palette[inst + 1])
-                Image.fromarray((inst + 1).clip(0, 255).astype(np.uint8)).save(masks / frame_name(t))
+                sw.submit(_save_png, masks / frame_name(t), (inst + 1).clip(0, 255).astype(np.uint8))
                 if preview is not None and t % preview_every == 0:
-                    Image.fromarray((rgb * 255 + 0.5).clip(0, 255).astype(np.uint8)).save(preview / frame_name(t))
+                    sw.submit(_save_png, preview / frame_name(t), (rgb * 255 + 0.5).clip(0, 255).astype(np.uint8))
                 images.append({"id": t, "file_name": frame_name(t), "width": W, "height": H, "frame": t,
                                "time": t / path.fps})
                 for a in keypoints(sim, t, path.viewmats[t], path.Ks[t], W, H, depth, inst):

@@ -190,3 +190,32 @@ def test_interrupted_bundle_leaves_no_output(tmp_path):
     s = write_video_bundle(base, _down_path(), tmp_path / "b", streams=("rgb",), overwrite=True)
     assert s["n_frames"] == 6 and sorted(p.name for p in (tmp_path / "b").iterdir()) == ["camera_path.json", "cameras.json", "rgb.mp4"]
     assert math.isclose(s["fps"], 10.0)
+
+
+def test_stream_writer_thread_keeps_order_copies_frames_and_reports_errors(tmp_path):
+    """StreamWriter encodes on its own thread: frames land in order even when the caller refills one buffer for every
+    frame, and an encoding error (a wrong-sized extra frame) comes out of the `with` block, not lost in the thread."""
+    from realsim.render.streams import StreamWriter
+
+    path = _down_path(T=8)
+    colours = np.random.default_rng(0).random((8, 3)).astype(np.float32)
+    buf = np.zeros((48, 64, 3), np.float32)
+    depth = np.full((48, 64, 1), 2.0, np.float32)
+    alpha = np.ones((48, 64, 1), np.float32)
+    (tmp_path / "a").mkdir()
+    with StreamWriter(tmp_path / "a", path, ("rgb", "depth")) as sw:
+        for t in range(8):
+            buf[:] = colours[t]  # the same buffer, refilled
+            sw.write(t, buf, depth, alpha)
+            sw.submit(lambda p, c: p.write_text(json.dumps(c)), tmp_path / "a" / f"c{t}.json", colours[t].tolist())
+    sw.finish()
+    fr, _ = read_video(tmp_path / "a" / "rgb.mp4")
+    np.testing.assert_allclose(fr.reshape(8, -1, 3).mean(1) / 255.0, colours, atol=0.02)
+    assert all(json.loads((tmp_path / "a" / f"c{t}.json").read_text()) == colours[t].tolist() for t in range(8))
+    for bad in (3, 7):  # mid-run: raised by a later write; the last frame: raised at the exit
+        (tmp_path / f"b{bad}").mkdir()
+        with pytest.raises(ValueError, match="frame size 32x48 != video size 64x48"):
+            with StreamWriter(tmp_path / f"b{bad}", path, ("rgb",), extra_videos=("masks",)) as sw:
+                for t in range(8):
+                    sw.write(t, buf, depth, alpha, masks=np.zeros((48, 32 if t == bad else 64, 3), np.uint8))
+        assert list((tmp_path / f"b{bad}").glob("*.mp4")) == []  # videos are renamed into place only on a clean exit
