@@ -19,6 +19,7 @@ import numpy as np
 from realsim.assets.errors import InputError
 from realsim.assets.progress import ProgressFn, report
 
+from .geodesy import lla_to_enu
 from .inputs import StagedImages, default_threads, looks_sequential, single_camera
 
 log = logging.getLogger("realsim.recon.sfm")
@@ -128,16 +129,6 @@ def read_gps(db: Path) -> tuple[dict[str, np.ndarray], tuple[float, float, float
     origin = lla[sorted(lla)[0]]
     return {n: lla_to_enu(v, origin) for n, v in lla.items()}, tuple(float(x) for x in origin)
 
-
-def lla_to_enu(lla: np.ndarray, origin: np.ndarray) -> np.ndarray:
-    """Latitude/longitude (deg)/altitude (m) -> local east/north/up metres around `origin` (small-area WGS84 approximation)."""
-    a, e2 = 6378137.0, 6.69437999014e-3
-    lat0 = math.radians(origin[0])
-    s = math.sin(lat0)
-    rn = a / math.sqrt(1 - e2 * s * s)  # prime vertical radius
-    rm = rn * (1 - e2) / (1 - e2 * s * s)  # meridian radius
-    return np.array([math.radians(lla[1] - origin[1]) * (rn + origin[2]) * math.cos(lat0),
-                     math.radians(lla[0] - origin[0]) * (rm + origin[2]), lla[2] - origin[2]])
 
 
 def choose_matcher(names: list[str], opts: SfmOptions, from_video: bool, has_gps: bool) -> str:

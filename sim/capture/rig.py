@@ -14,6 +14,7 @@ from realsim.assets.atomic import atomic_dir
 from realsim.assets.cameras import CameraFrame, CameraSet, holdout_split, save_cameras
 from realsim.assets.errors import RealsimError
 from realsim.assets.progress import ProgressFn, report
+from realsim.recon.geodesy import enu_to_lla
 from realsim.render.paths import look_at
 
 from .street import build_street
@@ -84,18 +85,6 @@ def _config_record(cfg: CaptureConfig) -> dict:
     return d
 
 
-def enu_to_lla(enu: np.ndarray, origin: tuple[float, float, float] = GPS_ORIGIN) -> tuple[float, float, float]:
-    """East/north/up metres around `origin` -> latitude, longitude (degrees), altitude (m): the inverse of
-    recon.sfm.lla_to_enu's small-area WGS84 approximation."""
-    a, e2 = 6378137.0, 6.69437999014e-3
-    lat0 = math.radians(origin[0])
-    s = math.sin(lat0)
-    rn = a / math.sqrt(1 - e2 * s * s)
-    rm = rn * (1 - e2) / (1 - e2 * s * s)
-    return (origin[0] + math.degrees(enu[1] / (rm + origin[2])),
-            origin[1] + math.degrees(enu[0] / ((rn + origin[2]) * math.cos(lat0))), origin[2] + float(enu[2]))
-
-
 def _exif_gps(exif, lla: tuple[float, float, float]) -> None:
     """GPS IFD as cameras write it: degrees / minutes / seconds (1e-5 s, ~0.3 mm), hemisphere refs, altitude in cm."""
     from PIL.TiffImagePlugin import IFDRational
@@ -158,7 +147,8 @@ def make_capture(out_dir: str | os.PathLike, cfg: CaptureConfig | None = None, o
             _exif_focal(exif, cfg.focal)
             if cfg.gps_sigma_m is not None:
                 centre = -V[:3, :3].T @ V[:3, 3]
-                _exif_gps(exif, enu_to_lla(centre + gps_rng.normal(0.0, 1.0, 3) * cfg.gps_sigma_m * np.array([1, 1, 2])))
+                fix = centre + gps_rng.normal(0.0, 1.0, 3) * cfg.gps_sigma_m * np.array([1, 1, 2])  # [3] ENU metres
+                _exif_gps(exif, enu_to_lla(fix, GPS_ORIGIN))
             img.save(tmp / "images" / name, quality=cfg.jpeg_quality, exif=exif)
             frames.append(CameraFrame(name, K.copy(), V, cfg.width, cfg.height, split[i]))
             report(progress, "synthetic capture", i + 1, len(views))
