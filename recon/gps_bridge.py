@@ -9,7 +9,6 @@ says. A component whose fixes are too few or span too little to fix its scale is
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,8 +16,6 @@ import numpy as np
 from .align import camera_up_vectors, fit_sfm_ground, rotation_between, umeyama
 
 __all__ = ["BridgeConfig", "Placement", "place_components", "place_component", "bridge_components"]
-
-log = logging.getLogger("realsim.recon.gps_bridge")
 
 
 @dataclass
@@ -116,7 +113,7 @@ def bridge_components(comps: list[dict], comp_points: list[np.ndarray], gps: dic
                       cfg: BridgeConfig | None = None) -> tuple[dict, list[dict]]:
     """Components {name: (R_cw [3,3], centre [3], camera_id, rank)} each in its own frame, their points [P,3] and GPS
     east/north/up per image name -> one dict of every placeable component in the ENU frame, and a row per component
-    ({} -> not placed, with why). Images keep their rank; an image in two components keeps the higher-ranked pose."""
+    (placed or not, its fixes, fit residual, how it was levelled). An image in two components keeps the higher-ranked pose."""
     cfg = cfg or BridgeConfig()
     have = [[x for x in comp if x in gps] for comp in comps]
     items = [(np.stack([comp[x][0] for x in h]) if h else np.zeros((0, 3, 3)),
