@@ -219,3 +219,27 @@ def test_stream_writer_thread_keeps_order_copies_frames_and_reports_errors(tmp_p
                 for t in range(8):
                     sw.write(t, buf, depth, alpha, masks=np.zeros((48, 32 if t == bad else 64, 3), np.uint8))
         assert list((tmp_path / f"b{bad}").glob("*.mp4")) == []  # videos are renamed into place only on a clean exit
+
+
+def test_same_frames_same_video_bytes(tmp_path):
+    """Identical frames give an identical MP4, run after run (x264's mbtree rate control made them differ: 3 distinct
+    outputs in 6 runs of the demo's frames); five encoders interleaved in one process, as `simulate` writes them."""
+    rng = np.random.default_rng(0)
+    T, W, H = 40, 160, 120
+    yy, xx = np.mgrid[0:H, 0:W]
+    tex = rng.random((H + T * 2, W + T * 3, 3)).astype(np.float32)
+    frames = [np.clip(0.6 * tex[2 * t:2 * t + H, 3 * t:3 * t + W] + 0.4 * (((xx + 4 * t) // 16 + yy // 16) % 2)[..., None], 0, 1)
+              for t in range(T)]  # a moving noisy checker: motion and detail for the rate control to weigh
+    digests = set()
+    for run in range(4):
+        paths = [tmp_path / f"r{run}_{k}.mp4" for k in range(5)]
+        writers = [VideoWriter(p, 30, W, H) for p in paths]
+        for w in writers:
+            w.__enter__()
+        for f in frames:
+            for k, w in enumerate(writers):
+                w.write(f if k % 2 == 0 else f[::-1].copy())
+        for w in writers:
+            w.__exit__(None, None, None)
+        digests.add(tuple(p.read_bytes() for p in paths))
+    assert len(digests) == 1

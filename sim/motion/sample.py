@@ -129,9 +129,7 @@ def _draw_line(img: np.ndarray, p0: np.ndarray, p1: np.ndarray, color: tuple[int
 def render_stick_video(path: str | os.PathLike, ro: Rollout, parents: np.ndarray, width: int = 640, height: int = 480,
                        agent: int = 0) -> None:
     """H.264 MP4 of a stick figure seen from a camera trailing the agent (world Z up), with the commanded path."""
-    import av
-
-    from realsim.assets.atomic import atomic_path
+    from realsim.render.video import VideoWriter
 
     joints, root = ro.joints[agent], ro.root[agent]
     T = joints.shape[0]
@@ -140,42 +138,35 @@ def render_stick_video(path: str | os.PathLike, ro: Rollout, parents: np.ndarray
     from scipy.ndimage import gaussian_filter1d
 
     center = gaussian_filter1d(center, 15, axis=0, mode="nearest")
-    with atomic_path(path) as tmp:
-        with av.open(str(tmp), mode="w", format="mp4") as cont:
-            st = cont.add_stream("libx264", rate=int(FPS))
-            st.width, st.height, st.pix_fmt = width, height, "yuv420p"
-            for t in range(T):
-                img = np.full((height, width, 3), 235, np.uint8)
-                eye = np.array([center[t, 0], center[t, 1] - 4.5, 2.0])   # looking along +Y from 4.5 m away, 2 m up
-                tgt = np.array([center[t, 0], center[t, 1], 0.9])
-                fwd = (tgt - eye) / np.linalg.norm(tgt - eye)
-                right = np.cross(fwd, [0, 0, 1.0])
-                right /= np.linalg.norm(right)
-                up = np.cross(right, fwd)
+    with VideoWriter(path, FPS, width, height) as vw:  # temp file renamed into place on success, deterministic x264
+        for t in range(T):
+            img = np.full((height, width, 3), 235, np.uint8)
+            eye = np.array([center[t, 0], center[t, 1] - 4.5, 2.0])   # looking along +Y from 4.5 m away, 2 m up
+            tgt = np.array([center[t, 0], center[t, 1], 0.9])
+            fwd = (tgt - eye) / np.linalg.norm(tgt - eye)
+            right = np.cross(fwd, [0, 0, 1.0])
+            right /= np.linalg.norm(right)
+            up = np.cross(right, fwd)
 
-                def proj(p: np.ndarray) -> np.ndarray:
-                    q = p - eye
-                    z = np.maximum(q @ fwd, 0.1)
-                    return np.stack([width / 2 + f * (q @ right) / z, height / 2 - f * (q @ up) / z], -1)
+            def proj(p: np.ndarray) -> np.ndarray:
+                q = p - eye
+                z = np.maximum(q @ fwd, 0.1)
+                return np.stack([width / 2 + f * (q @ right) / z, height / 2 - f * (q @ up) / z], -1)
 
-                for gx in np.arange(np.floor(center[t, 0]) - 6, center[t, 0] + 7):        # ground grid
-                    a = proj(np.array([[gx, center[t, 1] - 3, 0], [gx, center[t, 1] + 8, 0]]))
-                    _draw_line(img, a[0], a[1], (205, 205, 205), 0)
-                for gy in np.arange(np.floor(center[t, 1]) - 3, center[t, 1] + 9):
-                    a = proj(np.array([[center[t, 0] - 6, gy, 0], [center[t, 0] + 7, gy, 0]]))
-                    _draw_line(img, a[0], a[1], (205, 205, 205), 0)
-                pp = proj(np.concatenate([ro.path, np.zeros((len(ro.path), 1))], 1))
-                for i in range(0, len(pp) - 3, 3):
-                    _draw_line(img, pp[i], pp[i + 3], (90, 160, 90), 1)
-                jp = proj(joints[t])
-                for j in range(1, len(parents)):
-                    col = (200, 60, 60) if j in _left(parents) else (60, 60, 200) if j in _right(parents) else (40, 40, 40)
-                    _draw_line(img, jp[parents[j]], jp[j], col, 2)
-                frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-                for pkt in st.encode(frame):
-                    cont.mux(pkt)
-            for pkt in st.encode():
-                cont.mux(pkt)
+            for gx in np.arange(np.floor(center[t, 0]) - 6, center[t, 0] + 7):        # ground grid
+                a = proj(np.array([[gx, center[t, 1] - 3, 0], [gx, center[t, 1] + 8, 0]]))
+                _draw_line(img, a[0], a[1], (205, 205, 205), 0)
+            for gy in np.arange(np.floor(center[t, 1]) - 3, center[t, 1] + 9):
+                a = proj(np.array([[center[t, 0] - 6, gy, 0], [center[t, 0] + 7, gy, 0]]))
+                _draw_line(img, a[0], a[1], (205, 205, 205), 0)
+            pp = proj(np.concatenate([ro.path, np.zeros((len(ro.path), 1))], 1))
+            for i in range(0, len(pp) - 3, 3):
+                _draw_line(img, pp[i], pp[i + 3], (90, 160, 90), 1)
+            jp = proj(joints[t])
+            for j in range(1, len(parents)):
+                col = (200, 60, 60) if j in _left(parents) else (60, 60, 200) if j in _right(parents) else (40, 40, 40)
+                _draw_line(img, jp[parents[j]], jp[j], col, 2)
+            vw.write(img)
 
 
 def _left(parents: np.ndarray) -> set[int]:
