@@ -138,9 +138,10 @@ def map_partitioned(db: Path, image_dir: Path, work: Path, opts, names: list[str
             merged = {}
             comps.append(merged)
             comp_points.append([])
-        xyz = np.array([p.xyz for p in rec.points3D.values()], np.float64).reshape(-1, 3)  # [P,3] chunk frame
-        xyz = xyz[np.random.default_rng(k).permutation(len(xyz))[:2000]]
-        comp_points[-1].append(s * xyz @ R.T + t)
+        if gps:  # a sample of its points for the GPS bridge's ground plane (gps_bridge.py)
+            xyz = np.array([p.xyz for p in rec.points3D.values()], np.float64).reshape(-1, 3)  # [P,3] chunk frame
+            xyz = xyz[np.random.default_rng(k).permutation(len(xyz))[:2000]]
+            comp_points[-1].append(s * xyz @ R.T + t)
         idx = {x: i for i, x in enumerate(part)}
         for x, (Rc, Cc, cid) in P.items():  # a pose from the chunk that registered more, then where the image is more central
             rank = (len(P), min(idx[x], len(part) - 1 - idx[x]))

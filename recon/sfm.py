@@ -130,7 +130,6 @@ def read_gps(db: Path) -> tuple[dict[str, np.ndarray], tuple[float, float, float
     return {n: lla_to_enu(v, origin) for n, v in lla.items()}, tuple(float(x) for x in origin)
 
 
-
 def choose_matcher(names: list[str], opts: SfmOptions, from_video: bool, has_gps: bool) -> str:
     """auto: exhaustive for small sets, sequential (+ loop closure) for videos and numbered sequences, GPS-spatial else."""
     if opts.matcher != "auto":

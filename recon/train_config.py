@@ -102,8 +102,8 @@ def preset_config(name: str, model: str = "scaffold", iterations: int | None = N
         cfg.scaffold.affine_appearance = True
         cfg.scaffold.sky_gaussians = 2000
         # anchors may grow on 4x finer voxels than published (levels 1.04 / 0.26 / 0.065 m on lund instead of 4.16 / 1.04 /
-        # 0.26): lund at 1200 CPU s renders 2.3x sharper (0.024 -> 0.056) at equal held-out PSNR / SSIM (16.35 / 0.519 ->
-        # 16.33 / 0.521; one seed; docs/lund/README.md)
+        # 0.26): lund renders 2.1-2.5x sharper on each of three paired seeds (0.024 -> 0.056) for -0.17 dB mean held-out
+        # PSNR and equal SSIM (docs/lund/README.md)
         cfg.scaffold_strategy.growth_factor = 4
     elif name == "gpu":
         # the published runs: 30k iterations at full resolution (longest side capped at 1600 px as the reference code

@@ -13,6 +13,7 @@ import torch
 from realsim.assets.atomic import atomic_dir
 from realsim.assets.cameras import CameraFrame, CameraSet, holdout_split, save_cameras
 from realsim.assets.errors import RealsimError
+from realsim.assets.frames import camera_center
 from realsim.assets.progress import ProgressFn, report
 from realsim.recon.geodesy import enu_to_lla
 from realsim.render.paths import look_at
@@ -146,8 +147,7 @@ def make_capture(out_dir: str | os.PathLike, cfg: CaptureConfig | None = None, o
             exif[0x010E] = "SYNTHETIC render by realsim.sim.capture (not a photograph)"  # ImageDescription
             _exif_focal(exif, cfg.focal)
             if cfg.gps_sigma_m is not None:
-                centre = -V[:3, :3].T @ V[:3, 3]
-                fix = centre + gps_rng.normal(0.0, 1.0, 3) * cfg.gps_sigma_m * np.array([1, 1, 2])  # [3] ENU metres
+                fix = camera_center(V) + gps_rng.normal(0.0, 1.0, 3) * cfg.gps_sigma_m * np.array([1, 1, 2])  # [3] ENU metres
                 _exif_gps(exif, enu_to_lla(fix, GPS_ORIGIN))
             img.save(tmp / "images" / name, quality=cfg.jpeg_quality, exif=exif)
             frames.append(CameraFrame(name, K.copy(), V, cfg.width, cfg.height, split[i]))
