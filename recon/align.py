@@ -116,6 +116,16 @@ def fit_sfm_ground(points: np.ndarray, up_hint: np.ndarray, centers: np.ndarray,
     return n, d, best_count / len(points)
 
 
+def ground_up(R_cw: np.ndarray, centers: np.ndarray, points: np.ndarray,
+              seed: int = 0) -> tuple[np.ndarray, tuple[np.ndarray, float, float] | None, np.ndarray]:
+    """Up [3] of an SfM frame: the normal of the ground plane among its points [P,3] (fit_sfm_ground), else its cameras'
+    mean up (tilted by their pitch). Returns (up, the plane or None, the cameras' mean up [3])."""
+    cam_up = camera_up_vectors(R_cw).mean(0)
+    cam_up /= max(np.linalg.norm(cam_up), 1e-12)
+    plane = fit_sfm_ground(points, cam_up, centers, seed=seed)
+    return (plane[0] if plane is not None else cam_up), plane, cam_up
+
+
 def compute_alignment(R_cw: np.ndarray, centers: np.ndarray, points: np.ndarray, names: list[str],
                       gps_enu: dict[str, np.ndarray] | None = None, scale: float | None = None,
                       camera_height: float | None = None, gps_min_span: float = 10.0, seed: int = 0,
@@ -131,17 +141,13 @@ def compute_alignment(R_cw: np.ndarray, centers: np.ndarray, points: np.ndarray,
         raise InputError(f"--scale must be a positive number, got {scale}")
     if camera_height is not None and not (camera_height > 0 and math.isfinite(camera_height)):
         raise InputError(f"--camera-height must be a positive number of metres, got {camera_height}")
+    up, plane, cam_up = ground_up(R_cw, centers, points, seed)
     ups = camera_up_vectors(R_cw)
-    cam_up = ups.mean(0)
-    cam_up /= max(np.linalg.norm(cam_up), 1e-12)
-    plane = fit_sfm_ground(points, cam_up, centers, seed=seed) if len(points) else None
     info: dict = {"camera_up_spread_deg": float(np.degrees(np.arccos(np.clip(ups @ cam_up, -1, 1))).mean())}
+    up_source = "camera_up" if plane is None else "ground_plane"
     if plane is not None:
-        up, up_source = plane[0], "ground_plane"
         info["ground_inlier_fraction"] = round(plane[2], 3)
         info["ground_vs_camera_up_deg"] = float(np.degrees(np.arccos(np.clip(up @ cam_up, -1, 1))))
-    else:
-        up, up_source = cam_up, "camera_up"
     Rg = rotation_between(up, np.array([0.0, 0.0, 1.0]))
     c_rot = centers @ Rg.T  # cameras in the levelled frame (SfM units)
     ground_z = -plane[1] if plane is not None else None  # plane n.x + d = 0 -> levelled height of the ground is -d

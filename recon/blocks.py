@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from realsim.assets.atomic import make_dirs
+from realsim.assets.atomic import check_output_dir, make_dirs
 from realsim.assets.cameras import CameraSet, save_cameras
 from realsim.assets.errors import InputError, RealsimError
 from realsim.assets.progress import ProgressFn, report
@@ -280,8 +280,7 @@ def train_blocks(workdir: str | os.PathLike, out: str | os.PathLike, cfg: TrainC
     t0 = time.perf_counter()
     out = Path(out)
     root = blocks_dir_for(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise RealsimError(f"output folder {out} is not empty (pass --overwrite to replace it)")
+    check_output_dir(out, overwrite)
     check_mergeable(cfg)
     if ray_address:
         _check_reachable(ray_address)  # before anything is written

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .align import camera_up_vectors, fit_sfm_ground, rotation_between, umeyama
+from .align import ground_up, rotation_between, umeyama
 
 __all__ = ["BridgeConfig", "Placement", "place_components", "place_component", "bridge_components"]
 
@@ -41,12 +41,9 @@ class Placement:
 def _level(R_cw: np.ndarray, C: np.ndarray, points: np.ndarray, seed: int) -> tuple[np.ndarray, float | None, str]:
     """Levelling rotation [3,3] of a component (its ground plane's normal to +Z, else its cameras' mean up) and the
     levelled ground height (None without a plane)."""
-    up = camera_up_vectors(R_cw).mean(0)
-    up /= max(np.linalg.norm(up), 1e-12)
-    plane = fit_sfm_ground(points, up, C, seed=seed) if len(points) >= 3 else None
-    if plane is None:
-        return rotation_between(up, np.array([0.0, 0.0, 1.0])), None, "camera_up"
-    return rotation_between(plane[0], np.array([0.0, 0.0, 1.0])), -plane[1], "ground_plane"
+    up, plane, _ = ground_up(R_cw, C, points, seed)
+    R = rotation_between(up, np.array([0.0, 0.0, 1.0]))
+    return (R, None, "camera_up") if plane is None else (R, -plane[1], "ground_plane")
 
 
 def _inliers(c: np.ndarray, en: np.ndarray, cfg: BridgeConfig) -> np.ndarray:

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from realsim.assets.atomic import atomic_dir, check_writable, make_dirs, write_text_atomic
-from realsim.assets.errors import InputError, RealsimError
+from realsim.assets.atomic import atomic_dir, check_output_dir, check_writable, make_dirs, write_text_atomic
+from realsim.assets.errors import InputError
 from realsim.assets.progress import ProgressFn, report
 from realsim.assets.scene import SceneInfo, load_scene_info
 
@@ -139,8 +139,7 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
     dev = resolve_device(device, cfg.backend)
     backend = train_backend(cfg.backend, dev)  # the concrete rasterizer; cfg keeps what was asked (checkpoints compare it)
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite and not resume:
-        raise RealsimError(f"output folder {out} is not empty (pass --overwrite to replace it)")
+    check_output_dir(out, overwrite or resume)
     guard_interrupted_run(out, resume, overwrite)
     check_writable(out)
     work = ckpt_dir_for(out)

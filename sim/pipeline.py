@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from realsim.assets.atomic import check_writable, make_dirs, write_text_atomic
+from realsim.assets.atomic import check_output_dir, check_writable, make_dirs, write_text_atomic
 from realsim.assets.errors import InputError, RealsimError
 from realsim.assets.progress import ProgressFn, report
 
@@ -105,8 +105,7 @@ def simulate_scene(scene_path: str | os.PathLike, out_dir: str | os.PathLike, op
     if opts.ssaa < 1 or opts.ssaa > 4:
         raise InputError(f"--ssaa must be 1..4, got {opts.ssaa}")
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not opts.overwrite:
-        raise RealsimError(f"output folder {out_dir} is not empty (pass --overwrite to replace it)")
+    check_output_dir(out_dir, opts.overwrite)
     sc = _scenario(opts)
     from realsim.render.limits import check_frame_size
 

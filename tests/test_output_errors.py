@@ -236,3 +236,32 @@ def test_passive_wait_policy_reaches_libgomp():
 
     assert spincount(None) == "0"
     assert spincount("ACTIVE") != "0"
+
+
+@pytest.mark.parametrize("cmd", ["poses", "train", "render", "simulate", "demo"])
+def test_output_folder_that_is_a_file_is_one_line(scene_dir, tmp_path, capsys, cmd):  # noqa: F811
+    """A folder output given as an existing file: one line, exit 2, the file untouched."""
+    (tmp_path / "afile").write_text("mine")
+    argv = [a.replace("{s}", str(scene_dir)).replace("{x}", str(tmp_path / "afile")) for a in COMMANDS[cmd]]
+    t0 = time.perf_counter()
+    rc, err = _run(argv, capsys)
+    line = _one_line(err)
+    assert rc == 2 and "afile" in line and "not a folder" in line, line
+    assert time.perf_counter() - t0 < 5.0
+    assert (tmp_path / "afile").read_text() == "mine"
+    _only(tmp_path, "afile")
+
+
+def test_library_refuses_a_file_as_output_folder(scene_dir, tmp_path):  # noqa: F811
+    """The library entry points behind those commands say the same (they used to raise NotADirectoryError from their
+    own emptiness check when called directly)."""
+    from realsim.assets.errors import RealsimError
+    from realsim.recon import TrainConfig, train
+    from realsim.sim.pipeline import simulate_scene
+
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(RealsimError, match="not a folder"):
+        train(scene_dir, tmp_path / "afile", TrainConfig(iterations=1))
+    with pytest.raises(RealsimError, match="not a folder"):
+        simulate_scene(scene_dir, tmp_path / "afile")
+    assert (tmp_path / "afile").read_text() == "mine"
