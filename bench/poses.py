@@ -3,6 +3,12 @@
     python bench/poses.py                     # lund_street (auto + sequential), llff_fern, buddha at full size
     python bench/poses.py --max-image-size 800 --scenes lund_street
     python bench/poses.py --scenes lund_street synthetic_street --mappers incremental,global --out bench/results/poses_mappers.json
+    python bench/poses.py --scenes lund_street_seq --mappers incremental,global,partitioned,partitioned:12 --threads 1 \
+        --max-image-size 1024 --out bench/results/poses_partitioned_lund.json
+
+Mappers: incremental, global, partitioned[:N] (recon/partition_sfm.py with chunks of N photos, default 24, a third
+shared with the next; the others run unpartitioned). Real scenes whose photos carry EXIF GPS also get each row's camera
+centres against the fixes (horizontal RMS after a 2-D similarity: an independent, metre-level check).
 
 synthetic_street is the SYNTHETIC long street (sim.capture, street_length_m) photographed along --synthetic-walk-m metres
 with exact cameras: its rows carry the pose error after a similarity alignment. With several mappers, later rows also
@@ -44,7 +50,8 @@ def main() -> int:
     ap.add_argument("--scenes", nargs="*", default=list(SCENES), choices=list(SCENES))
     ap.add_argument("--max-image-size", type=int, default=1600)
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--mappers", default="incremental", help="comma list of incremental, global")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--mappers", default="incremental", help="comma list of incremental, global, partitioned[:N]")
     ap.add_argument("--synthetic-walk-m", type=float, default=100.0)
     ap.add_argument("--synthetic-photos", type=int, default=121)
     ap.add_argument("--synthetic-width", type=int, default=480)
@@ -74,6 +81,7 @@ def main() -> int:
                 print(f"skipping {name}: {src} absent", file=sys.stderr)
                 continue
             first = None
+            gps = exif_enu(src) if gt is None else {}
             for mapper in mappers:
                 load0 = load_avg()
                 t0 = time.perf_counter()
@@ -84,8 +92,13 @@ def main() -> int:
                     now = time.perf_counter() - t0
                     stages.setdefault(stage, [now, now])[1] = now
 
+                kind, _, size = mapper.partition(":")
+                part = {"partition": "on", "chunk_size": int(size or 24), "chunk_overlap": max(3, int(size or 24) // 3)} \
+                    if kind == "partitioned" else {"partition": "off"}
                 res = run_poses(src, wd, PosesOptions(max_image_size=args.max_image_size, matcher=matcher,
-                                                      num_threads=args.threads, mapper=mapper), progress=prog)
+                                                      num_threads=args.threads, seed=args.seed,
+                                                      mapper="global" if kind == "global" else "incremental", **part),
+                                progress=prog)
                 dt = time.perf_counter() - t0
                 cams = load_cameras(wd / "cameras.json")
                 m = res.metadata
@@ -101,11 +114,15 @@ def main() -> int:
                     row["synthetic"] = {"walk_m": args.synthetic_walk_m, "photos": args.synthetic_photos,
                                         "width": args.synthetic_width}
                     row["error_vs_exact"] = _rounded(pose_error_vs_ground_truth(cams, gt))
+                elif gps:
+                    row["vs_gps"] = gps_error(cams, gps)
                 if first is not None:
                     row[f"vs_{first[0]}"] = _rounded(pose_error_vs_ground_truth(cams, first[1]))
                 first = first or (mapper, cams)
                 rows.append(row)
                 e = row.get("error_vs_exact") or row.get(f"vs_{first[0]}") or {}
+                if "vs_gps" in row:
+                    print(f"  vs EXIF GPS: {row['vs_gps']}", flush=True)
                 print(f"{name:16s} {mapper:11s} {row['matcher']:11s} {row['registered']:3d}/{row['images']:<3d} pairs "
                       f"{row['pairs']!s:>4s} points {row['points']:6d} reproj {row['reproj_px']:.3f} px  "
                       f"{row['seconds']:7.1f} s (mapping {row['mapping_s']} s)  centre rmse {e.get('centre_rmse_m', '-')} rot max {e.get('rotation_max_deg', '-')}",
@@ -114,6 +131,47 @@ def main() -> int:
     write_result(args.out, result)
     print(f"wrote {args.out}")
     return 0
+
+
+def exif_enu(folder: Path) -> dict:
+    """name -> [2] east/north metres of the photos' EXIF GPS fixes (origin: the first), read with PIL."""
+    import numpy as np
+    from PIL import Image
+
+    from realsim.recon.geodesy import lla_to_enu
+
+    lla = {}
+    for f in sorted(folder.iterdir()):
+        try:
+            g = Image.open(f).getexif().get_ifd(0x8825)
+            lat = sum(float(v) / 60 ** i for i, v in enumerate(g[2])) * (-1 if g[1] == "S" else 1)
+            lon = sum(float(v) / 60 ** i for i, v in enumerate(g[4])) * (-1 if g[3] == "W" else 1)
+            lla[f.name] = np.array([lat, lon, float(g.get(6, 0.0))])
+        except (OSError, KeyError, TypeError, ValueError):
+            continue
+    if not lla:
+        return {}
+    origin = lla[sorted(lla)[0]]
+    return {n: lla_to_enu(v, origin)[:2] for n, v in lla.items()}
+
+
+def gps_error(cams, gps: dict) -> dict:
+    """Horizontal camera centres against the GPS fixes after the best 2-D similarity (complex least squares)."""
+    import numpy as np
+
+    from realsim.assets.frames import camera_center
+
+    names = [f.name for f in cams.frames if f.name in gps]
+    if len(names) < 3:
+        return {}
+    c = {f.name: camera_center(f.viewmat) for f in cams.frames}
+    a = np.array([complex(*c[n][:2]) for n in names])  # [M] camera x + iy (z up)
+    b = np.array([complex(*gps[n]) for n in names])  # [M] east + i north
+    da, db = a - a.mean(), b - b.mean()
+    z = (np.conj(da) @ db) / (np.conj(da) @ da)  # rotation and scale as one complex number
+    res = np.abs(z * da - db)
+    return {"images": len(names), "rmse_m": round(float(np.sqrt((res ** 2).mean())), 3), "max_m": round(float(res.max()), 3),
+            "scale": round(float(abs(z)), 4)}
 
 
 def _rounded(d: dict) -> dict:

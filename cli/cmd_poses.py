@@ -27,6 +27,8 @@ def add_parser(sub) -> None:
     p.add_argument("--partition", default="auto", choices=["auto", "on", "off"],
                    help="incremental mapper: map overlapping chunks of the sequence separately, merge them into one frame "
                         "and bundle adjust once (auto: sequences of more than 100 photos)")
+    p.add_argument("--chunk-size", type=_positive_int, default=24,
+                   help="partitioned mapping: consecutive photos per chunk, a third of them shared with the next (default 24)")
     p.add_argument("--max-image-size", type=_positive_int, default=1600, help="longest image side used and written (default 1600)")
     p.add_argument("--scale", type=_positive_float, help="metres per SfM unit (overrides GPS)")
     p.add_argument("--camera-height", type=_positive_float, help="camera height above the ground in metres (sets the scale)")
@@ -50,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     opts = PosesOptions(max_image_size=args.max_image_size, seed=args.seed, matcher=args.matcher, scale=args.scale,
                         camera_height=args.camera_height, holdout_every=args.holdout_every, video_fps=args.video_fps,
                         max_frames=args.max_frames, num_threads=args.threads, align=not args.no_align,
-                        text_model=args.text, mapper=args.mapper, partition=args.partition)
+                        text_model=args.text, mapper=args.mapper, partition=args.partition,
+                        chunk_size=args.chunk_size, chunk_overlap=max(3, args.chunk_size // 3))
     with RichProgress(not args.quiet) as prog:
         res = run_poses(args.input, args.output, opts, colmap_dir=args.colmap, overwrite=args.overwrite, progress=prog)
     summary = {"workdir": str(res.workdir), "registered": res.n_registered, "images": res.n_images, "points": res.n_points,

@@ -6,13 +6,15 @@ off (bench/loops.py); pycolmap's hierarchical mapper, which cuts the match graph
 clusters 13 m off; whole-walk incremental mapping is right on 100 m but on 200 m registers across two weak links wrongly
 (58 m RMS), and its cost grows faster than linearly. Here chunks of `chunk_size` consecutive photos sharing
 `chunk_overlap` with the next are mapped incrementally, each from initial pairs 3 photos apart until two runs agree
-(COLMAP's own pick, often two neighbours of a forward walk, folds chunks several metres off); chunk k is brought into
-the frame before it by a similarity fitted on the shared images (rotation from their orientations, scale + shift from
-their centres, so a straight walk's collinear centres do not leave the roll free); a chunk sharing < 3 registered images
-starts a new component, and the largest is kept (a break is not bridged with a guess; with GPS, gps_bridge.py places
-components by their fixes). Each image keeps the pose of the
-chunk where it is most central; points are triangulated through the whole database with those poses and one bundle
-adjustment (pycolmap's) refines poses, intrinsics and points together.
+(COLMAP's own pick, often two neighbours of a forward walk, folds chunks several metres off), chunks after the first
+holding the lens (focal, distortion) of those merged so far (on their own, short chunks of a sparse real walk fit
+lenses of their own and fold or fail: lund_street in 12-photo chunks, 4.4 m off whole-walk mapping, 0.16 m held);
+chunk k is brought into the frame before it by a similarity fitted on the shared images (rotation from their
+orientations, scale + shift from their centres, so a straight walk's collinear centres do not leave the roll free); a
+chunk sharing < 3 registered images starts a new component, and the largest is kept (a break is not bridged with a
+guess; with GPS, gps_bridge.py places components by their fixes). Each image keeps the pose of the chunk where it is
+most central; points are triangulated through the whole database with those poses and one bundle adjustment
+(pycolmap's) refines poses, intrinsics and points together.
 """
 from __future__ import annotations
 
@@ -112,14 +114,20 @@ def map_partitioned(db: Path, image_dir: Path, work: Path, opts, names: list[str
     cams: dict[int, object] = {}
     with pycolmap.Database.open(str(db)) as d:
         ids = {im.name: im.image_id for im in d.read_all_images()}
+        cam_of = {im.name: im.camera_id for im in d.read_all_images()}
+        cams0 = d.read_all_cameras()  # as extracted (EXIF priors): restored for a whole-sequence fallback
         inliers = {}  # (i, j) sequence indices -> verified inliers, for the initial pairs
         for i in range(len(names) - 3):
             a, b = ids[names[i]], ids[names[i + 3]]
             inliers[i] = len(d.read_two_view_geometry(a, b).inlier_matches) if d.exists_two_view_geometry(a, b) else 0
     for k, (a, b) in enumerate(ranges):
         part = names[a:b]
-        rec, row = _map_chunk(db, image_dir, work / f"chunk_{k:03d}", opts, part, ids, [inliers.get(a + i, 0) for i in range(b - a)])
-        row = {"chunk": k, "first": a, "images": len(part)} | row
+        fixed = bool(cam_params) and all(cam_of[x] in cam_params for x in part)
+        if fixed:  # the lens found so far, held: short chunks of a sparse walk fit lenses of their own and fold or fail
+            _write_cameras(db, cams, cam_params, {cam_of[x] for x in part})
+        rec, row = _map_chunk(db, image_dir, work / f"chunk_{k:03d}", opts, part, ids, [inliers.get(a + i, 0) for i in range(b - a)],
+                              fixed_intrinsics=fixed)
+        row = {"chunk": k, "first": a, "images": len(part), "fixed_intrinsics": fixed} | row
         report(progress, "mapping", k + 1, len(ranges), chunks=len(ranges))
         if rec is None or rec.num_reg_images() < 3:
             attempts.append(row | {"merged": False})
@@ -167,6 +175,9 @@ def map_partitioned(db: Path, image_dir: Path, work: Path, opts, names: list[str
                         sum(r["placed"] for r in rows), len(comps), len(bridged))
     if len(best) < 0.5 * len(names) and opts.partition == "auto":  # chosen, not asked for: whole-sequence mapping instead
         log.warning("partitioned mapping kept %d of %d images; mapping the whole sequence instead", len(best), len(names))
+        with pycolmap.Database.open(str(db)) as d:
+            for c in cams0:
+                d.update_camera(c)
         rec, tries = sfm.map_incremental(db, image_dir, work / "whole", opts, len(names), progress)
         return rec, attempts + [{"fallback": "incremental"} | t for t in tries]
     if len(best) < 3:
@@ -191,8 +202,19 @@ def _agreement(P: dict, Q: dict) -> float:
     return float(np.sqrt((res ** 2).mean()) / max(extent, 1e-12))
 
 
+def _write_cameras(db: Path, cams: dict, cam_params: dict, cids: set[int]) -> None:
+    """The database's cameras `cids` set to the per-parameter median of the chunks merged so far (mapping starts there)."""
+    import pycolmap
+
+    with pycolmap.Database.open(str(db)) as d:
+        for cid in cids:
+            c = pycolmap.Camera(cams[cid].todict())
+            c.params = np.median(np.stack(cam_params[cid]), axis=0)  # [P]
+            d.update_camera(c)
+
+
 def _map_chunk(db: Path, image_dir: Path, work: Path, opts, part: list[str], ids: dict[str, int], gap_inliers: list[int],
-               agree: float = 0.02, gap: int = 3, tries: int = 3) -> tuple[object, dict]:
+               agree: float = 0.02, gap: int = 3, tries: int = 3, fixed_intrinsics: bool = False) -> tuple[object, dict]:
     """One chunk mapped incrementally from initial pairs `gap` photos apart (gap_inliers[i]: verified inliers of photos
     i, i + gap; the best-matched ones of the middle half first, then COLMAP's own pick) until two runs agree.
 
@@ -211,13 +233,19 @@ def _map_chunk(db: Path, image_dir: Path, work: Path, opts, part: list[str], ids
         o = sfm._mapper_options(opts, relaxed=True)
         o.image_names = list(part)
         o.multiple_models = False  # else photos left over (a blank facade) start up to 50 futile models: minutes of CPU
+        if fixed_intrinsics:
+            o.ba_refine_focal_length = o.ba_refine_extra_params = False
         if i >= 0:
             o.init_image_id1, o.init_image_id2 = ids[part[i]], ids[part[j]]
         out = work / f"try_{t}"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         pycolmap.set_random_seed(opts.seed)
-        recs = pycolmap.incremental_mapping(db, image_dir, out, options=o)
+        level, pycolmap.logging.minloglevel = pycolmap.logging.minloglevel, 3  # a failed try is expected: no glog line
+        try:
+            recs = pycolmap.incremental_mapping(db, image_dir, out, options=o)
+        finally:
+            pycolmap.logging.minloglevel = level
         rec = max(recs.values(), key=lambda r: (r.num_reg_images(), r.num_points3D()), default=None)
         if rec is None or rec.num_reg_images() < 3 or not all(_plausible(c) for c in rec.cameras.values()):
             continue

@@ -45,6 +45,8 @@ class PosesOptions:
     min_registered: int = 3
     mapper: str = "incremental"  # incremental | global (pycolmap GLOMAP; see sfm.map_global)
     partition: str = "auto"  # incremental: overlapping chunks mapped separately and merged (auto: long sequences; partition_sfm)
+    chunk_size: int = 24  # partitioned: consecutive photos per chunk
+    chunk_overlap: int = 8  # partitioned: photos a chunk shares with the next
 
 
 @dataclass
@@ -169,6 +171,9 @@ def run_poses(src: str | Path | None, workdir: str | Path, opts: PosesOptions | 
         raise InputError(f"--holdout-every must be >= 0, got {opts.holdout_every}")
     if opts.scale is not None and opts.camera_height is not None:
         raise InputError("give either --scale or --camera-height, not both")
+    if opts.chunk_overlap < 3 or opts.chunk_size <= opts.chunk_overlap:
+        raise InputError(f"chunks of {opts.chunk_size} photos sharing {opts.chunk_overlap} with the next: a chunk shares "
+                         f"at least 3 photos and fewer than it holds (--chunk-size 4 or more)")
     workdir = Path(workdir)
     meta: dict[str, Any] = {"source": str(src if src is not None else colmap_dir), "input_kind": kind, "seed": opts.seed}
     sfm_res = None
@@ -181,7 +186,8 @@ def run_poses(src: str | Path | None, workdir: str | Path, opts: PosesOptions | 
             so = sfm.SfmOptions(matcher=opts.matcher, num_threads=opts.num_threads, seed=opts.seed,
                                 relaxed_init=opts.relaxed_init, min_registered=opts.min_registered,
                                 loop_neighbors=sfm.SfmOptions.loop_neighbors if opts.loop_closure else 0,
-                                far_steps=opts.loop_closure, mapper=opts.mapper, partition=opts.partition)
+                                far_steps=opts.loop_closure, mapper=opts.mapper, partition=opts.partition,
+                                chunk_size=opts.chunk_size, chunk_overlap=opts.chunk_overlap)
             sfm_res = sfm.run_sfm(staged, work, so, progress)
             rec, image_dir, matcher = sfm_res.reconstruction, staged.folder, sfm_res.matcher
             n_images = sfm_res.n_images

@@ -257,6 +257,7 @@ def test_undecodable_video(tmp_path, capsys):
     (["--matcher", "magic"], "invalid choice"),
     (["--matcher", "spatial"], "needs GPS"),
     (["--holdout-every", "-1"], "holdout"),
+    (["--partition", "on", "--chunk-size", "3"], "--chunk-size 4 or more"),
 ])
 def test_bad_arguments(tmp_path, capsys, args, expect):
     make_render_set(tmp_path / "imgs", n=3, width=160, height=120)
