@@ -143,7 +143,8 @@ def exif_enu(folder: Path) -> dict:
     lla = {}
     for f in sorted(folder.iterdir()):
         try:
-            g = Image.open(f).getexif().get_ifd(0x8825)
+            with Image.open(f) as im:
+                g = im.getexif().get_ifd(0x8825)
             lat = sum(float(v) / 60 ** i for i, v in enumerate(g[2])) * (-1 if g[1] == "S" else 1)
             lon = sum(float(v) / 60 ** i for i, v in enumerate(g[4])) * (-1 if g[3] == "W" else 1)
             lla[f.name] = np.array([lat, lon, float(g.get(6, 0.0))])

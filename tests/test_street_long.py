@@ -25,8 +25,8 @@ def test_demo_street_and_walk_unchanged():
     """The demo's street and walk, pinned to what they were before the long street existed."""
     assert _digest(build_street(0)) == "03e07067e6460871056d28a3e630c8781595080d84fef9d650fbd1bba4a9fe02"
     walk = np.stack(walk_cameras(CaptureConfig()))  # [30,4,4]
-    # to the micrometre, not the bit: libm's sin/cos differ in the last bit between CPUs (the exact bytes' hash pinned on
-    # one machine failed on another with the same code); + 0.0 makes a rounded -0.0 the same bytes as 0.0
+    # to the micrometre, not the bit: the exact bytes' hash pinned on one VM failed on another with the same code (float
+    # results such as libm's sin/cos may differ in the last bit between CPUs); + 0.0 makes a rounded -0.0 bytes of 0.0
     walk = np.round(walk, 6) + 0.0
     assert hashlib.sha256(walk.tobytes()).hexdigest() == "49688b3f45fd232c068a46760e25c8e01f6548d6e43931a74491fec6724eb518"
     assert _digest(build_street(0, 54.0)) == _digest(build_street(0))  # 54 m is the demo street
