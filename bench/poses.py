@@ -93,8 +93,7 @@ def main() -> int:
                     stages.setdefault(stage, [now, now])[1] = now
 
                 kind, _, size = mapper.partition(":")
-                part = {"partition": "on", "chunk_size": int(size or 24), "chunk_overlap": max(3, int(size or 24) // 3)} \
-                    if kind == "partitioned" else {"partition": "off"}
+                part = {"partition": "on", "chunk_size": int(size or 24)} if kind == "partitioned" else {"partition": "off"}
                 res = run_poses(src, wd, PosesOptions(max_image_size=args.max_image_size, matcher=matcher,
                                                       num_threads=args.threads, seed=args.seed,
                                                       mapper="global" if kind == "global" else "incremental", **part),
@@ -157,22 +156,22 @@ def exif_enu(folder: Path) -> dict:
 
 
 def gps_error(cams, gps: dict) -> dict:
-    """Horizontal camera centres against the GPS fixes after the best 2-D similarity (complex least squares)."""
+    """Horizontal camera centres against the GPS fixes after the best 2-D similarity (recon.align.umeyama)."""
     import numpy as np
 
     from realsim.assets.frames import camera_center
+    from realsim.recon.align import umeyama
 
     names = [f.name for f in cams.frames if f.name in gps]
     if len(names) < 3:
         return {}
     c = {f.name: camera_center(f.viewmat) for f in cams.frames}
-    a = np.array([complex(*c[n][:2]) for n in names])  # [M] camera x + iy (z up)
-    b = np.array([complex(*gps[n]) for n in names])  # [M] east + i north
-    da, db = a - a.mean(), b - b.mean()
-    z = (np.conj(da) @ db) / (np.conj(da) @ da)  # rotation and scale as one complex number
-    res = np.abs(z * da - db)
+    a = np.stack([c[n][:2] for n in names])  # [M,2] camera x, y (z up)
+    b = np.stack([gps[n] for n in names])  # [M,2] east, north
+    s, R, t = umeyama(a, b)
+    res = np.linalg.norm(s * a @ R.T + t - b, axis=1)  # [M] metres
     return {"images": len(names), "rmse_m": round(float(np.sqrt((res ** 2).mean())), 3), "max_m": round(float(res.max()), 3),
-            "scale": round(float(abs(z)), 4)}
+            "scale": round(s, 4)}
 
 
 def _rounded(d: dict) -> dict:

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
                         camera_height=args.camera_height, holdout_every=args.holdout_every, video_fps=args.video_fps,
                         max_frames=args.max_frames, num_threads=args.threads, align=not args.no_align,
                         text_model=args.text, mapper=args.mapper, partition=args.partition,
-                        chunk_size=args.chunk_size, chunk_overlap=max(3, args.chunk_size // 3))
+                        chunk_size=args.chunk_size)
     with RichProgress(not args.quiet) as prog:
         res = run_poses(args.input, args.output, opts, colmap_dir=args.colmap, overwrite=args.overwrite, progress=prog)
     summary = {"workdir": str(res.workdir), "registered": res.n_registered, "images": res.n_images, "points": res.n_points,

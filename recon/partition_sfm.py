@@ -113,8 +113,9 @@ def map_partitioned(db: Path, image_dir: Path, work: Path, opts, names: list[str
     cam_params: dict[int, list[np.ndarray]] = {}
     cams: dict[int, object] = {}
     with pycolmap.Database.open(str(db)) as d:
-        ids = {im.name: im.image_id for im in d.read_all_images()}
-        cam_of = {im.name: im.camera_id for im in d.read_all_images()}
+        images = d.read_all_images()
+        ids = {im.name: im.image_id for im in images}
+        cam_of = {im.name: im.camera_id for im in images}
         cams0 = d.read_all_cameras()  # as extracted (EXIF priors): restored for a whole-sequence fallback
         inliers = {}  # (i, j) sequence indices -> verified inliers, for the initial pairs
         for i in range(len(names) - 3):

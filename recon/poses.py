@@ -46,7 +46,7 @@ class PosesOptions:
     mapper: str = "incremental"  # incremental | global (pycolmap GLOMAP; see sfm.map_global)
     partition: str = "auto"  # incremental: overlapping chunks mapped separately and merged (auto: long sequences; partition_sfm)
     chunk_size: int = 24  # partitioned: consecutive photos per chunk
-    chunk_overlap: int = 8  # partitioned: photos a chunk shares with the next
+    chunk_overlap: int | None = None  # partitioned: photos a chunk shares with the next (None: a third, at least 3)
 
 
 @dataclass
@@ -171,8 +171,9 @@ def run_poses(src: str | Path | None, workdir: str | Path, opts: PosesOptions | 
         raise InputError(f"--holdout-every must be >= 0, got {opts.holdout_every}")
     if opts.scale is not None and opts.camera_height is not None:
         raise InputError("give either --scale or --camera-height, not both")
-    if opts.chunk_overlap < 3 or opts.chunk_size <= opts.chunk_overlap:
-        raise InputError(f"chunks of {opts.chunk_size} photos sharing {opts.chunk_overlap} with the next: a chunk shares "
+    overlap = opts.chunk_overlap if opts.chunk_overlap is not None else max(3, opts.chunk_size // 3)
+    if overlap < 3 or opts.chunk_size <= overlap:
+        raise InputError(f"chunks of {opts.chunk_size} photos sharing {overlap} with the next: a chunk shares "
                          f"at least 3 photos and fewer than it holds (--chunk-size 4 or more)")
     workdir = Path(workdir)
     meta: dict[str, Any] = {"source": str(src if src is not None else colmap_dir), "input_kind": kind, "seed": opts.seed}
@@ -187,7 +188,7 @@ def run_poses(src: str | Path | None, workdir: str | Path, opts: PosesOptions | 
                                 relaxed_init=opts.relaxed_init, min_registered=opts.min_registered,
                                 loop_neighbors=sfm.SfmOptions.loop_neighbors if opts.loop_closure else 0,
                                 far_steps=opts.loop_closure, mapper=opts.mapper, partition=opts.partition,
-                                chunk_size=opts.chunk_size, chunk_overlap=opts.chunk_overlap)
+                                chunk_size=opts.chunk_size, chunk_overlap=overlap)
             sfm_res = sfm.run_sfm(staged, work, so, progress)
             rec, image_dir, matcher = sfm_res.reconstruction, staged.folder, sfm_res.matcher
             n_images = sfm_res.n_images

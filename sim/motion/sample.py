@@ -138,6 +138,7 @@ def render_stick_video(path: str | os.PathLike, ro: Rollout, parents: np.ndarray
     from scipy.ndimage import gaussian_filter1d
 
     center = gaussian_filter1d(center, 15, axis=0, mode="nearest")
+    left, right = _left(parents), _right(parents)
     with VideoWriter(path, FPS, width, height) as vw:  # temp file renamed into place on success, deterministic x264
         for t in range(T):
             img = np.full((height, width, 3), 235, np.uint8)
@@ -164,7 +165,7 @@ def render_stick_video(path: str | os.PathLike, ro: Rollout, parents: np.ndarray
                 _draw_line(img, pp[i], pp[i + 3], (90, 160, 90), 1)
             jp = proj(joints[t])
             for j in range(1, len(parents)):
-                col = (200, 60, 60) if j in _left(parents) else (60, 60, 200) if j in _right(parents) else (40, 40, 40)
+                col = (200, 60, 60) if j in left else (60, 60, 200) if j in right else (40, 40, 40)
                 _draw_line(img, jp[parents[j]], jp[j], col, 2)
             vw.write(img)
 
