@@ -158,14 +158,19 @@ def seed_summary(rows: list[dict]) -> dict:
 def split_metrics(model, ds, backend: str, background: tuple) -> dict:
     """Held-out metrics split into interpolated views and extrapolated ones (the first / last view by name: outside
     the walk), with the half-split colour-affine protocol and sharpness."""
+    from realsim.recon.appearance import NeighbourAppearance
     from realsim.recon.trainer import evaluate_views
 
-    full = evaluate_views(model, ds.test, backend, background, half_split=True)
+    full = evaluate_views(model, ds.test, backend, background, half_split=True,
+                          appearance=NeighbourAppearance.for_model(model, ds.cameras))
     names = sorted(v.name for v in ds.train + ds.test)
     extra = [i for i, v in enumerate(ds.test) if v.name in (names[0], names[-1])]
     interp = [i for i in range(len(ds.test)) if i not in extra]
     split: dict = {"test_names": [v.name for v in ds.test], "extrapolated": [ds.test[i].name for i in extra]}
-    for key in ("psnr", "ssim", "psnr_affine", "ssim_affine", "psnr_right", "ssim_right", "sharpness", "sharpness_band"):
+    for key in ("psnr", "ssim", "psnr_shared", "ssim_shared", "psnr_affine", "ssim_affine", "psnr_right", "ssim_right",
+                "sharpness", "sharpness_band"):
+        if "per_view_" + key not in full:  # psnr_shared: only for models with per-photo colour affines
+            continue
         pv = full["per_view_" + key]
         split[key + "_interp"] = round(float(sum(pv[i] for i in interp) / max(len(interp), 1)), 4)
         split[key + "_extrap"] = round(float(sum(pv[i] for i in extra) / len(extra)), 4) if extra else None
@@ -205,7 +210,8 @@ def rescore(args: argparse.Namespace) -> int:
 
 
 def _print_split(r: dict) -> None:
-    print(f"{r['scene']}/{r['model']}: interpolated PSNR {r['psnr_interp']:.2f} SSIM {r['ssim_interp']:.3f} "
+    shared = f" (shared appearance {r['psnr_shared_interp']:.2f} / {r['ssim_shared_interp']:.3f})" if "psnr_shared_interp" in r else ""
+    print(f"{r['scene']}/{r['model']}: interpolated PSNR {r['psnr_interp']:.2f} SSIM {r['ssim_interp']:.3f}{shared} "
           f"(affine half-split {r['psnr_affine_interp']:.2f} / {r['ssim_affine_interp']:.3f}, same half raw "
           f"{r['psnr_right_interp']:.2f} / {r['ssim_right_interp']:.3f}); extrapolated {r['extrapolated']}: PSNR "
           f"{r['psnr_extrap']} SSIM {r['ssim_extrap']} (affine {r['psnr_affine_extrap']}); sharpness "

@@ -46,6 +46,9 @@ def add_parser(sub) -> None:
     p.add_argument("--lod", type=_pos_float, metavar="PX",
                    help="level of detail (Scaffold scenes, e.g. a merged --blocks street): distant content from coarser "
                         "anchors whose voxel is at most PX pixels on screen (e.g. 2); default off (exact)")
+    p.add_argument("--appearance", choices=["auto", "shared"], default="auto",
+                   help="auto: each frame takes the colour (exposure, white balance) of the photos taken near it, where "
+                        "the model learned one per photo (the real preset); shared: the model's one appearance")
     add_backend_option(p)
     p.add_argument("--crf", type=int, default=18, help="H.264 quality (0 best .. 51 worst; default 18)")
     add_output_flags(p, "replace a non-empty output folder")
@@ -116,10 +119,11 @@ def run(args: argparse.Namespace) -> int:
     check_frame_size(path.width, path.height, args.max_pixels)
 
     def render_fn(V, K, W, H):
-        return scene.render(V, K, W, H, backend=args.backend)
+        return scene.render(V, K, W, H, backend=args.backend, appearance=args.appearance)
 
     meta = {"scene": str(args.scene), "model_kind": scene.kind, "metric": bool(scene.info.world.metric),
-            "path": str(args.path), "backend": args.backend, "lod_pixel_error": args.lod}
+            "path": str(args.path), "backend": args.backend, "lod_pixel_error": args.lod,
+            "appearance": "per-photo blend" if args.appearance == "auto" and scene.appearance() else "shared"}
     t0 = time.perf_counter()
     with RichProgress(not args.quiet) as prog:
         summary = write_video_bundle(render_fn, path, out, streams, points=points, overwrite=args.overwrite,

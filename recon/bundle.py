@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from realsim.assets.errors import InputError
 from realsim.assets.scene import SceneInfo, load_scene_info, load_tensors, save_scene_info, save_tensors
 
 from .antialias import raster_settings, training_focal
+from .appearance import NeighbourAppearance
 from .gs3d import GS3DConfig, GS3DModel
 from .scaffold import ScaffoldConfig, ScaffoldModel
 from .splats import Splats, rasterize_splats
@@ -72,6 +73,7 @@ class Scene:
     cameras: CameraSet
     root: Path
     model: nn.Module
+    _appearance: NeighbourAppearance | bool | None = field(default=None, repr=False, compare=False)
 
     @property
     def kind(self) -> str:
@@ -91,13 +93,27 @@ class Scene:
         """The focal length (px) the model was trained at (recon/antialias.py), None if the bundle does not say."""
         return training_focal(self.info.metadata, [float(f.K[0, 0]) for f in self.cameras.frames])
 
+    def appearance(self) -> NeighbourAppearance | None:
+        """The per-camera colour affine of a model trained with per-image affines (None otherwise), built once."""
+        if self._appearance is None:
+            self._appearance = NeighbourAppearance.for_model(self.model, self.cameras) or False
+        return self._appearance or None
+
     def render(self, viewmat: Any, K: Any, width: int, height: int, backend: str = "auto",
-               background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> dict[str, torch.Tensor]:
+               background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+               appearance: str = "auto") -> dict[str, torch.Tensor]:
         """{"rgb": [H,W,3], "depth": [H,W,1] expected z (0 where alpha ~ 0), "alpha": [H,W,1]} for an OpenCV camera;
-        anti-aliased when its focal differs from the trained one (recon/antialias.py)."""
-        Kt = _t(K)
+        anti-aliased when its focal differs from the trained one (recon/antialias.py). appearance "auto": the colour of
+        the photos near the camera where the model learned per-photo affines (recon/appearance.py); "shared": without."""
+        if appearance not in ("auto", "shared"):
+            raise ValueError(f"appearance must be 'auto' or 'shared', not {appearance!r}")
+        Kt, Vt = _t(K), _t(viewmat)
         kw = raster_settings(self.train_focal(), float(Kt[0, 0]))
-        return render_model(self.model, _t(viewmat), Kt, int(width), int(height), backend, background, **kw)
+        out = render_model(self.model, Vt, Kt, int(width), int(height), backend, background, **kw)
+        app = self.appearance() if appearance == "auto" else None
+        if app is not None:
+            out["rgb"] = app(out["rgb"], Vt).contiguous()
+        return out
 
 
 def _t(x: Any) -> torch.Tensor:

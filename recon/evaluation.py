@@ -18,7 +18,7 @@ from realsim.assets.progress import ProgressFn, report
 from .antialias import raster_settings
 from .bundle import render_splats
 from .dataset import View, load_dataset
-from .appearance import apply_affine, fit_affine_color
+from .appearance import NeighbourAppearance, apply_affine, fit_affine_color
 from .metrics import laplacian_variance, lpips_fn, psnr, ssim, ssim_map
 
 __all__ = ["evaluate_views", "evaluate_scene", "plot_curves", "model_counts"]
@@ -59,12 +59,16 @@ def half_split_scores(pred: torch.Tensor, target: torch.Tensor) -> dict[str, flo
 
 def evaluate_views(model: nn.Module, views: list[View], backend: str = "auto",
                    background: tuple[float, float, float] = (0.0, 0.0, 0.0), progress: Any = None,
-                   half_split: bool = False, train_fx: float | None = None) -> dict[str, Any]:
+                   half_split: bool = False, train_fx: float | None = None,
+                   appearance: NeighbourAppearance | None = None) -> dict[str, Any]:
     """Mean PSNR / SSIM (/ LPIPS when available) over views, render seconds per frame, Gaussians per view, sharpness
     (variance of the Laplacian of the render over the photo's, both at the views' size); with half_split also the
-    half_split_scores means; train_fx (the trained focal, px): anti-aliased at other sizes (recon/antialias.py)."""
+    half_split_scores means; train_fx (the trained focal, px): anti-aliased at other sizes (recon/antialias.py).
+    With `appearance` the views are scored as Scene.render draws them (the nearby photos' colour affine) and
+    psnr_shared / ssim_shared score the shared appearance; half_split always fits on the shared render."""
     lp = lpips_fn()
     ps, ss, ls, times, ng, sharp, band = [], [], [], [], [], [], []
+    shared: list[tuple[float, float]] = []
     halves: list[dict[str, float]] = []
     for i, v in enumerate(views):
         t = time.perf_counter()
@@ -72,16 +76,20 @@ def evaluate_views(model: nn.Module, views: list[View], backend: str = "auto",
             splats, _ = model.decode(v.viewmat, v.K, v.width, v.height, backend=backend)
         out = render_splats(splats, v.viewmat, v.K, v.width, v.height, backend, background,
                             **raster_settings(train_fx, float(v.K[0, 0])))
+        rgb = out["rgb"]  # [H,W,3] shared appearance
+        if appearance is not None:
+            shared.append((psnr(rgb, v.image), float(ssim(rgb, v.image))))
+            rgb = appearance(rgb, v.viewmat)
         times.append(time.perf_counter() - t)
         ng.append(len(splats))
-        ps.append(psnr(out["rgb"], v.image))
-        ss.append(float(ssim(out["rgb"], v.image)))
-        sharp.append(laplacian_variance(out["rgb"]) / max(laplacian_variance(v.image), 1e-12))
-        band.append(band_laplacian_variance(out["rgb"]) / max(band_laplacian_variance(v.image), 1e-12))
+        ps.append(psnr(rgb, v.image))
+        ss.append(float(ssim(rgb, v.image)))
+        sharp.append(laplacian_variance(rgb) / max(laplacian_variance(v.image), 1e-12))
+        band.append(band_laplacian_variance(rgb) / max(band_laplacian_variance(v.image), 1e-12))
         if half_split:
             halves.append(half_split_scores(out["rgb"], v.image))
         if lp is not None:
-            ls.append(lp(out["rgb"], v.image))
+            ls.append(lp(rgb, v.image))
         if progress is not None:
             progress(i + 1)
     res: dict[str, Any] = {"n_views": len(views)}
@@ -91,6 +99,9 @@ def evaluate_views(model: nn.Module, views: list[View], backend: str = "auto",
                     "per_view_ssim": [round(x, 4) for x in ss], "sharpness": float(np.mean(sharp)),
                     "per_view_sharpness": [round(x, 3) for x in sharp], "resolution": [views[0].width, views[0].height],
                     "sharpness_band": float(np.mean(band)), "per_view_sharpness_band": [round(x, 3) for x in band]})
+        for j, key in enumerate(("psnr_shared", "ssim_shared") if shared else ()):
+            res[key] = float(np.mean([x[j] for x in shared]))
+            res["per_view_" + key] = [round(x[j], 4) for x in shared]
         for key in halves[0] if halves else []:
             res[key] = float(np.mean([h[key] for h in halves]))
             res["per_view_" + key] = [round(h[key], 3) for h in halves]
@@ -145,7 +156,7 @@ def evaluate_scene(path: Any, downscale: float | None = None, backend: str = "au
         raise InputError(f"{path} has no {split} views to evaluate")
     bg = tuple(train_meta.get("config", {}).get("background", (0.0, 0.0, 0.0)))
     res = evaluate_views(scene.model, views, backend, bg, progress=lambda i: report(progress, "evaluate", i, len(views)),
-                         train_fx=scene.train_focal())
+                         train_fx=scene.train_focal(), appearance=scene.appearance())
     root = Path(scene.root)
     res.update({"scene": str(root), "model": scene.kind, "split": split, "downscale": ds.downscale,
                 "model_bytes": (root / "model.safetensors").stat().st_size,

@@ -27,6 +27,7 @@ from realsim.assets.errors import InputError
 from realsim.assets.progress import ProgressFn, report
 from realsim.assets.scene import SceneInfo, load_scene_info
 
+from .appearance import NeighbourAppearance
 from .bundle import build_model, render_model, write_bundle
 from .checkpoint import (ckpt_dir_for, guard_interrupted_run, load_checkpoint, restore_optimizers, resumed_config,
                          save_checkpoint)
@@ -286,7 +287,8 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
     cams = ds.cameras if poses is None else write_back(poses, [v.name for v in ds.train], ds.cameras)
     report(progress, "evaluate", 0, len(ds.test))
     metrics = evaluate_views(model, [view_to(v, dev, compact=False) for v in ds.test], backend, cfg.background,
-                             progress=lambda i: report(progress, "evaluate", i, len(ds.test)))
+                             progress=lambda i: report(progress, "evaluate", i, len(ds.test)),
+                             appearance=NeighbourAppearance.for_model(model, cams))
     metrics.update({"iterations": step, "train_seconds": round(seconds, 2), "train_cpu_seconds": round(cpu_seconds, 2),
                     "device": dev.type, "backend": backend, **model_counts(model)})
     model.to("cpu")  # bundles, viewers and callers read CPU tensors

@@ -165,6 +165,13 @@ def test_real_preset_trains_on_fern():
 
         sc = load_scene(f"{td}/scene")
         assert sc.model.config.sky_gaussians == cfg.scaffold.sky_gaussians
+        # held-out views are scored as the bundle renders them (the nearby photos' colour) and in the shared look
+        from realsim.recon.evaluation import evaluate_scene
+
+        ev = evaluate_scene(sc, backend="cpu")
+        assert sc.appearance() is not None and "psnr_shared" in res.metrics
+        assert ev["psnr"] == pytest.approx(res.metrics["psnr"], abs=1e-3)
+        assert ev["psnr_shared"] == pytest.approx(res.metrics["psnr_shared"], abs=1e-3)
     assert res.metrics["psnr"] > 16.0
     assert init.appearance is not None and res.model.appearance.delta.abs().sum() > 0
 
