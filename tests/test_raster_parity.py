@@ -368,3 +368,29 @@ def test_kernel_ops_reject_bad_shapes_and_planes():
     with pytest.raises(RuntimeError, match="v_render_colors"):
         ops.rasterize_bwd(m2, conics, colors, op, None, radii, W, H, 16, offs, flat, ra, last,
                           torch.zeros(2, H, W, 2, dtype=torch.float64), torch.zeros_like(ra), False)
+
+
+def test_cpu_gradients_are_the_same_bits_on_one_thread_and_two():
+    """Large enough (> 65536 intersections) that the backward sums its rows on both threads: every sum keeps the
+    serial order, so the gradients are identical, not just close."""
+    scene = make_scene(7, n=9000, spread=1.2, scale=(-2.5, 0.4))
+    vm, Ks = cameras(2)
+    Ks = Ks.clone()
+    Ks[:, :2] *= 3.0  # a 3x finer image: 192x144 pixels per camera
+    before = torch.get_num_threads()
+    outs = []
+    try:
+        for t in (1, 2):
+            torch.set_num_threads(t)
+            params = {k: v.float().clone().requires_grad_(True) for k, v in scene.items()}
+            rc, ra, meta = rasterization(params["means"], params["quats"], params["scales"], params["opacities"],
+                                         params["colors"], vm.float(), Ks.float(), 3 * W, 3 * H, backend="cpu",
+                                         absgrad=True)
+            ((rc * torch.linspace(0, 1, rc.numel()).reshape(rc.shape)).sum() + ra.sum()).backward()
+            outs.append([meta["means2d"].grad, meta["means2d"].absgrad] + [params[k].grad for k in sorted(params)])
+            n_isects = int(meta["flatten_ids"].numel())
+    finally:
+        torch.set_num_threads(before)
+    assert n_isects > 65536
+    for a, b in zip(*outs):
+        assert torch.equal(a, b)

@@ -3,6 +3,7 @@
 // Gaussian's box clipped to the tile, with per-pixel state (transmittance in double) kept in small local arrays. The
 // backward writes one gradient row per intersection (no races, deterministic) and sums them per Gaussian afterwards.
 #include <cstring>
+#include <memory>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -226,7 +227,7 @@ template <typename T, int DC>
 void rasterize_bwd_kernel(const T* means2d, const T* conics, const T* colors, const T* opac, const T* bgs,
                           const int32_t* radii, const int32_t* offsets, const int32_t* flat, int64_t n_isects,
                           int64_t D_in, const TileGrid& g, const T* alphas, const int32_t* last_ids, const T* v_colors,
-                          const T* v_alphas, std::vector<T>& rows) {
+                          const T* v_alphas, T* rows) {
     const int64_t D = DC > 0 ? DC : D_in;
     const int64_t n_tiles = g.C * g.per_cam(), ts = g.tile_size, W = g.width, H = g.height;
     const int64_t R = kRowFixed + D;
@@ -237,6 +238,7 @@ void rasterize_bwd_kernel(const T* means2d, const T* conics, const T* colors, co
         const int64_t tw = tx1 - tx0, npix = tw * (ty1 - ty0), np = npix + kLanes;
         const int64_t s = offsets[tile], e = tile + 1 < n_tiles ? offsets[tile + 1] : n_isects;
         if (e <= s) return;
+        std::fill(rows + s * R, rows + e * R, T(0));  // rows of intersections that add nothing stay zero
         // Per-pixel state in planes of np (padded by one chunk, see the forward); colour lanes per Gaussian.
         thread_local std::vector<double> Tcur_v, Tfin_v, buf_v, vC_v, vA_v, last_v, col_v, lcol_v;
         Tcur_v.assign(np, 1.0);
@@ -271,7 +273,7 @@ void rasterize_bwd_kernel(const T* means2d, const T* conics, const T* colors, co
         const v4d lane_off = {0.0, 1.0, 2.0, 3.0};
         for (int64_t i = e_used - 1; i >= s; --i) {
             const TileSplat<T>& sp = splats_v[i - s];
-            T* row = rows.data() + i * R;
+            T* row = rows + i * R;
             if (sp.px0 > sp.px1 || sp.py0 > sp.py1) continue;
             const T mx = sp.mx, my = sp.my, ca = sp.ca, cb = sp.cb, cc = sp.cc, o = sp.o;
             const double dca = ca, dcb = cb, dcc = cc, dO = o;
@@ -399,7 +401,9 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> rasterize_bwd(
     Tensor v_abs = absgrad ? at::zeros_like(means2d) : Tensor();
     AT_DISPATCH_FLOATING_TYPES(means2d.scalar_type(), "rasterize_bwd", [&] {
         const int64_t R = kRowFixed + D;
-        std::vector<scalar_t> rows(static_cast<size_t>(n_isects * R), scalar_t(0));
+        // Every row is written by its tile's task (zeros where an intersection adds nothing): no serial zero-fill.
+        std::unique_ptr<scalar_t[]> rows_buf(new scalar_t[static_cast<size_t>(std::max<int64_t>(n_isects * R, 1))]);
+        scalar_t* rows = rows_buf.get();
         with_channels(D, [&](auto dc) {
         rasterize_bwd_kernel<scalar_t, decltype(dc)::value>(
             means2d.data_ptr<scalar_t>(), conics.data_ptr<scalar_t>(), colors.data_ptr<scalar_t>(),
@@ -408,15 +412,21 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> rasterize_bwd(
             D, g, render_alphas.data_ptr<scalar_t>(), last_ids.data_ptr<int32_t>(), v_render_colors.data_ptr<scalar_t>(),
             v_render_alphas.data_ptr<scalar_t>(), rows);
         });
-        // Sum the per-intersection rows into their Gaussians.
+        // Sum the per-intersection rows into their Gaussians: each worker owns a range of Gaussian ids and adds their
+        // rows in intersection order, so every sum is the serial one, bit for bit, whatever the thread count.
         const int32_t* flat = flatten_ids.data_ptr<int32_t>();
         scalar_t *vm = v_means2d.data_ptr<scalar_t>(), *vc = v_conics.data_ptr<scalar_t>();
         scalar_t *vcol = v_colors.data_ptr<scalar_t>(), *vo = v_opac.data_ptr<scalar_t>();
         scalar_t* va = absgrad ? v_abs.data_ptr<scalar_t>() : nullptr;
-        (void)N;
-        for (int64_t i = 0; i < n_isects; ++i) {
-            const scalar_t* r = rows.data() + i * R;
+        const int64_t n_ids = g.C * N;
+        const int64_t workers = n_isects < 65536 ? 1 : std::min<int64_t>(at::get_num_threads(), n_ids);
+        at::parallel_for(0, workers, 1, [&](int64_t w0, int64_t w1) {
+          for (int64_t w = w0; w < w1; ++w) {
+            const int64_t lo = n_ids * w / workers, hi = n_ids * (w + 1) / workers;
+            for (int64_t i = 0; i < n_isects; ++i) {
             const int64_t gi = flat[i];
+            if (gi < lo || gi >= hi) continue;
+            const scalar_t* r = rows + i * R;
             vm[gi * 2] += r[0];
             vm[gi * 2 + 1] += r[1];
             vc[gi * 3] += r[2];
@@ -428,7 +438,9 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> rasterize_bwd(
                 va[gi * 2 + 1] += r[7];
             }
             for (int64_t ch = 0; ch < D; ++ch) vcol[gi * D + ch] += r[kRowFixed + ch];
-        }
+            }
+          }
+        });
     });
     return {v_means2d, v_conics, v_colors, v_opac, v_abs};
 }
