@@ -421,25 +421,25 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> rasterize_bwd(
         const int64_t n_ids = g.C * N;
         const int64_t workers = n_isects < 65536 ? 1 : std::min<int64_t>(at::get_num_threads(), n_ids);
         at::parallel_for(0, workers, 1, [&](int64_t w0, int64_t w1) {
-          for (int64_t w = w0; w < w1; ++w) {
-            const int64_t lo = n_ids * w / workers, hi = n_ids * (w + 1) / workers;
-            for (int64_t i = 0; i < n_isects; ++i) {
-            const int64_t gi = flat[i];
-            if (gi < lo || gi >= hi) continue;
-            const scalar_t* r = rows + i * R;
-            vm[gi * 2] += r[0];
-            vm[gi * 2 + 1] += r[1];
-            vc[gi * 3] += r[2];
-            vc[gi * 3 + 1] += r[3];
-            vc[gi * 3 + 2] += r[4];
-            vo[gi] += r[5];
-            if (va) {
-                va[gi * 2] += r[6];
-                va[gi * 2 + 1] += r[7];
+            for (int64_t w = w0; w < w1; ++w) {
+                const int64_t lo = n_ids * w / workers, hi = n_ids * (w + 1) / workers;
+                for (int64_t i = 0; i < n_isects; ++i) {
+                    const int64_t gi = flat[i];
+                    if (gi < lo || gi >= hi) continue;
+                    const scalar_t* r = rows + i * R;
+                    vm[gi * 2] += r[0];
+                    vm[gi * 2 + 1] += r[1];
+                    vc[gi * 3] += r[2];
+                    vc[gi * 3 + 1] += r[3];
+                    vc[gi * 3 + 2] += r[4];
+                    vo[gi] += r[5];
+                    if (va) {
+                        va[gi * 2] += r[6];
+                        va[gi * 2 + 1] += r[7];
+                    }
+                    for (int64_t ch = 0; ch < D; ++ch) vcol[gi * D + ch] += r[kRowFixed + ch];
+                }
             }
-            for (int64_t ch = 0; ch < D; ++ch) vcol[gi * D + ch] += r[kRowFixed + ch];
-            }
-          }
         });
     });
     return {v_means2d, v_conics, v_colors, v_opac, v_abs};
