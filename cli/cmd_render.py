@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
 
     meta = {"scene": str(args.scene), "model_kind": scene.kind, "metric": bool(scene.info.world.metric),
             "path": str(args.path), "backend": args.backend, "lod_pixel_error": args.lod,
-            "appearance": "per-photo blend" if args.appearance == "auto" and scene.appearance() else "shared"}
+            "appearance": "per-photo blend" if args.appearance == "auto" and scene.appearance else "shared"}
     t0 = time.perf_counter()
     with RichProgress(not args.quiet) as prog:
         summary = write_video_bundle(render_fn, path, out, streams, points=points, overwrite=args.overwrite,

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,6 @@ class Scene:
     cameras: CameraSet
     root: Path
     model: nn.Module
-    _appearance: NeighbourAppearance | bool | None = field(default=None, repr=False, compare=False)
 
     @property
     def kind(self) -> str:
@@ -93,11 +93,10 @@ class Scene:
         """The focal length (px) the model was trained at (recon/antialias.py), None if the bundle does not say."""
         return training_focal(self.info.metadata, [float(f.K[0, 0]) for f in self.cameras.frames])
 
+    @cached_property
     def appearance(self) -> NeighbourAppearance | None:
         """The per-camera colour affine of a model trained with per-image affines (None otherwise), built once."""
-        if self._appearance is None:
-            self._appearance = NeighbourAppearance.for_model(self.model, self.cameras) or False
-        return self._appearance or None
+        return NeighbourAppearance.for_model(self.model, self.cameras)
 
     def render(self, viewmat: Any, K: Any, width: int, height: int, backend: str = "auto",
                background: tuple[float, float, float] = (0.0, 0.0, 0.0),
@@ -110,7 +109,7 @@ class Scene:
         Kt, Vt = _t(K), _t(viewmat)
         kw = raster_settings(self.train_focal(), float(Kt[0, 0]))
         out = render_model(self.model, Vt, Kt, int(width), int(height), backend, background, **kw)
-        app = self.appearance() if appearance == "auto" else None
+        app = self.appearance if appearance == "auto" else None
         if app is not None:
             out["rgb"] = app(out["rgb"], Vt).contiguous()
         return out

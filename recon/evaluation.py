@@ -158,7 +158,7 @@ def evaluate_scene(path: Any, downscale: float | None = None, backend: str = "au
         raise InputError(f"{path} has no {split} views to evaluate")
     bg = tuple(train_meta.get("config", {}).get("background", (0.0, 0.0, 0.0)))
     res = evaluate_views(scene.model, views, backend, bg, progress=lambda i: report(progress, "evaluate", i, len(views)),
-                         train_fx=scene.train_focal(), appearance=scene.appearance())
+                         train_fx=scene.train_focal(), appearance=scene.appearance)
     root = Path(scene.root)
     res.update({"scene": str(root), "model": scene.kind, "split": split, "downscale": ds.downscale,
                 "model_bytes": (root / "model.safetensors").stat().st_size,

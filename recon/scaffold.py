@@ -35,7 +35,7 @@ class ScaffoldConfig(ConfigDict):
     appearance_dim: int = 0  # per-training-image appearance embedding (0 = off)
     n_appearance: int = 0  # number of training images the embedding covers
     feature_bank: bool = False  # multi-resolution feature bank (view-dependent blend of 3 feature resolutions)
-    affine_appearance: bool = False  # per-training-image 3x4 colour affine (exposure / white balance), training only
+    affine_appearance: bool = False  # per-training-image 3x4 colour affine (exposure / white balance); other cameras blend them
     sky_gaussians: int = 0  # sky sphere lattice size (0 = off); see sky.py
     sky_min_z: float = -0.3  # lattice directions below this z (+Z up) are dropped (the ground hides them)
     sky_radius_factor: float = 3.0  # sphere radius: this x the 99th-percentile SfM point distance from their median

@@ -81,7 +81,7 @@ def test_scene_render_and_evaluation_use_the_blend():
     Vb = torch.tensor(_at(9.0), dtype=torch.float32)
     photo = scene.render(Vb, Kt, 64, 48, backend="torch")["rgb"]
     view = View("b.jpg", photo, Vb, Kt, 64, 48)
-    res = evaluate_views(m, [view], "torch", appearance=scene.appearance())
+    res = evaluate_views(m, [view], "torch", appearance=scene.appearance)
     plain = evaluate_views(m, [view], "torch")
     assert res["psnr"] > 45.0 and res["psnr_shared"] == pytest.approx(plain["psnr"], abs=1e-9)
     assert plain["psnr"] < 30.0 and "psnr_shared" not in plain
@@ -92,6 +92,6 @@ def test_affine_free_models_render_as_before():
                                       ScaffoldConfig(voxel_size=0.4)).eval()
     scene = Scene(SceneInfo(model_kind="scaffold"), _cameras(), Path("."), plain)
     V, Kt = torch.tensor(_at(1.0), dtype=torch.float32), torch.tensor(K, dtype=torch.float32)
-    assert scene.appearance() is None
+    assert scene.appearance is None
     assert torch.equal(scene.render(V, Kt, 64, 48, backend="torch")["rgb"],
                        scene.render(V, Kt, 64, 48, backend="torch", appearance="shared")["rgb"])

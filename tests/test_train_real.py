@@ -169,7 +169,7 @@ def test_real_preset_trains_on_fern():
         from realsim.recon.evaluation import evaluate_scene
 
         ev = evaluate_scene(sc, backend="cpu")
-        assert sc.appearance() is not None and "psnr_shared" in res.metrics
+        assert sc.appearance is not None and "psnr_shared" in res.metrics
         assert ev["psnr"] == pytest.approx(res.metrics["psnr"], abs=1e-3)
         assert ev["psnr_shared"] == pytest.approx(res.metrics["psnr_shared"], abs=1e-3)
     assert res.metrics["psnr"] > 16.0
