@@ -26,6 +26,9 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
                    help="where training runs: model, images, optimiser and densification (auto: cuda when torch sees a GPU)")
     p.add_argument("--max-anchors", type=_nonneg_int, metavar="N",
                    help="Scaffold-GS: stop growing anchors at N (0 = no cap; default from the preset)")
+    p.add_argument("--dense-init", type=_nonneg_int, metavar="PX",
+                   help="start from denser points: each photo's SfM depths interpolated every PX pixels, kept where "
+                        "another photo agrees (dense walks, e.g. 8; 0 = SfM points only, the presets' default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--holdout-every", type=int, help="re-split: every Nth view (by name) held out (default: the WORKDIR's split)")
     p.add_argument("--checkpoint-every", type=_pos_int, help="iterations between checkpoints (default from the preset)")
@@ -96,6 +99,8 @@ def config_from_args(args: argparse.Namespace):
     if args.max_minutes is not None:
         cfg.max_seconds = float(args.max_minutes) * 60.0
     cfg.refine_poses = bool(getattr(args, "refine_poses", False))
+    if getattr(args, "dense_init", None) is not None:
+        cfg.dense_init_stride = int(args.dense_init)
     if getattr(args, "max_anchors", None) is not None:
         cfg.scaffold_strategy.max_anchors = int(args.max_anchors)
     return cfg

@@ -37,6 +37,9 @@ class TrainConfig(ConfigDict):
     lambda_affine: float = 0.01  # per-image colour affine (scaffold.affine_appearance): weight of |A - [I|0]|^2
     lambda_opacity: float = 0.0  # mean opacity of the rendered Gaussians (sparsity: fewer half-transparent floaters)
     lambda_depth: float = 0.0  # SfM sparse depth prior (recon/depth_prior.py): Huber of the relative depth error
+    # denser start (recon/dense_init.py): each photo's SfM depths interpolated and sampled every this many pixels, kept
+    # where another photo agrees; voxelised with the SfM points at the SfM voxel size (0 = off)
+    dense_init_stride: int = 0
     min_views: int = 0  # drop initial anchors / Gaussians inside fewer than this many training frusta (0 = off)
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
     checkpoint_every: int = 500

@@ -33,12 +33,13 @@ from .checkpoint import (ckpt_dir_for, guard_interrupted_run, load_checkpoint, r
                          save_checkpoint)
 from .dataset import Dataset, View, load_camera_source, load_dataset
 from .evaluation import evaluate_scene, evaluate_views, model_counts, plot_curves
+from .dense_init import DenseInitConfig, dense_points
 from .depth_prior import DepthPrior
 from .floaters import drop_unseen
 from .gs3d import GS3DConfig, GS3DModel, lr_schedule_3dgs
 from .metrics import psnr, ssim
 from .pose_refine import trainer_refiner, write_back
-from .scaffold import ScaffoldConfig, ScaffoldModel, exp_lr, lr_schedule_scaffold
+from .scaffold import ScaffoldConfig, ScaffoldModel, exp_lr, lr_schedule_scaffold, median_nn_distance
 from .splats import rasterize_splats
 from .train_config import PRESETS, TrainConfig, preset_config, scale_schedule
 from .train_device import checkpoint_to, image_float, resolve_device, train_backend, view_to
@@ -55,10 +56,21 @@ def make_model(cfg: TrainConfig, ds: Dataset) -> nn.Module:
         sc = ScaffoldConfig(**asdict(cfg.scaffold))
         if sc.appearance_dim > 0 or sc.affine_appearance:
             sc.n_appearance = len(ds.train)
-        return ScaffoldModel.from_points(ds.points, sc, seed=cfg.seed)
+        if sc.voxel_size <= 0:  # the SfM points' own voxel, also when denser points join them
+            sc.voxel_size = median_nn_distance(np.asarray(ds.points, np.float64))
+        return ScaffoldModel.from_points(start_points(cfg, ds)[0], sc, seed=cfg.seed)
     if cfg.model == "3dgs":
-        return GS3DModel.from_points(ds.points, ds.colors, GS3DConfig(**asdict(cfg.gs3d)), seed=cfg.seed)
+        return GS3DModel.from_points(*start_points(cfg, ds), GS3DConfig(**asdict(cfg.gs3d)), seed=cfg.seed)
     raise InputError(f"unknown model {cfg.model!r} (choose scaffold or 3dgs)")
+
+
+def start_points(cfg: TrainConfig, ds: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """The SfM points, plus the agreed interpolated ones with dense_init_stride > 0: xyz [P,3], rgb [P,3] uint8."""
+    if cfg.dense_init_stride <= 0:
+        return ds.points, ds.colors
+    xyz, rgb, info = dense_points(ds, DenseInitConfig(stride=cfg.dense_init_stride))
+    log.info("dense start: %d of %d interpolated samples agreed across photos", info["kept"], info["candidates"])
+    return np.concatenate([ds.points, xyz]), np.concatenate([ds.colors, rgb])
 
 
 def lr_table(cfg: TrainConfig, extent: float) -> dict[str, tuple[float, float]]:
