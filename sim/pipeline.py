@@ -227,10 +227,10 @@ def demo_train_config(opts: DemoOptions, width: int, n_images: int):
     if preset in ("cpu-fast", "real"):  # train where the video is rendered; 1/4 then 1/2 resolution early on (cheap iterations)
         cfg.max_width = width
         cfg.res_schedule = [[0.3, 4], [0.6, 2]]
-    if preset == "cpu-fast":
-        cfg.dense_init_stride, cfg.scaffold.n_offsets = DEMO_DENSE_INIT_PX, DEMO_OFFSETS
     elif opts.max_width is not None:
         cfg.max_width = opts.max_width
+    if preset == "cpu-fast":
+        cfg.dense_init_stride, cfg.scaffold.n_offsets = DEMO_DENSE_INIT_PX, DEMO_OFFSETS
     cfg.seed = opts.seed
     if opts.train_minutes:
         cfg.max_seconds = 60.0 * opts.train_minutes  # a slow machine stops early with what it has

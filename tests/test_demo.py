@@ -200,6 +200,7 @@ def test_demo_training_recipe_follows_the_photos():
     assert (cfg.dense_init_stride, cfg.scaffold.n_offsets) == (8, 5)  # the synthetic walk starts from denser points
     real = demo_train_config(DemoOptions(images=Path("photos")), 512, 25)
     assert (real.preset, real.dense_init_stride, real.scaffold.n_offsets) == ("real", 0, 10)  # sparse photos: not
+    assert demo_train_config(DemoOptions(images=Path("photos"), max_width=300), 298, 25).max_width == 298  # the video's
     assert demo_train_config(DemoOptions(), 480, 5).iterations == 600
     assert demo_train_config(DemoOptions(), 640, 400).iterations == 3000
     cfg = demo_train_config(DemoOptions(iterations=50, train_minutes=None, preset="cpu", max_width=256), 480, 26)
