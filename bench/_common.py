@@ -102,3 +102,23 @@ def write_result(path: str | os.PathLike, data: dict[str, Any], stamp_it: bool =
     tmp.write_text(json.dumps(out, indent=1))
     os.replace(tmp, path)
     return path
+
+
+def apply_sets(cfg: Any, sets: list[str]) -> dict[str, Any]:
+    """KEY=VALUE overrides (dotted keys into nested configs; the value parsed as JSON, else kept as a string); returns them."""
+    over: dict[str, Any] = {}
+    for item in sets:
+        key, _, val = item.partition("=")
+        try:
+            v = json.loads(val)
+        except json.JSONDecodeError:
+            v = val
+        obj = cfg
+        *path, last = key.split(".")
+        for k in path:
+            obj = getattr(obj, k)
+        if not hasattr(obj, last):
+            raise SystemExit(f"--set: unknown config field {key!r}")
+        setattr(obj, last, v)
+        over[key] = v
+    return over

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from _common import load_avg, read_result, stamp, write_result
+from _common import apply_sets, load_avg, read_result, stamp, write_result
 
 
 def _prepare(seed: int, work: Path) -> Path:
@@ -40,21 +40,6 @@ def _prepare(seed: int, work: Path) -> Path:
     return out / "poses"
 
 
-def _apply(cfg, sets: list[str]) -> dict:
-    """--set a.b=VALUE (JSON value) onto the config; returns the overrides."""
-    over = {}
-    for s in sets:
-        key, _, val = s.partition("=")
-        obj, *path = [cfg, *key.split(".")]
-        for p in path[:-1]:
-            obj = getattr(obj, p)
-        if not hasattr(obj, path[-1]):
-            raise SystemExit(f"unknown config field {key}")
-        setattr(obj, path[-1], json.loads(val))
-        over[key] = json.loads(val)
-    return over
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=0)
@@ -75,7 +60,7 @@ def main() -> None:
     o = DemoOptions(seed=a.seed, train_minutes=None, iterations=a.iterations)
     cams = load_cameras(poses / "cameras.json")
     cfg = demo_train_config(o, demo_video_size(o, poses)[0], sum(f.split == "train" for f in cams.frames))
-    over = _apply(cfg, a.set)
+    over = apply_sets(cfg, a.set)
     load0, t0, c0 = load_avg(), time.time(), time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
         r = train(poses, Path(tmp) / "scene", cfg, overwrite=True)

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import REPO, RESULTS, data_root, load_avg, read_result, stamp, write_result
+from _common import REPO, RESULTS, apply_sets, data_root, load_avg, read_result, stamp, write_result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             names = [f.name for f in load_camera_source(scene)[0].frames]
             n_img = sum(x == "train" for x in holdout_split(names, args.holdout_every))
         cfg = preset_config(args.preset, model, args.iterations, n_images=n_img)
-        _apply_sets(cfg, args.set)
+        apply_sets(cfg, args.set)
         cfg.backend, cfg.seed, cfg.holdout_every = args.backend, seed, args.holdout_every
         if args.downscale:
             cfg.downscale = args.downscale
@@ -217,23 +217,6 @@ def _print_split(r: dict) -> None:
           f"{r['psnr_extrap']} SSIM {r['ssim_extrap']} (affine {r['psnr_affine_extrap']}); sharpness "
           f"{r['sharpness_interp']:.2f}, at training photos {r.get('sharpness_train')} (PSNR {r.get('psnr_train')}); "
           f"per view {r['per_view_psnr']}")
-
-
-def _apply_sets(cfg, sets: list[str]) -> None:
-    """KEY=VALUE overrides (dotted keys into nested configs; the value parsed as JSON, else kept as a string)."""
-    for item in sets:
-        key, _, val = item.partition("=")
-        try:
-            v = json.loads(val)
-        except json.JSONDecodeError:
-            v = val
-        obj = cfg
-        *path, last = key.split(".")
-        for k in path:
-            obj = getattr(obj, k)
-        if not hasattr(obj, last):
-            raise SystemExit(f"--set: unknown config field {key!r}")
-        setattr(obj, last, v)
 
 
 def _merge(path: Path, key: str, row: dict) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from .dataset import Dataset, View
-from .depth_prior import observed_points, project_depths, visible_nearest
+from .depth_prior import observed_points, project_depths, view_sfm_depths
 from .train_device import image_float
 
 __all__ = ["DenseInitConfig", "ViewDepth", "interpolate_view", "dense_points"]
@@ -58,16 +58,6 @@ class ViewDepth:
         return out
 
 
-def _sparse_depths(ds: Dataset, v: View, tracks: dict[str, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
-    """The SfM pixels [M,2] and depths [M] of view v: its COLMAP tracks, else the visible-nearest test."""
-    if tracks is not None:
-        uv, z, _ = project_depths(tracks[v.name], v)
-        return uv, z
-    uv, z, _ = project_depths(ds.points, v)
-    keep = visible_nearest(uv, z, 8.0)
-    return uv[keep], z[keep]
-
-
 def interpolate_view(uv: np.ndarray, z: np.ndarray, width: int, max_edge: float) -> ViewDepth:
     """Delaunay of the sparse pixels; triangles with an edge over max_edge x width are not interpolated across."""
     uv, idx = np.unique(uv, axis=0, return_index=True)
@@ -96,14 +86,13 @@ def _backproject(v: View, uv: np.ndarray, z: np.ndarray) -> np.ndarray:
     return (cam - V[:3, 3]) @ V[:3, :3]  # R^T (x - t)
 
 
-def _sample(v: View, vd: ViewDepth, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _sample(v: View, img: np.ndarray, vd: ViewDepth, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Grid pixels [N,2] inside good triangles, their depths [N] and colours [N,3] (0..1)."""
     us, vs = np.meshgrid(np.arange(stride / 2, v.width, stride), np.arange(stride / 2, v.height, stride))
     uv = np.stack([us.ravel(), vs.ravel()], 1)
     z = vd.depth_at(uv)
     ok = np.isfinite(z)
     uv, z = uv[ok], z[ok]
-    img = _pixels(v)
     rgb = img[uv[:, 1].astype(int), uv[:, 0].astype(int)]
     return uv, z, rgb
 
@@ -117,11 +106,12 @@ def dense_points(ds: Dataset, cfg: DenseInitConfig | None = None) -> tuple[np.nd
         tracks = observed_points(ds.root, [v.name for v in views])
     except Exception as e:  # an unreadable model: the frustum test works from ds.points
         log.warning("no COLMAP tracks for the dense start (%s); using the frustum test", e)
-    vds = [interpolate_view(*_sparse_depths(ds, v, tracks), v.width, cfg.max_edge) for v in views]
+    vds = [interpolate_view(*view_sfm_depths(ds.points, v, tracks), v.width, cfg.max_edge) for v in views]
+    imgs = [_pixels(v) for v in views]  # [H,W,3] 0..1 each, converted once
     centres = np.stack([-(v.viewmat[:3, :3].T @ v.viewmat[:3, 3]).double().numpy() for v in views])  # [V,3]
     xs, cs, n_cand = [], [], 0
     for i, (v, vd) in enumerate(zip(views, vds)):
-        uv, z, rgb = _sample(v, vd, cfg.stride)
+        uv, z, rgb = _sample(v, imgs[i], vd, cfg.stride)
         n_cand += len(z)
         if len(z) == 0:
             continue
@@ -133,8 +123,7 @@ def dense_points(ds: Dataset, cfg: DenseInitConfig | None = None) -> tuple[np.nd
             if len(idx) == 0:
                 continue
             dj = vds[j].depth_at(uvj)
-            imj = _pixels(views[j])
-            cj = imj[uvj[:, 1].astype(int), uvj[:, 0].astype(int)]
+            cj = imgs[j][uvj[:, 1].astype(int), uvj[:, 0].astype(int)]
             ok = (np.abs(zj - dj) <= cfg.depth_tol * dj) & (np.abs(cj - rgb[idx]).mean(1) <= cfg.color_tol)
             agree[idx[ok]] = True
         xs.append(X[agree])

@@ -15,7 +15,8 @@ import torch
 from . import colmap_io
 from .dataset import Dataset, View
 
-__all__ = ["SparseDepth", "DepthPrior", "project_depths", "visible_nearest", "sparse_depth_loss", "observed_points"]
+__all__ = ["SparseDepth", "DepthPrior", "project_depths", "visible_nearest", "view_sfm_depths", "sparse_depth_loss",
+           "observed_points"]
 
 log = logging.getLogger("realsim.recon.depth_prior")
 
@@ -52,6 +53,18 @@ def visible_nearest(uv: np.ndarray, z: np.ndarray, cell: float, slack: float = 1
     zmin = np.full(inv.max() + 1, np.inf)
     np.minimum.at(zmin, inv, z)
     return z <= slack * zmin[inv]
+
+
+def view_sfm_depths(points: np.ndarray, view: View, tracks: dict[str, np.ndarray] | None,
+                    cell_px: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
+    """The SfM pixels [M,2] and depths [M] of a view: the points it observed (tracks), else the points in its frustum that
+    are nearest in their cell_px cell."""
+    if tracks is not None:
+        uv, z, _ = project_depths(tracks[view.name], view)
+        return uv, z
+    uv, z, _ = project_depths(points, view)
+    keep = visible_nearest(uv, z, cell_px)
+    return uv[keep], z[keep]
 
 
 def observed_points(root: Path, names: list[str]) -> dict[str, np.ndarray] | None:
@@ -105,12 +118,7 @@ class DepthPrior:
             log.warning("no COLMAP tracks for the depth prior (%s); using the frustum test", e)
         out = []
         for v in ds.train:
-            if tracks is not None:
-                uv, z, _ = project_depths(tracks[v.name], v)
-            else:
-                uv, z, _ = project_depths(ds.points, v)
-                keep = visible_nearest(uv, z, cell_px)
-                uv, z = uv[keep], z[keep]
+            uv, z = view_sfm_depths(ds.points, v, tracks, cell_px)
             uvn = uv / np.array([v.width, v.height], np.float64)
             out.append(SparseDepth(torch.from_numpy(uvn).float(), torch.from_numpy(z).float()))
         n = [len(s.z) for s in out]
