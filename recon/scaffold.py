@@ -157,9 +157,10 @@ class ScaffoldModel(nn.Module):
         idx = vis.nonzero().squeeze(1)
         R, t = viewmat[:3, :3], viewmat[:3, 3]
         cam = -R.T @ t  # camera centre [3]
-        a = self.anchors[idx]
-        feat = self.anchor_feat[idx]
-        s = torch.exp(self.scaling[idx])  # [m,6]
+        # index_select, not [idx]: on CPU its backward (index_add) is ~2x faster than advanced indexing's (index_put)
+        a = self.anchors.index_select(0, idx)
+        feat = self.anchor_feat.index_select(0, idx)
+        s = torch.exp(self.scaling.index_select(0, idx))  # [m,6]
         d = a - cam
         dist = d.norm(dim=1, keepdim=True).clamp_min(1e-8)
         dirs = d / dist
@@ -181,13 +182,14 @@ class ScaffoldModel(nn.Module):
         cov = self.mlp_cov(x).reshape(m * k, 7)
         keep = opac > 0.0
         sel = keep.nonzero().squeeze(1)
-        s_rep = s[:, None, :].expand(m, k, 6).reshape(m * k, 6)[sel]
-        a_rep = a[:, None, :].expand(m, k, 3).reshape(m * k, 3)[sel]
-        off = self.offsets[idx].reshape(m * k, 3)[sel] * s_rep[:, :3]
-        cov = cov[sel]
+        ai = sel // k  # the visible anchor [N] of each kept slot
+        s_rep = s.index_select(0, ai)  # [N,6]
+        a_rep = a.index_select(0, ai)  # [N,3]
+        off = self.offsets.index_select(0, idx).reshape(m * k, 3).index_select(0, sel) * s_rep[:, :3]
+        cov = cov.index_select(0, sel)
         scales = s_rep[:, 3:] * torch.sigmoid(cov[:, :3])
         quats = F.normalize(cov[:, 3:7], dim=1)
-        splats = Splats(a_rep + off, quats, scales, opac[sel], colors=col[sel])
+        splats = Splats(a_rep + off, quats, scales, opac.index_select(0, sel), colors=col.index_select(0, sel))
         slot = (idx[:, None] * k + torch.arange(k, device=idx.device)).reshape(-1)[sel]
         info = {"anchor_mask": vis, "anchor_idx": idx, "slot": slot, "opacity_all": opac.detach(), "scales": scales,
                 "n_neural": torch.tensor(len(splats))}
