@@ -181,8 +181,8 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
         dropped = drop_unseen(model, ds.train, cfg.min_views)
         if dropped:
             log.info("dropped %d initial anchors/Gaussians seen by fewer than %d training views", dropped, cfg.min_views)
-        cap = cfg.scaffold_strategy.max_anchors
-        if cfg.model == "scaffold" and 0 < cap <= model.n_anchors:  # e.g. a dense start under a small preset's cap
+        cap, grows = cfg.scaffold_strategy.max_anchors, cfg.scaffold_strategy.update_depth > 0
+        if cfg.model == "scaffold" and grows and 0 < cap <= model.n_anchors:  # e.g. a dense start under a preset's cap
             log.warning("no anchor growth: the start has %d anchors, at or above max_anchors %d", model.n_anchors, cap)
         model.to(dev)
         start, order = 0, []
