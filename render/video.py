@@ -40,11 +40,12 @@ def to_uint8(img: Any) -> np.ndarray:
 class VideoWriter:
     """H.264 MP4 (yuv420p) via PyAV; frames go to a hidden temp file renamed onto `path` only on a clean exit.
 
-    Use as a context manager: `with VideoWriter(p, 30, 640, 480) as w: w.write(frame)`.
+    Use as a context manager: `with VideoWriter(p, 30, 640, 480) as w: w.write(frame)`. x264 preset "fast": 25% less
+    CPU than "medium" for -0.1 dB at crf 18 and the same size (the demo's 480x360 video: 9.7 vs 12.6 ms a frame).
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, width: int, height: int, crf: int = 18,
-                 preset: str = "medium") -> None:
+                 preset: str = "fast") -> None:
         if width <= 0 or height <= 0 or width % 2 or height % 2:
             raise InputError(f"video size {width}x{height} must be positive and even (H.264 yuv420p)")
         if not fps > 0:
@@ -221,7 +222,7 @@ def normals_from_depth(depth: Any, K: Any, alpha: Any | None = None, alpha_min: 
     dy = torch.where(d_ok, Pp[:, 2:, 1:-1], P) - torch.where(u_ok, Pp[:, :-2, 1:-1], P)
     # n = dy x dx: for x right, y down this points towards the camera on a fronto-parallel plane
     n = torch.stack([dy[1] * dx[2] - dy[2] * dx[1], dy[2] * dx[0] - dy[0] * dx[2], dy[0] * dx[1] - dy[1] * dx[0]])
-    norm = n.norm(dim=0)
+    norm = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt()  # not n.norm(dim=0): that reduction is ~50x slower on CPU
     ok = valid & (r_ok | l_ok) & (d_ok | u_ok) & (norm > 1e-20)
     n = torch.where(ok, n / norm.clamp_min(1e-30), torch.zeros(()))
     flip = (n * P).sum(0) > 0  # every normal faces the camera
