@@ -40,8 +40,8 @@ def to_uint8(img: Any) -> np.ndarray:
 class VideoWriter:
     """H.264 MP4 (yuv420p) via PyAV; frames go to a hidden temp file renamed onto `path` only on a clean exit.
 
-    Use as a context manager: `with VideoWriter(p, 30, 640, 480) as w: w.write(frame)`. x264 preset "fast": 25% less
-    CPU than "medium" for -0.1 dB at crf 18 and the same size (the demo's 480x360 video: 9.7 vs 12.6 ms a frame).
+    Use as a context manager: `with VideoWriter(p, 30, 640, 480) as w: w.write(frame)`. x264 preset "fast": 10-25% less
+    CPU than "medium" at crf 18, within 0.3 dB of it and the same size (the demo's video: bench/demo_stages.py).
     """
 
     def __init__(self, path: str | os.PathLike, fps: float, width: int, height: int, crf: int = 18,
