@@ -72,3 +72,12 @@ def check_frame_size(width: int, height: int, limit: int | None = None, ssaa: in
     raise InputError(f"{what} {width}x{height} ({_pixels(px)}) is above the limit of {_pixels(lim)}: one frame "
                      f"would need about {_size(need)} of memory ({detail}){have}. Pass --max-pixels {px} "
                      f"(or set {MAX_PIXELS_ENV}={px}) to allow it")
+
+
+def frames_in_flight(width: int, height: int, ssaa: int = 0, wanted: int = 2, share: float = 0.25) -> int:
+    """How many frames may render at once: `wanted`, fewer when they would need more than `share` of the machine's memory."""
+    mem = _machine_memory()
+    if mem is None:
+        return 1
+    return max(1, min(int(wanted), int(share * mem // max(frame_bytes(width, height, ssaa), 1))))
+

@@ -32,6 +32,7 @@ from realsim.assets.progress import ProgressFn, report
 from realsim.assets.scene import save_tensors
 from realsim.assets.skeleton import COCO17
 from realsim.render.composite import composite_layers, contact_shadow, unproject_depth
+from realsim.render.limits import frames_in_flight
 from realsim.render.mesh import MeshRenderConfig, render_mesh
 from realsim.render.paths import CameraPath
 from realsim.render.streams import STREAMS, StreamWriter, frame_name
@@ -262,7 +263,7 @@ def _work_box(alpha: torch.Tensor, centers: np.ndarray, radii: np.ndarray, V: np
     return y0, y1, x0, x1
 
 
-RENDER_WORKERS = 2  # frames rendered at once (each still uses the kernels' threads)
+RENDER_WORKERS = 2  # frames rendered at once (each still uses the kernels' threads), fewer when memory is short
 
 
 def _frames_in_order(render: Callable[[int], dict[str, Any]], T: int, workers: int | None = None):
@@ -333,8 +334,9 @@ def write_outputs(out_dir: str | os.PathLike, layer: SceneLayer, world: World, s
             masks = sw.png_dir("masks")
             preview = sw.png_dir("preview") if preview_every else None
             ts = time.time()
+            workers = frames_in_flight(W, H, ssaa, RENDER_WORKERS)  # one at a time where two would crowd memory
             for t, fr in _frames_in_order(lambda t: render_frame(layer, world, body, sim, t, path.viewmats[t], path.Ks[t], W, H,
-                                                                 ssaa=ssaa, props=props, prop_meshes=pm), T):
+                                                                 ssaa=ssaa, props=props, prop_meshes=pm), T, workers):
                 rgb = fr["rgb"].numpy()
                 depth = fr["depth"].numpy()
                 inst = fr["instance"].numpy()

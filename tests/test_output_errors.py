@@ -265,3 +265,14 @@ def test_library_refuses_a_file_as_output_folder(scene_dir, tmp_path):  # noqa: 
     with pytest.raises(RealsimError, match="not a folder"):
         simulate_scene(scene_dir, tmp_path / "afile")
     assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_two_frames_render_at_once_only_when_memory_allows(monkeypatch):
+    """Frames in flight: two for video sizes, one where two frames would take more than a quarter of the memory."""
+    from realsim.render import limits
+
+    monkeypatch.setattr(limits, "_machine_memory", lambda: 24 * 10**9)
+    assert limits.frames_in_flight(480, 360, 2) == 2
+    assert limits.frames_in_flight(4096, 4096, 2) == 1  # 12.9 GB a frame
+    monkeypatch.setattr(limits, "_machine_memory", lambda: None)
+    assert limits.frames_in_flight(480, 360, 2) == 1
