@@ -36,7 +36,7 @@ def poses_rows(demo: Path, tmp: Path, repeat: int) -> list[dict]:
 
     cap = demo / "capture"
     popts = PosesOptions(max_image_size=480, seed=0, camera_height=1.6, matcher="sequential", loop_closure=False)
-    rows = []
+    rows, shipped = [], (sfm.EXTRACT_CHUNK, sfm.MATCH_BLOCK)
     for label, chunk, block in (("former: 3 photos / 20 pairs a call", 1, 20), ("now: 10 photos / 80 pairs a call", 10, 80)):
         sfm.EXTRACT_CHUNK, sfm.MATCH_BLOCK = chunk, block
         for r in range(repeat):
@@ -45,7 +45,7 @@ def poses_rows(demo: Path, tmp: Path, repeat: int) -> list[dict]:
             err = pose_error_vs_ground_truth(load_cameras(out / "cameras.json"), load_cameras(cap / "cameras_gt.json"))
             rows.append({"stage": "poses", "setting": label, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
                          "centre_rmse_m": round(err["centre_rmse_m"], 4), "rotation_max_deg": round(err["rotation_max_deg"], 3)})
-    sfm.EXTRACT_CHUNK, sfm.MATCH_BLOCK = 10, 80
+    sfm.EXTRACT_CHUNK, sfm.MATCH_BLOCK = shipped
     return rows
 
 
@@ -54,8 +54,8 @@ def sim_rows(demo: Path, tmp: Path, repeat: int) -> list[dict]:
     from realsim.sim.pipeline import DemoOptions, demo_simulate_options, simulate_scene
 
     sopts = demo_simulate_options(DemoOptions(), demo / "poses")
-    rows = []
-    for workers in (1, outputs.RENDER_WORKERS):
+    rows, shipped = [], outputs.RENDER_WORKERS
+    for workers in (1, shipped):
         outputs.RENDER_WORKERS = workers
         for r in range(repeat):
             out = tmp / f"sim_{workers}_{r}"
@@ -64,7 +64,7 @@ def sim_rows(demo: Path, tmp: Path, repeat: int) -> list[dict]:
             rows.append({"stage": "simulate + render", "setting": f"{workers} frame(s) at once", "wall_s": round(wall, 2),
                          "cpu_s": round(cpu, 2), "frames": res["frames"], "size": f"{res['width']}x{res['height']}"})
             shutil.rmtree(out, ignore_errors=True)
-    outputs.RENDER_WORKERS = 2
+    outputs.RENDER_WORKERS = shipped
     return rows
 
 

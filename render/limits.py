@@ -80,4 +80,3 @@ def frames_in_flight(width: int, height: int, ssaa: int = 0, wanted: int = 2, sh
     if mem is None:
         return 1
     return max(1, min(int(wanted), int(share * mem // max(frame_bytes(width, height, ssaa), 1))))
-
