@@ -13,6 +13,7 @@ bench/results/demo_stages.json.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import tempfile
 import time
@@ -31,11 +32,12 @@ def _clock(fn) -> tuple[float, float]:
 
 def poses_rows(demo: Path, tmp: Path, repeat: int) -> list[dict]:
     from realsim.assets.cameras import load_cameras
-    from realsim.recon import PosesOptions, run_poses, sfm
+    from realsim.recon import run_poses, sfm
     from realsim.sim.capture import pose_error_vs_ground_truth
+    from realsim.sim.pipeline import DemoOptions, demo_poses_options
 
     cap = demo / "capture"
-    popts = PosesOptions(max_image_size=480, seed=0, camera_height=1.6, matcher="sequential", loop_closure=False)
+    popts = demo_poses_options(DemoOptions(), True, json.loads((cap / "capture.json").read_text())["camera_height"])
     rows, shipped = [], (sfm.EXTRACT_CHUNK, sfm.MATCH_BLOCK)
     for label, chunk, block in (("former: 3 photos / 20 pairs a call", 1, 20), ("now: 10 photos / 80 pairs a call", 10, 80)):
         sfm.EXTRACT_CHUNK, sfm.MATCH_BLOCK = chunk, block

@@ -21,10 +21,11 @@ from _common import apply_sets, load_avg, read_result, stamp, write_result
 
 def _prepare(seed: int, work: Path) -> Path:
     """capture + poses of the demo for a seed under work/seed{N} (the calls sim/pipeline._run_stages makes)."""
-    from realsim.recon import PosesOptions
+    from dataclasses import replace
+
     from realsim.sim.capture import CaptureConfig, make_capture
     from realsim.sim.demo_poses import run_demo_poses
-    from realsim.sim.pipeline import DemoOptions
+    from realsim.sim.pipeline import DemoOptions, demo_poses_options
 
     out = work / f"seed{seed}"
     if (out / "poses" / "cameras.json").is_file():
@@ -34,8 +35,7 @@ def _prepare(seed: int, work: Path) -> Path:
     make_capture(cap, CaptureConfig(n_images=o.n_images, width=o.capture_width, height=o.capture_height, seed=seed),
                  overwrite=True)
     cam_h = json.loads((cap / "capture.json").read_text())["camera_height"]
-    popts = PosesOptions(max_image_size=max(o.capture_width, o.capture_height), seed=seed, camera_height=cam_h,
-                         matcher="sequential", loop_closure=False, num_threads=1)
+    popts = replace(demo_poses_options(o, True, cam_h), num_threads=1)
     run_demo_poses(cap / "images", out / "poses", popts, cap / "cameras_gt.json", None)
     return out / "poses"
 

@@ -22,11 +22,10 @@ def _psnr(mse: float) -> float:
 def ground_scale_ratio(frame, train, bands: int, step: int = 6) -> list[float | None]:
     """Per band: median over the band's ground pixels (z = 0, exact cameras) of the held-out camera's distance over the
     nearest training camera's that sees the point (< 1: the held-out view sees the ground finer than any photo)."""
-    def centre(V: np.ndarray) -> np.ndarray:
-        return -V[:3, :3].T @ V[:3, 3]
+    from realsim.assets.frames import camera_center
 
     V, K, H, W = np.asarray(frame.viewmat), np.asarray(frame.K), frame.height, frame.width
-    C, out = centre(V), []
+    C, out = camera_center(V), []
     for b in range(bands):
         X, Y = np.meshgrid(np.arange(0, W, step) + 0.5, np.arange(b * H // bands, (b + 1) * H // bands, step) + 0.5)
         d = np.stack([(X - K[0, 2]) / K[0, 0], (Y - K[1, 2]) / K[1, 1], np.ones_like(X)], -1).reshape(-1, 3) @ V[:3, :3]
@@ -42,7 +41,7 @@ def ground_scale_ratio(frame, train, bands: int, step: int = 6) -> list[float | 
             uv = pc @ Kg.T
             z = np.maximum(uv[:, 2], 1e-9)
             seen = (pc[:, 2] > 0.1) & (uv[:, 0] / z >= 0) & (uv[:, 0] / z < g.width) & (uv[:, 1] / z >= 0) & (uv[:, 1] / z < g.height)
-            near = np.where(seen, np.minimum(near, np.linalg.norm(P - centre(Vg), axis=1)), near)
+            near = np.where(seen, np.minimum(near, np.linalg.norm(P - camera_center(Vg), axis=1)), near)
         r = np.linalg.norm(P - C, axis=1) / near
         out.append(round(float(np.median(r[np.isfinite(near)])), 3) if np.isfinite(near).any() else None)
     return out

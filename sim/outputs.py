@@ -266,13 +266,12 @@ def _work_box(alpha: torch.Tensor, centers: np.ndarray, radii: np.ndarray, V: np
 RENDER_WORKERS = 2  # frames rendered at once (each still uses the kernels' threads), fewer when memory is short
 
 
-def _frames_in_order(render: Callable[[int], dict[str, Any]], T: int, workers: int | None = None):
+def _frames_in_order(render: Callable[[int], dict[str, Any]], T: int, workers: int):
     """Yield (t, render(t)) for t < T in order, `workers` frames in flight on threads.
 
     A frame's single-threaded parts (bodies, compositing) overlap the next frame's multi-threaded Gaussian render:
     the demo's 180 frames at 480x360 on 2 cores take 15-20% less wall time (bench/demo_stages.py). Frames are
     independent, so the output is the same as rendering them one by one."""
-    workers = RENDER_WORKERS if workers is None else workers
     if workers <= 1 or T <= 1:
         for t in range(T):
             yield t, render(t)

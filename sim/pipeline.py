@@ -243,6 +243,19 @@ def demo_train_config(opts: DemoOptions, width: int, n_images: int):
     return cfg
 
 
+def demo_poses_options(opts: DemoOptions, synthetic: bool, camera_height: float | None):
+    """The demo's `poses` options (also what bench/demo_train.py and bench/demo_stages.py pose with)."""
+    from realsim.recon import PosesOptions
+
+    return PosesOptions(max_image_size=max(opts.capture_width, opts.capture_height) if synthetic else 1024, seed=opts.seed,
+                        scale=opts.scale, camera_height=camera_height,
+                        assumed_camera_height=None if synthetic else HAND_HELD_CAMERA_HEIGHT_M,
+                        # the synthetic capture is one walk in photo order that never returns: its 8 neighbours are
+                        # all the pairs there are (far pairs only add false matches); see sim/demo_poses.py for why
+                        # some seeds folded before (a fast-turning walk, not the textures)
+                        matcher="sequential" if synthetic else "auto", loop_closure=not synthetic)
+
+
 def demo_simulate_options(opts: DemoOptions, poses_dir: str | os.PathLike) -> SimulateOptions:
     """The demo's sim: the `follow` camera at the size the scene was trained at (demo_video_size)."""
     w, h = demo_video_size(opts, poses_dir)
@@ -286,7 +299,7 @@ def run_demo(out_dir: str | os.PathLike, opts: DemoOptions | None = None, progre
 def _run_stages(out: Path, opts: DemoOptions, progress: ProgressFn | None, builder: threading.Thread) -> dict[str, Any]:
     """run_demo's stages. Timings: wall seconds per stage (NAME_s), CPU seconds of this process in it (NAME_cpu_s, all
     threads), and the kernel build's compilers (kernel_build_cpu_s, child processes: 0 when the kernels were cached)."""
-    from realsim.recon import PosesOptions, train
+    from realsim.recon import train
 
     from .capture import CaptureConfig, make_capture
 
@@ -314,13 +327,7 @@ def _run_stages(out: Path, opts: DemoOptions, progress: ProgressFn | None, build
     t, c = time.time(), proc_cpu()
     poses_dir = out / "poses"
     if not (poses_dir / "cameras.json").is_file():
-        popts = PosesOptions(max_image_size=max(opts.capture_width, opts.capture_height) if synthetic else 1024, seed=opts.seed,
-                             scale=opts.scale, camera_height=cam_h,
-                             assumed_camera_height=None if synthetic else HAND_HELD_CAMERA_HEIGHT_M,
-                             # the synthetic capture is one walk in photo order that never returns: its 8 neighbours
-                             # are all the pairs there are (far pairs only add false matches); see sim/demo_poses.py
-                             # for why some seeds folded before (a fast-turning walk, not the textures)
-                             matcher="sequential" if synthetic else "auto", loop_closure=not synthetic)
+        popts = demo_poses_options(opts, synthetic, cam_h)
         gt = out / "capture" / "cameras_gt.json" if synthetic else None
         poses_info = run_demo_poses(images, poses_dir, popts, gt, progress)
     else:
