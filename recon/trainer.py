@@ -74,8 +74,12 @@ def start_points(cfg: TrainConfig, ds: Dataset) -> tuple[np.ndarray, np.ndarray]
 
 
 def lr_table(cfg: TrainConfig, extent: float) -> dict[str, tuple[float, float]]:
-    t = lr_schedule_scaffold(extent) if cfg.model == "scaffold" else lr_schedule_3dgs(extent)
-    return {k: (a * cfg.lr_scale, b * cfg.lr_scale) for k, (a, b) in t.items()}
+    t = lr_schedule_scaffold(min(extent, cfg.offset_lr_max_extent)) if cfg.model == "scaffold" else lr_schedule_3dgs(extent)
+    unknown = sorted(set(cfg.lr_groups) - set(t))
+    if unknown:
+        raise InputError(f"lr_groups names {', '.join(unknown)}: not a parameter group of {cfg.model} ({', '.join(t)})")
+    f = {k: cfg.lr_scale * float(cfg.lr_groups.get(k, 1.0)) for k in t}
+    return {k: (a * f[k], b * f[k]) for k, (a, b) in t.items()}
 
 
 def make_optimizers(model: nn.Module, lrs: dict[str, tuple[float, float]]) -> dict[str, torch.optim.Optimizer]:

@@ -147,6 +147,30 @@ def test_real_preset_scales_with_images_and_trains_at_render_size():
     assert c.scaffold_strategy.growth_factor == 4 and preset_config("cpu", "scaffold").scaffold_strategy.growth_factor == 16
 
 
+def test_offset_learning_rate_stops_growing_with_the_camera_spread():
+    """Scaffold offsets are in anchor-scale units: their rate follows the extent (as published) only up to
+    offset_lr_max_extent (6), so a 113 m walk steps 0.06 anchor scales, not 1.1; 3DGS means (metres) still scale."""
+    from realsim.assets.errors import InputError
+    from realsim.recon.trainer import lr_table
+
+    for preset in ("real", "cpu", "cpu-fast", "gpu"):
+        c = preset_config(preset, "scaffold")
+        assert lr_table(c, extent=2.0)["offsets"] == pytest.approx((0.02, 0.0002))  # below the cap: the published rule
+        assert lr_table(c, extent=113.0)["offsets"] == pytest.approx((0.06, 0.0006))
+        assert lr_table(c, extent=113.0)["mlp_color"] == pytest.approx((0.008, 0.00005))
+    c.offset_lr_max_extent = 1e9
+    assert lr_table(c, extent=113.0)["offsets"] == pytest.approx((1.13, 0.0113))
+    assert lr_table(preset_config("cpu", "3dgs"), extent=113.0)["means"] == pytest.approx((113 * 1.6e-4, 113 * 1.6e-6))
+    c = preset_config("real", "scaffold")
+    c.lr_scale, c.lr_groups = 2.0, {"offsets": 0.25, "sky": 3.0}
+    lrs = lr_table(c, extent=113.0)
+    assert lrs["offsets"] == pytest.approx((0.03, 0.0003)) and lrs["sky"] == pytest.approx((0.3, 0.03))
+    assert lrs["scaling"] == pytest.approx((0.014, 0.014))
+    c.lr_groups = {"offset": 0.5}
+    with pytest.raises(InputError, match="offset: not a parameter group"):
+        lr_table(c, extent=1.0)
+
+
 def test_real_preset_trains_on_fern():
     """Every real-preset component on in one short run of a real scene: it learns and round-trips."""
     root = need_data("scenes/llff_fern/images_4").parent
