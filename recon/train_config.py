@@ -48,8 +48,8 @@ class TrainConfig(ConfigDict):
     lr_scale: float = 1.0  # multiplies every learning rate (short CPU runs use > 1)
     lr_groups: dict = field(default_factory=dict)  # per-group learning-rate factors on top, e.g. {"offsets": 0.1}
     # Scaffold-GS offsets are in units of their anchor's scale, yet the published rate is 0.01 x the camera extent: on a
-    # 113 m street walk that is 1.1 anchor scales a step. The extent is capped here (fern's is 5.9; lund: +0.3 dB
-    # interpolated, 3x sharper, docs/lund/README.md); 1e9 restores the published rule
+    # 113 m street walk that is 1.1 anchor scales a step. The extent is capped here (fern's is 5.9; lund: +0.2 / +0.5 dB
+    # interpolated on two seeds, 3x sharper, docs/lund/README.md); 1e9 restores the published rule
     offset_lr_max_extent: float = 6.0
     sh_degree_interval: int = 1000  # 3DGS: raise the active SH degree every this many steps
     threads: int = 0  # torch CPU threads; 0 = leave them as set (the CLI sets --threads / $REALSIM_THREADS at start)
