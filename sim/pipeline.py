@@ -231,7 +231,8 @@ def demo_train_config(opts: DemoOptions, width: int, n_images: int):
     cfg = preset_config(preset, "scaffold", iters, n_images=n_images)
     if preset in ("cpu-fast", "real"):  # train where the video is rendered; 1/4 then 1/2 resolution early on (cheap iterations)
         cfg.max_width = width
-        cfg.res_schedule = [[0.3, 4], [0.6, 2]]
+        if preset == "cpu-fast":  # `real` keeps its own, shorter coarse phase
+            cfg.res_schedule = [[0.3, 4], [0.6, 2]]
     elif opts.max_width is not None:
         cfg.max_width = opts.max_width
     if preset == "cpu-fast":

@@ -193,6 +193,7 @@ def test_demo_depth_order_against_the_scene(demo_dir):
 
 def test_demo_training_recipe_follows_the_photos():
     """60 epochs of the training photos (600..3000 iterations) at the video's width; explicit options win."""
+    from realsim.recon import preset_config
     from realsim.sim.pipeline import DemoOptions, demo_train_config
 
     cfg = demo_train_config(DemoOptions(), 480, 26)
@@ -200,6 +201,8 @@ def test_demo_training_recipe_follows_the_photos():
     assert (cfg.dense_init_stride, cfg.scaffold.n_offsets) == (8, 5)  # the synthetic walk starts from denser points
     real = demo_train_config(DemoOptions(images=Path("photos")), 512, 25)
     assert (real.preset, real.dense_init_stride, real.scaffold.n_offsets) == ("real", 0, 10)  # sparse photos: not
+    assert real.res_schedule == preset_config("real", "scaffold").res_schedule == [[0.15, 4], [0.3, 2]]  # the preset's own
+    assert cfg.res_schedule == [[0.3, 4], [0.6, 2]]
     assert demo_train_config(DemoOptions(images=Path("photos"), max_width=300), 298, 25).max_width == 298  # the video's
     assert demo_train_config(DemoOptions(), 480, 5).iterations == 600
     assert demo_train_config(DemoOptions(), 640, 400).iterations == 3000
