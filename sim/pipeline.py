@@ -229,13 +229,12 @@ def demo_train_config(opts: DemoOptions, width: int, n_images: int):
     preset = "real" if opts.images is not None and opts.preset == "cpu-fast" else opts.preset
     iters = opts.iterations or (None if preset == "real" else int(min(3000, max(600, DEMO_EPOCHS * n_images))))
     cfg = preset_config(preset, "scaffold", iters, n_images=n_images)
-    if preset in ("cpu-fast", "real"):  # train where the video is rendered; 1/4 then 1/2 resolution early on (cheap iterations)
+    if preset in ("cpu-fast", "real"):  # train where the video is rendered (`real` has its own coarse-to-fine schedule)
         cfg.max_width = width
-        if preset == "cpu-fast":  # `real` keeps its own, shorter coarse phase
-            cfg.res_schedule = [[0.3, 4], [0.6, 2]]
     elif opts.max_width is not None:
         cfg.max_width = opts.max_width
-    if preset == "cpu-fast":
+    if preset == "cpu-fast":  # 1/4 then 1/2 resolution early on (cheap iterations)
+        cfg.res_schedule = [[0.3, 4], [0.6, 2]]
         cfg.dense_init_stride, cfg.scaffold.n_offsets = DEMO_DENSE_INIT_PX, DEMO_OFFSETS
         cfg.scaffold_strategy.update_depth = DEMO_GROWTH_LEVELS
     cfg.seed = opts.seed
