@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         res = train(scene, out, cfg, progress=prog, overwrite=True, dataset=ds)
         wall = time.time() - t0
         ev = evaluate_scene(out, backend=args.backend)
-        split = split_metrics(res.model, ds, args.backend, tuple(cfg.background))
-        split.update(train_view_scores(res.model, ds, args.backend, tuple(cfg.background)))
+        split = split_metrics(res.model, ds, args.backend, tuple(cfg.background), cfg.eps2d)
+        split.update(train_view_scores(res.model, ds, args.backend, tuple(cfg.background), eps2d=cfg.eps2d))
         curve = [(r["step"], round(r["eval_psnr"], 3), round(r["elapsed"], 1))
                  for r in map(json.loads, (out / "train" / "metrics.jsonl").read_text().splitlines()) if "eval_psnr" in r]
         row = {
@@ -155,14 +155,14 @@ def seed_summary(rows: list[dict]) -> dict:
     return out
 
 
-def split_metrics(model, ds, backend: str, background: tuple) -> dict:
+def split_metrics(model, ds, backend: str, background: tuple, eps2d: float = 0.3) -> dict:
     """Held-out metrics split into interpolated views and extrapolated ones (the first / last view by name: outside
     the walk), with the half-split colour-affine protocol and sharpness."""
     from realsim.recon.appearance import NeighbourAppearance
     from realsim.recon.trainer import evaluate_views
 
     full = evaluate_views(model, ds.test, backend, background, half_split=True,
-                          appearance=NeighbourAppearance.for_model(model, ds.cameras))
+                          appearance=NeighbourAppearance.for_model(model, ds.cameras), eps2d=eps2d)
     names = sorted(v.name for v in ds.train + ds.test)
     extra = [i for i, v in enumerate(ds.test) if v.name in (names[0], names[-1])]
     interp = [i for i in range(len(ds.test)) if i not in extra]
@@ -178,12 +178,12 @@ def split_metrics(model, ds, backend: str, background: tuple) -> dict:
     return split
 
 
-def train_view_scores(model, ds, backend: str, background: tuple, every: int = 2) -> dict:
+def train_view_scores(model, ds, backend: str, background: tuple, every: int = 2, eps2d: float = 0.3) -> dict:
     """PSNR and sharpness (Laplacian variance of render over photo) at every `every`-th training photo's own position,
     rendered with the shared appearance (no per-image colour affine): where the walk passes the photos."""
     from realsim.recon.trainer import evaluate_views
 
-    ev = evaluate_views(model, ds.train[::every], backend, background)
+    ev = evaluate_views(model, ds.train[::every], backend, background, eps2d=eps2d)
     return {"psnr_train": round(ev["psnr"], 3), "sharpness_train": round(ev["sharpness"], 4),
             "per_view_sharpness_train": ev["per_view_sharpness"], "train_views_scored": ev["n_views"],
             "sharpness_band_train": round(ev["sharpness_band"], 4), "per_view_sharpness_band_train": ev["per_view_sharpness_band"]}
@@ -202,8 +202,8 @@ def rescore(args: argparse.Namespace) -> int:
         ds = load_dataset(scene, tr["downscale"], None, tr["config"].get("holdout_every"))
         bg = tuple(tr["config"].get("background", (0.0, 0.0, 0.0)))
         row = read_result(args.json, {}).get(f"{name}/{model}", {"scene": name, "model": model})
-        row.update(split_metrics(sc.model, ds, args.backend, bg))
-        row.update(train_view_scores(sc.model, ds, args.backend, bg))
+        row.update(split_metrics(sc.model, ds, args.backend, bg, sc.train_eps2d()))
+        row.update(train_view_scores(sc.model, ds, args.backend, bg, eps2d=sc.train_eps2d()))
         _merge(args.json, f"{name}/{model}", row)
         _print_split(row)
     return 0
@@ -249,16 +249,17 @@ def render_frames(args: argparse.Namespace) -> int:
             model = build_model(ck["kind"], ck["model_config"], {k[6:]: v for k, v in ck["tensors"].items()
                                                                   if k.startswith("model.")})
             ds = load_dataset(args.scene, cfg.downscale, cfg.max_width, cfg.holdout_every)
+            eps2d = cfg.eps2d
         else:
             sc = load_scene(path)
-            model = sc.model
+            model, eps2d = sc.model, sc.train_eps2d()
             ds = load_dataset(sc.root, downscale=sc.info.metadata["train"]["downscale"])
         want = set(args.frames_train.split(",")) - {""}
         views = ds.test + [v for v in ds.train if v.name in want]
         labels.append(label)
         for v in views:
             with torch.no_grad():
-                rgb = render_model(model, v.viewmat, v.K, v.width, v.height, args.backend)["rgb"]
+                rgb = render_model(model, v.viewmat, v.K, v.width, v.height, args.backend, eps2d=eps2d)["rgb"]
             sharp = laplacian_variance(rgb) / laplacian_variance(v.image)
             print(f"{label} {v.name}: PSNR {psnr(rgb, v.image):.2f} sharpness {sharp:.2f}")
             renders.setdefault(v.name, []).append((rgb.numpy() * 255).round().astype(np.uint8))
@@ -287,8 +288,8 @@ def evaluate_checkpoints(args: argparse.Namespace) -> int:
         mt = {k[6:]: v for k, v in ck["tensors"].items() if k.startswith("model.")}
         m = build_model(ck["kind"], ck["model_config"], mt)
         ds = load_dataset(scene, cfg.downscale, cfg.max_width, cfg.holdout_every)
-        ev = evaluate_views(m, ds.test, args.backend, tuple(cfg.background))
-        split = split_metrics(m, ds, args.backend, tuple(cfg.background))
+        ev = evaluate_views(m, ds.test, args.backend, tuple(cfg.background), eps2d=cfg.eps2d)
+        split = split_metrics(m, ds, args.backend, tuple(cfg.background), cfg.eps2d)
         with tempfile.TemporaryDirectory() as td:
             save_model(Path(td) / "model.safetensors", m)
             size = (Path(td) / "model.safetensors").stat().st_size

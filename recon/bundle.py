@@ -20,7 +20,7 @@ from realsim.assets.cameras import CameraSet, load_cameras, save_cameras
 from realsim.assets.errors import InputError
 from realsim.assets.scene import SceneInfo, load_scene_info, load_tensors, save_scene_info, save_tensors
 
-from .antialias import raster_settings, training_focal
+from .antialias import raster_settings, training_eps2d, training_focal
 from .appearance import NeighbourAppearance
 from .gs3d import GS3DConfig, GS3DModel
 from .scaffold import ScaffoldConfig, ScaffoldModel
@@ -93,6 +93,10 @@ class Scene:
         """The focal length (px) the model was trained at (recon/antialias.py), None if the bundle does not say."""
         return training_focal(self.info.metadata, [float(f.K[0, 0]) for f in self.cameras.frames])
 
+    def train_eps2d(self) -> float:
+        """The rasterizer's 2-D widening (px^2) the model was trained with (TrainConfig.eps2d; 0.3 if not recorded)."""
+        return training_eps2d(self.info.metadata)
+
     @cached_property
     def appearance(self) -> NeighbourAppearance | None:
         """The per-camera colour affine of a model trained with per-image affines (None otherwise), built once."""
@@ -107,7 +111,7 @@ class Scene:
         if appearance not in ("auto", "shared"):
             raise ValueError(f"appearance must be 'auto' or 'shared', not {appearance!r}")
         Kt, Vt = _t(K), _t(viewmat)
-        kw = raster_settings(self.train_focal(), float(Kt[0, 0]))
+        kw = raster_settings(self.train_focal(), float(Kt[0, 0]), eps2d=self.train_eps2d())
         out = render_model(self.model, Vt, Kt, int(width), int(height), backend, background, **kw)
         app = self.appearance if appearance == "auto" else None
         if app is not None:

@@ -15,7 +15,7 @@ from torch import nn
 from realsim.assets.errors import InputError
 from realsim.assets.progress import ProgressFn, report
 
-from .antialias import raster_settings
+from .antialias import EPS2D, raster_settings
 from .bundle import render_splats
 from .dataset import View, load_dataset
 from .appearance import NeighbourAppearance, apply_affine, fit_affine_color
@@ -60,10 +60,11 @@ def half_split_scores(pred: torch.Tensor, target: torch.Tensor) -> dict[str, flo
 def evaluate_views(model: nn.Module, views: list[View], backend: str = "auto",
                    background: tuple[float, float, float] = (0.0, 0.0, 0.0), progress: Any = None,
                    half_split: bool = False, train_fx: float | None = None,
-                   appearance: NeighbourAppearance | None = None) -> dict[str, Any]:
+                   appearance: NeighbourAppearance | None = None, eps2d: float = EPS2D) -> dict[str, Any]:
     """Mean PSNR / SSIM (/ LPIPS when available) over views, render seconds per frame, Gaussians per view, sharpness
     (variance of the Laplacian of the render over the photo's, both at the views' size); with half_split also the
-    half_split_scores means; train_fx (the trained focal, px): anti-aliased at other sizes (recon/antialias.py).
+    half_split_scores means; train_fx (the trained focal, px) and eps2d (the trained widening): drawn as trained, and
+    anti-aliased at other sizes (recon/antialias.py).
     With `appearance` the views are scored as Scene.render draws them (the nearby photos' colour affine) and
     psnr_shared / ssim_shared score the shared appearance; half_split always fits on the shared render."""
     lp = lpips_fn()
@@ -75,7 +76,7 @@ def evaluate_views(model: nn.Module, views: list[View], backend: str = "auto",
         with torch.no_grad():
             splats, _ = model.decode(v.viewmat, v.K, v.width, v.height, backend=backend)
         out = render_splats(splats, v.viewmat, v.K, v.width, v.height, backend, background,
-                            **raster_settings(train_fx, float(v.K[0, 0])))
+                            **raster_settings(train_fx, float(v.K[0, 0]), eps2d=eps2d))
         rgb, dt = out["rgb"], time.perf_counter() - t  # [H,W,3] shared appearance; render seconds
         if appearance is not None:
             shared.append((psnr(rgb, v.image), float(ssim(rgb, v.image))))
@@ -158,7 +159,7 @@ def evaluate_scene(path: Any, downscale: float | None = None, backend: str = "au
         raise InputError(f"{path} has no {split} views to evaluate")
     bg = tuple(train_meta.get("config", {}).get("background", (0.0, 0.0, 0.0)))
     res = evaluate_views(scene.model, views, backend, bg, progress=lambda i: report(progress, "evaluate", i, len(views)),
-                         train_fx=scene.train_focal(), appearance=scene.appearance)
+                         train_fx=scene.train_focal(), appearance=scene.appearance, eps2d=scene.train_eps2d())
     root = Path(scene.root)
     res.update({"scene": str(root), "model": scene.kind, "split": split, "downscale": ds.downscale,
                 "model_bytes": (root / "model.safetensors").stat().st_size,

@@ -273,10 +273,10 @@ def write_merged(workdir: str | Path, out: Path, cfg: Any, part: Partition, bloc
     report(progress, "evaluate", 0, n)
     fast = compact_decoders(model)  # the same tensors (saved below in the standard shape), each block's own decoder
     metrics: dict[str, Any] = dict(evaluate_views(fast, views, cfg.backend, cfg.background,
-                                                  progress=lambda i: report(progress, "evaluate", i, n)))
+                                                  progress=lambda i: report(progress, "evaluate", i, n), eps2d=cfg.eps2d))
     straddle = [v for v in views if v.name in set(part.straddling)]
     if straddle:
-        s = evaluate_views(fast, straddle, cfg.backend, cfg.background)
+        s = evaluate_views(fast, straddle, cfg.backend, cfg.background, eps2d=cfg.eps2d)
         metrics["straddling"] = {"n_views": len(straddle), "psnr": s.get("psnr"), "ssim": s.get("ssim"),
                                  "views": [v.name for v in straddle]}
     metrics.update(model_counts(model))

@@ -61,6 +61,7 @@ def bundle_to_nerfstudio(scene_dir: str | os.PathLike, out: str | os.PathLike) -
     for k, v in scene.info.model_config.items():
         if hasattr(m, k):
             setattr(m, k, v)
+    m.eps2d = scene.train_eps2d()  # drawn with the widening it was trained with
     cfg.output_dir, cfg.experiment_name, cfg.timestamp = out, "realsim", TIMESTAMP
     cfg.data = cfg.pipeline.datamanager.data = data
     cfg.pipeline.datamanager.dataparser.data = data

@@ -50,6 +50,7 @@ class RealsimModelConfig(ModelConfig):
     lr_scale: float = 1.0
     densify: bool = True  # run realsim's densification strategy (ScaffoldStrategy / ADCStrategy) on its schedule
     background: Tuple[float, float, float] = (0.0, 0.0, 0.0)
+    eps2d: float = 0.3  # the rasterizer's 2-D widening (px^2): a converted bundle's own (TrainConfig.eps2d)
     enable_collider: bool = False
 
     def realsim_config(self) -> ScaffoldConfig | GS3DConfig:
@@ -152,10 +153,12 @@ class RealsimModel(Model):
             cam_idx = int(camera.metadata["cam_idx"])
         bg = self._background().to(viewmat.device)
         if not self.training:
-            out = render_model(self.rs, viewmat, K, W, H, self.config.backend, tuple(self.config.background), cam_idx)
+            out = render_model(self.rs, viewmat, K, W, H, self.config.backend, tuple(self.config.background), cam_idx,
+                               eps2d=self.config.eps2d)
             return {"rgb": out["rgb"], "depth": out["depth"], "accumulation": out["alpha"], "background": bg}
         splats, info = self.rs.decode(viewmat, K, W, H, cam_index=cam_idx, backend=self.config.backend)
-        img, alpha, meta = rasterize_splats(splats, viewmat, K, W, H, backend=self.config.backend, background=bg)
+        img, alpha, meta = rasterize_splats(splats, viewmat, K, W, H, backend=self.config.backend, background=bg,
+                                            eps2d=self.config.eps2d)
         if self.strategy is not None:
             self.strategy.step_pre_backward(meta)
         self._last = {"info": info, "meta": meta}

@@ -84,12 +84,15 @@ def append_elements(model: nn.Module, optimizers: Optimizers, new: dict[str, tor
         update_param(model, optimizers, name, fn)
 
 
-def _screen_grad_norm(meta: dict[str, Any]) -> torch.Tensor | None:
-    """|d loss / d means2d| in normalised device units (pixels x W/2, H/2), as the 0.0002 thresholds expect: [N]."""
+def _screen_grad_norm(meta: dict[str, Any], absgrad: bool = False) -> torch.Tensor | None:
+    """|d loss / d means2d| in normalised device units (pixels x W/2, H/2), as the 0.0002 thresholds expect: [N].
+    absgrad: the per-pixel gradients' absolute values summed (AbsGS), so a large Gaussian over texture whose pixels pull
+    it in opposite directions still counts as under-fitted."""
     m2d = meta.get("means2d")
-    if m2d is None or m2d.grad is None:
+    g = getattr(m2d, "absgrad", None) if absgrad else getattr(m2d, "grad", None)
+    if g is None:
         return None
-    g = m2d.grad.detach()[0].clone()  # [N,2]
+    g = g.detach()[0].clone()  # [N,2]
     g[:, 0] *= meta["width"] / 2.0
     g[:, 1] *= meta["height"] / 2.0
     return g.norm(dim=-1)
@@ -147,6 +150,7 @@ class ScaffoldStrategy(_Strategy):
     growth_factor: int = 16  # level 0 grows on voxels this many times the anchor voxel size (published: 16)
     level_factor: int = 4  # each finer level divides the voxel size by this
     max_anchors: int = 0  # 0 = no cap (the presets set one: a cap keeps runs within memory and time)
+    absgrad: bool = False  # grow on summed absolute per-pixel gradients (AbsGS; raise grad_threshold with it)
 
     def initialize_state(self, model: nn.Module, scene_extent: float = 1.0) -> dict[str, torch.Tensor]:
         M, k, dev = model.n_anchors, model.config.n_offsets, model.anchors.device
@@ -167,7 +171,7 @@ class ScaffoldStrategy(_Strategy):
             op = info["opacity_all"].reshape(-1, k).clamp_min(0).sum(1)
             state["opacity_accum"].index_add_(0, idx, op)
             state["anchor_denom"].index_add_(0, idx, torch.ones_like(op))
-            gn = _screen_grad_norm(meta)
+            gn = _screen_grad_norm(meta, self.absgrad)
             if gn is not None:
                 n = int(info["slot"].shape[0])  # neural Gaussians first; a sky model's splats follow them
                 gn, radii = gn[:n], meta["radii"][0][:n]
@@ -233,6 +237,7 @@ class ADCStrategy(_Strategy):
     prune_opa: float = 0.005
     prune_scale3d: float = 0.1  # x scene extent
     max_gaussians: int = 0  # 0 = no cap
+    absgrad: bool = False  # densify on summed absolute per-pixel gradients (AbsGS; raise grow_grad2d with it)
 
     def initialize_state(self, model: nn.Module, scene_extent: float = 1.0) -> dict[str, torch.Tensor]:
         n, dev = model.n_gaussians, model.means.device
@@ -248,7 +253,7 @@ class ADCStrategy(_Strategy):
             return {}
         extent = self.scene_extent(state)
         with torch.no_grad():
-            gn = _screen_grad_norm(meta)
+            gn = _screen_grad_norm(meta, self.absgrad)
             if gn is not None:
                 radii = meta["radii"][0]
                 vis = (radii > 0).all(-1) if radii.dim() == 2 else radii > 0

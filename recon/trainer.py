@@ -153,6 +153,8 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
     the model (a live viewer reads it). `device` (auto | cpu | cuda): where the model, images, optimiser and strategy
     state live; one code path for all (train_device.py). The returned model is on the CPU.
     """
+    if not 0.0 < cfg.eps2d <= 4.0:
+        raise InputError(f"eps2d {cfg.eps2d} px^2: the 2-D widening must be in (0, 4] (published 0.3)")
     dev = resolve_device(device, cfg.backend)
     backend = train_backend(cfg.backend, dev)  # the concrete rasterizer; cfg keeps what was asked (checkpoints compare it)
     out = Path(out)
@@ -307,7 +309,7 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
     report(progress, "evaluate", 0, len(ds.test))
     metrics = evaluate_views(model, [view_to(v, dev, compact=False) for v in ds.test], backend, cfg.background,
                              progress=lambda i: report(progress, "evaluate", i, len(ds.test)),
-                             appearance=NeighbourAppearance.for_model(model, cams))
+                             appearance=NeighbourAppearance.for_model(model, cams), eps2d=cfg.eps2d)
     metrics.update({"iterations": step, "train_seconds": round(seconds, 2), "train_cpu_seconds": round(cpu_seconds, 2),
                     "device": dev.type, "backend": backend, **model_counts(model)})
     model.to("cpu")  # bundles, viewers and callers read CPU tensors
@@ -355,7 +357,8 @@ def _train_step(model: nn.Module, view: View, vi: int, cfg: TrainConfig, bg: tor
     vm = view.viewmat if poses is None else poses(view.viewmat, vi, step)  # [4,4], refined pose when learning poses
     splats, info = model.decode(vm, view.K, view.width, view.height, cam_index=vi, backend=cfg.backend)
     img, _alpha, meta = rasterize_splats(splats, vm, view.K, view.width, view.height, backend=cfg.backend,
-                                         background=bg, render_mode="RGB" if dprior is None else "RGB+ED")
+                                         background=bg, render_mode="RGB" if dprior is None else "RGB+ED",
+                                         absgrad=bool(getattr(strategy, "absgrad", False)), eps2d=cfg.eps2d)
     strategy.step_pre_backward(meta)
     depth, img = img[..., 3:], img[..., :3]  # expected depth [H,W,1] (empty without the SfM depth prior)
     gt = image_float(view.image)  # [H,W,3] float32 (training photos travel as uint8)
@@ -381,7 +384,7 @@ def _train_step(model: nn.Module, view: View, vi: int, cfg: TrainConfig, bg: tor
 def _eval_view_psnr(model: nn.Module, view: View, cfg: TrainConfig, bg: torch.Tensor) -> float:
     was = model.training
     model.eval()
-    out = render_model(model, view.viewmat, view.K, view.width, view.height, cfg.backend, cfg.background)
+    out = render_model(model, view.viewmat, view.K, view.width, view.height, cfg.backend, cfg.background, eps2d=cfg.eps2d)
     model.train(was)
     return psnr(out["rgb"], view.image)
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from realsim.assets.cameras import CameraFrame, CameraSet
 from realsim.assets.scene import SceneInfo
-from realsim.recon.antialias import EPS2D, raster_settings, training_focal
+from realsim.recon.antialias import EPS2D, raster_settings, training_eps2d, training_focal
 from realsim.recon.bundle import Scene
 from realsim.recon.metrics import psnr
 from realsim.recon.splats import Splats, rasterize_splats
@@ -45,6 +45,14 @@ def test_settings_follow_the_ratio_of_focals():
     meta = {"train": {"downscale": 4.0}}
     assert training_focal(meta, [800.0, 820.0, 840.0]) == 205.0
     assert training_focal({}, [800.0]) is None and training_focal({"train": {}}, [800.0]) is None
+
+
+def test_a_model_trained_with_another_widening_is_drawn_with_it():
+    assert raster_settings(100.0, 100.0, eps2d=0.1) == {"eps2d": 0.1} and raster_settings(None, 50.0, eps2d=0.1) == {"eps2d": 0.1}
+    assert raster_settings(100.0, 50.0, eps2d=0.1) == {"rasterize_mode": "antialiased", "eps2d": 0.1}
+    assert raster_settings(100.0, 200.0, eps2d=0.1)["eps2d"] == 0.1 * 4.0
+    assert training_eps2d({"train": {"config": {"eps2d": 0.1}}}) == 0.1
+    assert training_eps2d({"train": {"config": {}}}) == EPS2D and training_eps2d({}) == EPS2D  # bundles before the field
 
 
 def test_antialiased_mode_matches_a_supersampled_render_when_coarser():
@@ -105,3 +113,15 @@ def test_scene_render_antialiases_away_from_the_trained_focal():
     assert not torch.allclose(half, _render(sp, 40.0, 48, 36).clamp(0, 1), atol=1e-3)
     same = scene.render(V, _K(80.0, 96, 72), 96, 72, backend="torch")["rgb"]
     assert torch.allclose(same, _render(sp, 80.0, 96, 72).clamp(0, 1), atol=1e-5)
+
+
+def test_scene_render_uses_the_trained_widening():
+    sp = _cloud(seed=2)
+    frame = CameraFrame("a.jpg", _K(320.0, 384, 288).numpy().astype(np.float64), np.eye(4), 384, 288)
+    info = SceneInfo(model_kind="3dgs", metadata={"train": {"downscale": 4.0, "config": {"eps2d": 0.1}}})
+    scene = Scene(info, CameraSet([frame]), Path("."), _Fixed(sp))
+    same = scene.render(V, _K(80.0, 96, 72), 96, 72, backend="torch")["rgb"]
+    assert torch.allclose(same, _render(sp, 80.0, 96, 72, eps2d=0.1).clamp(0, 1), atol=1e-5)
+    assert not torch.allclose(same, _render(sp, 80.0, 96, 72).clamp(0, 1), atol=1e-3)  # the default 0.3 differs
+    double = scene.render(V, _K(160.0, 192, 144), 192, 144, backend="torch")["rgb"]
+    assert torch.allclose(double, _render(sp, 160.0, 192, 144, eps2d=0.4).clamp(0, 1), atol=1e-5)

@@ -156,6 +156,31 @@ def test_bundle_converter_renders_the_scene_without_training(tiny):
         assert err < 2.0 / 255, f"ns-render of the converted bundle differs from the scene by {err:.4f}"
 
 
+def test_converted_bundle_is_drawn_with_its_trained_widening(tiny):
+    """A bundle trained with another 2-D widening (TrainConfig.eps2d, as the `real` preset's 0.1) renders in nerfstudio
+    as realsim draws it."""
+    import json
+    import shutil
+
+    from realsim.recon.bundle import load_scene
+
+    root, scene, _work = tiny
+    narrow = root / "scene_eps01"
+    shutil.copytree(scene, narrow, symlinks=True)
+    info = json.loads((narrow / "scene.json").read_text())
+    info.setdefault("metadata", {}).setdefault("train", {}).setdefault("config", {})["eps2d"] = 0.1
+    (narrow / "scene.json").write_text(json.dumps(info))
+    sc = load_scene(narrow)
+    assert sc.train_eps2d() == 0.1
+    config = _convert(narrow, root / "converted_eps01")
+    assert "eps2d: 0.1" in config.read_text()
+    ns = _ns_render_test_views(config, root, "converted_eps01")
+    for f, _img in _test_views(narrow):
+        ref = sc.render(f.viewmat, f.K, f.width, f.height)["rgb"].numpy()
+        err = float(np.abs(ns[Path(f.name).stem] - ref).mean())
+        assert err < 2.0 / 255, f"ns-render of the converted bundle differs from realsim's render by {err:.4f}"
+
+
 def test_converter_refuses_a_foreign_folder(tmp_path):
     (tmp_path / "x").mkdir()
     p = subprocess.run([str(NS / "python"), "-m", "realsim.recon.ns_convert", str(tmp_path / "x"), "-o",

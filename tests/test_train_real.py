@@ -145,6 +145,20 @@ def test_real_preset_scales_with_images_and_trains_at_render_size():
     assert preset_config("real", "scaffold", 700, n_images=25).iterations == 700
     assert c.scaffold_strategy.update_until == int(0.6 * 2500)
     assert c.scaffold_strategy.growth_factor == 4 and preset_config("cpu", "scaffold").scaffold_strategy.growth_factor == 16
+    # Mip-Splatting's 2-D filter for real captures; the other presets keep the published widening
+    assert c.eps2d == 0.1 and all(preset_config(p, "scaffold").eps2d == 0.3 for p in ("cpu", "cpu-fast", "gpu"))
+
+
+def test_absurd_widening_is_refused_before_anything_is_written(tmp_path):
+    from realsim.assets.errors import InputError
+    from realsim.recon.trainer import train
+
+    c = preset_config("real", "scaffold")
+    for bad in (0.0, -0.1, 50.0):
+        c.eps2d = bad
+        with pytest.raises(InputError, match="eps2d"):
+            train(tmp_path / "missing", tmp_path / "out", c)
+    assert not (tmp_path / "out").exists()
 
 
 def test_offset_learning_rate_stops_growing_with_the_camera_spread():
@@ -189,6 +203,7 @@ def test_real_preset_trains_on_fern():
 
         sc = load_scene(f"{td}/scene")
         assert sc.model.config.sky_gaussians == cfg.scaffold.sky_gaussians
+        assert sc.train_eps2d() == cfg.eps2d == 0.1  # recorded: the bundle draws with the widening it was trained with
         # held-out views are scored as the bundle renders them (the nearby photos' colour) and in the shared look
         from realsim.recon.evaluation import evaluate_scene
 
