@@ -155,9 +155,9 @@ def seed_summary(rows: list[dict]) -> dict:
     return out
 
 
-def split_metrics(model, ds, backend: str, background: tuple, eps2d: float = 0.3) -> dict:
+def split_metrics(model, ds, backend: str, background: tuple, eps2d: float) -> dict:
     """Held-out metrics split into interpolated views and extrapolated ones (the first / last view by name: outside
-    the walk), with the half-split colour-affine protocol and sharpness."""
+    the walk), with the half-split colour-affine protocol and sharpness; drawn with the trained widening eps2d."""
     from realsim.recon.appearance import NeighbourAppearance
     from realsim.recon.trainer import evaluate_views
 
@@ -178,7 +178,7 @@ def split_metrics(model, ds, backend: str, background: tuple, eps2d: float = 0.3
     return split
 
 
-def train_view_scores(model, ds, backend: str, background: tuple, every: int = 2, eps2d: float = 0.3) -> dict:
+def train_view_scores(model, ds, backend: str, background: tuple, eps2d: float, every: int = 2) -> dict:
     """PSNR and sharpness (Laplacian variance of render over photo) at every `every`-th training photo's own position,
     rendered with the shared appearance (no per-image colour affine): where the walk passes the photos."""
     from realsim.recon.trainer import evaluate_views

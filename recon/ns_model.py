@@ -17,6 +17,7 @@ from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttrib
 from nerfstudio.models.base_model import Model, ModelConfig
 from torch import nn
 
+from .antialias import EPS2D
 from .bundle import render_model
 from .gs3d import GS3DConfig, GS3DModel
 from .metrics import psnr, ssim
@@ -50,7 +51,7 @@ class RealsimModelConfig(ModelConfig):
     lr_scale: float = 1.0
     densify: bool = True  # run realsim's densification strategy (ScaffoldStrategy / ADCStrategy) on its schedule
     background: Tuple[float, float, float] = (0.0, 0.0, 0.0)
-    eps2d: float = 0.3  # the rasterizer's 2-D widening (px^2): a converted bundle's own (TrainConfig.eps2d)
+    eps2d: float = EPS2D  # the rasterizer's 2-D widening (px^2): a converted bundle's own (TrainConfig.eps2d)
     enable_collider: bool = False
 
     def realsim_config(self) -> ScaffoldConfig | GS3DConfig:

@@ -9,6 +9,7 @@ from pathlib import Path
 from realsim.assets.config import ConfigDict
 from realsim.assets.errors import InputError
 
+from .antialias import EPS2D
 from .gs3d import GS3DConfig
 from .pose_refine import PoseRefineConfig
 from .scaffold import ScaffoldConfig
@@ -53,7 +54,7 @@ class TrainConfig(ConfigDict):
     offset_lr_max_extent: float = 6.0
     # the rasterizer's 2-D widening (px^2) every projected Gaussian gets in training; recorded in scene.json, and every
     # render of the bundle uses it (recon/antialias.py). 0.3 as published; Mip-Splatting's 2-D filter is 0.1
-    eps2d: float = 0.3
+    eps2d: float = EPS2D
     sh_degree_interval: int = 1000  # 3DGS: raise the active SH degree every this many steps
     threads: int = 0  # torch CPU threads; 0 = leave them as set (the CLI sets --threads / $REALSIM_THREADS at start)
     # wall-time budget (0 = off): training stops when it is spent, and learning-rate, resolution and densification

@@ -46,5 +46,6 @@ def test_absolute_gradient_sees_texture_the_plain_gradient_cancels(backend):
     g, a = meta["means2d"].grad[0], meta["means2d"].absgrad[0]
     assert bool((g.abs() <= a + 1e-9).all()) and float(a.abs().sum()) > 0
 
+
 def test_strategies_default_to_the_published_statistic():
     assert ScaffoldStrategy().absgrad is False and ADCStrategy().absgrad is False
