@@ -43,6 +43,7 @@ from .scaffold import ScaffoldConfig, ScaffoldModel, exp_lr, lr_schedule_scaffol
 from .splats import rasterize_splats
 from .train_config import PRESETS, TrainConfig, preset_config, scale_schedule
 from .train_device import checkpoint_to, image_float, resolve_device, train_backend, view_to
+from .view_balance import epoch_order, training_weights
 
 __all__ = ["TrainConfig", "PRESETS", "preset_config", "scale_schedule", "TrainResult", "train", "make_model",
            "evaluate_views", "evaluate_scene", "load_checkpoint", "guard_interrupted_run"]
@@ -225,6 +226,7 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
     model.train()
     n_iter = cfg.iterations
     train_views = [view_to(v, dev) for v in ds.train]  # photos as uint8 on the device
+    view_w = training_weights(ds.points, ds.train, cfg.view_balance)  # [V] or None (uniform epochs)
     eval_view = view_to(ds.test[0] if ds.test else ds.train[0], dev, compact=False)
     bg = torch.tensor(cfg.background, dtype=torch.float32, device=dev)
     _warmup(backend, dev)  # JIT-building / loading kernels is not training time
@@ -242,7 +244,7 @@ def train(source: str | os.PathLike, out: str | os.PathLike, cfg: TrainConfig, p
         with _StopFlag() as flag:
             while step < n_iter:
                 if not order:
-                    order = torch.randperm(len(ds.train), generator=gen).tolist()
+                    order = epoch_order(view_w, len(ds.train), gen)
                 vi = order.pop()
                 # schedule position: the iteration, or with a time budget the elapsed share of it if that is further
                 sched = step

@@ -147,6 +147,8 @@ def test_real_preset_scales_with_images_and_trains_at_render_size():
     assert c.scaffold_strategy.growth_factor == 4 and preset_config("cpu", "scaffold").scaffold_strategy.growth_factor == 16
     # Mip-Splatting's 2-D filter for real captures; the other presets keep the published widening
     assert c.eps2d == 0.1 and all(preset_config(p, "scaffold").eps2d == 0.3 for p in ("cpu", "cpu-fast", "gpu"))
+    # the published D-SSIM weight and uniform view sampling (0.4 and coverage balancing measured on lund, left off)
+    assert c.lambda_dssim == 0.2 and c.view_balance == 0.0
 
 
 def test_absurd_widening_is_refused_before_anything_is_written(tmp_path):

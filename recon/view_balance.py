@@ -1,0 +1,76 @@
+"""Coverage-balanced view sampling: photos whose content few other photos see up close are drawn more often.
+
+On a walk, a region near the end is seen at full detail by three or four photos while one near the start is seen by a
+dozen; with uniform sampling the first gets a third of the gradient steps and stays blurred (lund: sharpness 0.2 at the
+last photos against 0.5 at the first). A view's coverage is the mean, over the SfM points inside its frustum, of how
+many training views see that point from no further than depth_ratio times as far (so at a comparable pixel footprint).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .dataset import View
+
+__all__ = ["view_coverage", "balanced_weights", "balanced_order", "training_weights", "epoch_order"]
+
+MAX_POINTS = 20_000  # coverage is a mean: a random subset of the SfM points estimates it (bounds time and memory)
+
+
+def _depths_inside(points: torch.Tensor, views: list[View]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Camera depth of each point in each view [V,P] and whether it projects inside that view's image [V,P] bool."""
+    zs, ins = [], []
+    for v in views:
+        cam = points @ v.viewmat[:3, :3].T.float() + v.viewmat[:3, 3].float()  # [P,3]
+        z = cam[:, 2]
+        uv = cam @ v.K.T.float()
+        u, w = uv[:, 0] / z.clamp_min(1e-9), uv[:, 1] / z.clamp_min(1e-9)
+        zs.append(z)
+        ins.append((z > 1e-3) & (u >= 0) & (u < v.width) & (w >= 0) & (w < v.height))
+    return torch.stack(zs), torch.stack(ins)
+
+
+def view_coverage(points: np.ndarray, views: list[View], depth_ratio: float = 1.5, seed: int = 0) -> np.ndarray:
+    """Per view: mean number of views (itself included) that see its in-frustum SfM points from <= depth_ratio x its
+    depth [V]; 1 for a view that holds no point. Occlusion is ignored (a cheap, pose-only estimate)."""
+    p = torch.as_tensor(np.asarray(points, dtype=np.float32))
+    if p.shape[0] > MAX_POINTS:
+        g = torch.Generator().manual_seed(seed)
+        p = p[torch.randperm(p.shape[0], generator=g)[:MAX_POINTS]]
+    Z, inside = _depths_inside(p, views)
+    cov = np.ones(len(views))
+    for i in range(len(views)):
+        m = inside[i]
+        if bool(m.any()):
+            near = inside[:, m] & (Z[:, m] <= depth_ratio * Z[i, m][None])  # [V,Pi]
+            cov[i] = float(near.sum(0).float().mean())
+    return cov
+
+
+def balanced_weights(coverage: np.ndarray, power: float, max_ratio: float = 4.0) -> np.ndarray:
+    """Sampling probabilities proportional to coverage^-power, the largest at most max_ratio x the smallest [V]."""
+    w = np.maximum(coverage, 1.0) ** -power
+    w = np.minimum(w, w.min() * max_ratio)
+    return w / w.sum()
+
+
+def balanced_order(weights: torch.Tensor, generator: torch.Generator) -> list[int]:
+    """One epoch of view indices (as many draws as views) by systematic sampling of weights [V]: each view appears
+    floor or ceil of its expected count, in shuffled order (less noisy than independent draws)."""
+    n = weights.shape[0]
+    cum = torch.cumsum(weights.double() / weights.double().sum(), 0) * n  # [V]
+    u = torch.rand(1, generator=generator, dtype=torch.float64) + torch.arange(n, dtype=torch.float64)  # [n]
+    idx = torch.searchsorted(cum, u).clamp_max(n - 1)
+    return idx[torch.randperm(n, generator=generator)].tolist()
+
+
+def training_weights(points: np.ndarray, views: list[View], power: float) -> torch.Tensor | None:
+    """The trainer's view probabilities [V] for TrainConfig.view_balance = power (None: uniform, power 0)."""
+    if power <= 0 or len(views) < 2:
+        return None
+    return torch.as_tensor(balanced_weights(view_coverage(points, views), power))
+
+
+def epoch_order(weights: torch.Tensor | None, n: int, generator: torch.Generator) -> list[int]:
+    """The next epoch's view indices: a shuffle of all n views, or balanced_order(weights)."""
+    return torch.randperm(n, generator=generator).tolist() if weights is None else balanced_order(weights, generator)
