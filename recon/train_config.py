@@ -126,8 +126,9 @@ def preset_config(name: str, model: str = "scaffold", iterations: int | None = N
         # 0.25-0.34 of their sharpness; lund seeds 0 / 1: sharpness 0.23 / 0.25 -> 0.26 / 0.27 held out, 17.12 dB /
         # 0.555 SSIM interpolated on the mean (was 17.26 / 0.552; docs/lund/README.md)
         cfg.eps2d = 0.1
-        # D-SSIM weight 0.4 renders lund 34% sharper (0.27 -> 0.36 held out) but costs ~30% more CPU and the demo then
-        # trains 605 s for 16.95 dB: the published 0.2 stays (docs/lund/README.md); so does uniform view sampling
+        # D-SSIM weight 0.4 (alone, or with growth threshold 0.0003) renders lund 27-34% sharper on the bench, but the
+        # demo's own runs scored 16.95 / 16.90 dB: the published 0.2 stays, and so does uniform view sampling
+        # (docs/lund/README.md, stop 35)
     elif name == "gpu":
         # the published runs: 30k iterations at full resolution (longest side capped at 1600 px as the reference code
         # does), no coarse-to-fine, the published losses and densification schedule (not scaled: 30k iterations)

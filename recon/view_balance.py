@@ -1,9 +1,9 @@
 """Coverage-balanced view sampling: photos whose content few other photos see up close are drawn more often.
 
-On a walk, a region near the end is seen at full detail by three or four photos while one near the start is seen by a
-dozen; with uniform sampling the first gets a third of the gradient steps and stays blurred (lund: sharpness 0.2 at the
-last photos against 0.5 at the first). A view's coverage is the mean, over the SfM points inside its frustum, of how
-many training views see that point from no further than depth_ratio times as far (so at a comparable pixel footprint).
+On lund the end of the walk is seen up close by three or four photos, the start by about fourteen; with uniform sampling
+the end gets about a quarter of the steps and stays blurred (renders 0.22-0.29 as sharp as the last photos, 0.4-0.5 at
+the first). A view's coverage is the mean, over the SfM points inside its frustum, of how many training views see that
+point from no further than depth_ratio times as far (so at a comparable pixel footprint).
 """
 from __future__ import annotations
 
