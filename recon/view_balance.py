@@ -11,39 +11,29 @@ import numpy as np
 import torch
 
 from .dataset import View
+from .depth_prior import project_depths
 
 __all__ = ["view_coverage", "balanced_weights", "balanced_order", "training_weights", "epoch_order"]
 
 MAX_POINTS = 20_000  # coverage is a mean: a random subset of the SfM points estimates it (bounds time and memory)
 
 
-def _depths_inside(points: torch.Tensor, views: list[View]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Camera depth of each point in each view [V,P] and whether it projects inside that view's image [V,P] bool."""
-    zs, ins = [], []
-    for v in views:
-        cam = points @ v.viewmat[:3, :3].T.float() + v.viewmat[:3, 3].float()  # [P,3]
-        z = cam[:, 2]
-        uv = cam @ v.K.T.float()
-        u, w = uv[:, 0] / z.clamp_min(1e-9), uv[:, 1] / z.clamp_min(1e-9)
-        zs.append(z)
-        ins.append((z > 1e-3) & (u >= 0) & (u < v.width) & (w >= 0) & (w < v.height))
-    return torch.stack(zs), torch.stack(ins)
-
-
 def view_coverage(points: np.ndarray, views: list[View], depth_ratio: float = 1.5, seed: int = 0) -> np.ndarray:
     """Per view: mean number of views (itself included) that see its in-frustum SfM points from <= depth_ratio x its
     depth [V]; 1 for a view that holds no point. Occlusion is ignored (a cheap, pose-only estimate)."""
-    p = torch.as_tensor(np.asarray(points, dtype=np.float32))
+    p = np.asarray(points, dtype=np.float32)
     if p.shape[0] > MAX_POINTS:
         g = torch.Generator().manual_seed(seed)
-        p = p[torch.randperm(p.shape[0], generator=g)[:MAX_POINTS]]
-    Z, inside = _depths_inside(p, views)
+        p = p[torch.randperm(p.shape[0], generator=g)[:MAX_POINTS].numpy()]
+    Z = np.full((len(views), p.shape[0]), np.inf)  # [V,P] depth in each view, inf outside its image
+    for j, v in enumerate(views):
+        _, z, idx = project_depths(p, v, near=1e-3)
+        Z[j, idx] = z
     cov = np.ones(len(views))
     for i in range(len(views)):
-        m = inside[i]
-        if bool(m.any()):
-            near = inside[:, m] & (Z[:, m] <= depth_ratio * Z[i, m][None])  # [V,Pi]
-            cov[i] = float(near.sum(0).float().mean())
+        m = np.isfinite(Z[i])
+        if m.any():
+            cov[i] = float((Z[:, m] <= depth_ratio * Z[i, m][None]).sum(0).mean())  # [V,Pi] -> mean views per point
     return cov
 
 
